@@ -1,0 +1,1 @@
+"""Efficiency analytics: AC drawn by the vehicle's meter(s) vs DC delivered to its battery."""

@@ -1,0 +1,44 @@
+"""GET /v1/analytics/performance/{vehicleId}?from=&to=."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response
+
+from energy_ingest.analytics.schemas import Performance
+from energy_ingest.analytics.service import resolve_window, vehicle_performance
+from energy_ingest.dependencies import ReadConn, SettingsDep
+from energy_ingest.http import json_response, parse_query_timestamp
+from energy_ingest.live.endpoints import require_device_id
+
+router = APIRouter(prefix="/v1/analytics", tags=["analytics"])
+
+
+@router.get(
+    "/performance/{vehicleId}",
+    response_model=Performance,
+    responses={
+        404: {"description": "The vehicle never reported and has no meter assignment."},
+        422: {"description": "Malformed from/to, from ≥ to, or a span beyond the limit."},
+    },
+)
+async def performance(
+    vehicleId: str,
+    connection: ReadConn,
+    settings: SettingsDep,
+    start: Annotated[
+        str | None, Query(alias="from", description="ISO 8601; default to − 24 h")
+    ] = None,
+    end: Annotated[str | None, Query(alias="to", description="ISO 8601; default now")] = None,
+) -> Response:
+    require_device_id("vehicleId", vehicleId)
+    window = resolve_window(
+        parse_query_timestamp("from", start),
+        parse_query_timestamp("to", end),
+        datetime.now(UTC),
+        settings.max_analytics_span,
+    )
+    answer = await vehicle_performance(connection, vehicleId, window, settings.efficiency_threshold)
+    return json_response(answer)

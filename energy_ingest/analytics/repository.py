@@ -1,0 +1,38 @@
+"""SQL of the performance summary; each statement is bounded to one device and one window."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import asyncpg
+
+from energy_ingest.db.pool import ReadConnection
+from energy_ingest.db.sql import sql
+
+
+async def get_vehicle_presence(connection: ReadConnection, vehicle_id: str) -> asyncpg.Record:
+    row = await connection.fetchrow(sql("get_vehicle_presence"), vehicle_id)
+    assert row is not None  # a SELECT of EXISTS always returns one row
+    return row
+
+
+async def summarize_vehicle_window(
+    connection: ReadConnection, vehicle_id: str, start: datetime, end: datetime
+) -> asyncpg.Record:
+    row = await connection.fetchrow(sql("summarize_vehicle_window"), vehicle_id, start, end)
+    assert row is not None  # an aggregate without GROUP BY always returns one row
+    return row
+
+
+async def list_assignments_in_window(
+    connection: ReadConnection, vehicle_id: str, start: datetime, end: datetime
+) -> list[asyncpg.Record]:
+    return await connection.fetch(sql("list_assignments_in_window"), vehicle_id, start, end)
+
+
+async def summarize_meter_window(
+    connection: ReadConnection, meter_id: str, start: datetime, end: datetime
+) -> asyncpg.Record:
+    row = await connection.fetchrow(sql("summarize_meter_window"), meter_id, start, end)
+    assert row is not None  # an aggregate without GROUP BY always returns one row
+    return row

@@ -1,0 +1,161 @@
+"""create_app(settings) and the lifespan that owns the database, the writer and background tasks."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from typing import Any
+
+import asyncpg
+from fastapi import FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
+from pydantic.json_schema import models_json_schema
+
+from energy_ingest import __version__
+from energy_ingest.analytics.endpoints import router as analytics_router
+from energy_ingest.config import Settings
+from energy_ingest.db.embedded import embedded_postgres
+from energy_ingest.db.migrations import migrate
+from energy_ingest.db.partitions import PartitionManager
+from energy_ingest.db.pool import open_database
+from energy_ingest.dependencies import EngineState
+from energy_ingest.errors import EngineError, FieldProblem, ValidationFailed
+from energy_ingest.fleet.endpoints import router as fleet_router
+from energy_ingest.fleet.schemas import AssignMeter
+from energy_ingest.health.endpoints import router as health_router
+from energy_ingest.http import json_response
+from energy_ingest.ingest.endpoints import router as ingest_router
+from energy_ingest.ingest.schemas import Limits, MeterReading, VehicleReading
+from energy_ingest.live.endpoints import router as live_router
+from energy_ingest.writer.group_commit import DATABASE_FAILURES, GroupCommitWriter
+
+logger = logging.getLogger(__name__)
+
+_MAINTENANCE_INTERVAL_SECONDS = 3600.0
+_CONNECT_ATTEMPTS = 30
+
+
+async def _migrate_when_reachable(url: str) -> None:
+    """Apply migrations, waiting up to ~30 s for a database that is still starting."""
+    for attempt in range(1, _CONNECT_ATTEMPTS + 1):
+        try:
+            connection = await asyncpg.connect(url)
+        except (OSError, asyncpg.CannotConnectNowError, asyncpg.PostgresConnectionError):
+            if attempt == _CONNECT_ATTEMPTS:
+                raise
+            logger.warning("database not reachable yet (attempt %d); retrying", attempt)
+            await asyncio.sleep(1.0)
+            continue
+        try:
+            applied = await migrate(connection)
+            if applied:
+                logger.info("migrations applied: %s", ", ".join(applied))
+            return
+        finally:
+            await connection.close()
+
+
+async def _maintain_partitions(partitions: PartitionManager, days_ahead: int) -> None:
+    """Keep tomorrow's partitions ready before midnight; survive database outages."""
+    while True:
+        await asyncio.sleep(_MAINTENANCE_INTERVAL_SECONDS)
+        try:
+            await partitions.prepare_ahead(days_ahead)
+        except DATABASE_FAILURES as exc:
+            logger.warning("partition maintenance failed, will retry: %r", exc)
+
+
+@asynccontextmanager
+async def engine_lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings: Settings = app.state.settings
+    async with AsyncExitStack() as stack:
+        url = settings.database_url
+        if url is None:
+            url = await asyncio.to_thread(stack.enter_context, embedded_postgres(settings.data_dir))
+        await _migrate_when_reachable(url)
+        database = await stack.enter_async_context(open_database(url, settings))
+        partitions = PartitionManager(database.write_pool)
+        await partitions.refresh()
+        await partitions.prepare_ahead(settings.partition_days_ahead)
+        writer = await stack.enter_async_context(GroupCommitWriter(database, partitions, settings))
+        maintenance = asyncio.create_task(
+            _maintain_partitions(partitions, settings.partition_days_ahead),
+            name="partition-maintenance",
+        )
+        app.state.engine = EngineState(
+            settings=settings,
+            database=database,
+            partitions=partitions,
+            writer=writer,
+            limits=Limits.from_settings(settings),
+            maintenance=maintenance,
+        )
+        try:
+            yield
+        finally:
+            maintenance.cancel()
+            await asyncio.gather(maintenance, return_exceptions=True)
+            # Leaving the stack drains the writer (everything accepted is committed) and
+            # only then closes the pools and stops an embedded server.
+
+
+async def _engine_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, EngineError)
+    return json_response(exc.body(), exc.status_code, exc.headers())
+
+
+async def _request_validation_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)
+    problems = [
+        FieldProblem(
+            field=".".join(str(part) for part in error["loc"][1:]) or "request",
+            rule=str(error["type"]),
+            message=str(error["msg"]),
+        )
+        for error in exc.errors()
+    ]
+    return await _engine_error(request, ValidationFailed(problems))
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    if app.openapi_schema:
+        return app.openapi_schema
+    schema = get_openapi(
+        title=app.title, version=app.version, description=app.description, routes=app.routes
+    )
+    # Bodies parsed by hand reference these models; publish their schemas as components.
+    _, definitions = models_json_schema(
+        [(MeterReading, "validation"), (VehicleReading, "validation"), (AssignMeter, "validation")],
+        ref_template="#/components/schemas/{model}",
+    )
+    schema.setdefault("components", {}).setdefault("schemas", {}).update(definitions["$defs"])
+    app.openapi_schema = schema
+    return schema
+
+
+def create_app(settings: Settings) -> FastAPI:
+    """The ASGI application; nothing connects until its lifespan starts."""
+    app = FastAPI(
+        title="Energy Ingestion Engine",
+        version=__version__,
+        description=(
+            "Meter (AC) and vehicle (DC) telemetry: every reading kept as an audit trail, the "
+            "live state of every device, and 24-hour charging efficiency per vehicle."
+        ),
+        lifespan=engine_lifespan,
+    )
+    app.state.settings = settings
+    app.add_exception_handler(EngineError, _engine_error)
+    app.add_exception_handler(RequestValidationError, _request_validation_error)
+    for router in (ingest_router, analytics_router, live_router, fleet_router, health_router):
+        app.include_router(router)
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+    return app
+
+
+def create_app_from_environment() -> FastAPI:
+    """Factory for `uvicorn --factory` and multi-worker serving: settings from the environment."""
+    return create_app(Settings())

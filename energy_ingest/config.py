@@ -1,0 +1,76 @@
+"""Typed settings of the engine, read from `EIE_*` environment variables (and `DATABASE_URL`)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+from pydantic import AliasChoices, Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Every tunable of the engine. Built once by the CLI or the test suite and passed in."""
+
+    model_config = SettingsConfigDict(env_prefix="EIE_", extra="ignore", frozen=True)
+
+    # --- where the data lives -------------------------------------------------------------
+    database_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("EIE_DATABASE_URL", "DATABASE_URL", "database_url"),
+        description="PostgreSQL URL; when unset an embedded PostgreSQL is started in data_dir.",
+    )
+    data_dir: Path = Field(
+        default=Path(".energy-ingest"),
+        description="Folder of the embedded PostgreSQL's data; survives restarts.",
+    )
+
+    # --- HTTP server ------------------------------------------------------------------------
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+    workers: int = Field(default=1, ge=1, le=64)
+
+    # --- validation bounds (every bound is a setting) --------------------------------------
+    max_kwh_per_reading: float = Field(default=100.0, gt=0)
+    min_voltage: float = 0.0
+    max_voltage: float = 2000.0
+    min_soc: float = 0.0
+    max_soc: float = 100.0
+    min_battery_temp: float = -60.0
+    max_battery_temp: float = 100.0
+    max_clock_skew: timedelta = timedelta(minutes=5)
+    max_backfill: timedelta = timedelta(days=30)
+    max_batch_items: int = Field(default=10_000, ge=1)
+    max_body_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
+
+    # --- group-commit writer ------------------------------------------------------------------
+    writer_batch_size: int = Field(default=5_000, ge=1, description="Flush at this many readings.")
+    writer_flush_ms: float = Field(
+        default=20.0, ge=0, description="Longest time a reading waits for its batch to fill."
+    )
+    writer_queue_limit: int = Field(
+        default=100_000, ge=1, description="Readings waiting to be written; beyond it 503."
+    )
+    writer_concurrency: int = Field(
+        default=2, ge=1, description="Batches committed in parallel, each on its own connection."
+    )
+    retry_after_seconds: int = Field(default=1, ge=1)
+
+    # --- storage ------------------------------------------------------------------------------
+    partition_days_ahead: int = Field(default=3, ge=1)
+    read_pool_size: int = Field(default=8, ge=1)
+
+    # --- analytics ----------------------------------------------------------------------------
+    efficiency_threshold: float = Field(default=0.85, gt=0, le=1)
+    max_analytics_span: timedelta = timedelta(days=31)
+
+    @model_validator(mode="after")
+    def _bounds_are_ordered(self) -> Settings:
+        for low, high in (
+            ("min_voltage", "max_voltage"),
+            ("min_soc", "max_soc"),
+            ("min_battery_temp", "max_battery_temp"),
+        ):
+            if getattr(self, low) >= getattr(self, high):
+                raise ValueError(f"{low} must be lower than {high}")
+        return self

@@ -1,0 +1,1 @@
+"""PostgreSQL access: pools, named SQL, migrations, partitions, the embedded server."""

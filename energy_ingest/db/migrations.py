@@ -1,0 +1,74 @@
+"""Forward-only SQL migrations, applied in name order under an advisory lock."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from importlib import resources
+
+import asyncpg
+
+from energy_ingest.db.pool import PooledConnection
+from energy_ingest.db.sql import sql
+
+AnyConnection = asyncpg.Connection | PooledConnection
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    """One `YYYYMMDDHHMM_slug.sql` file."""
+
+    version: str
+    script: str
+
+
+def available_migrations() -> list[Migration]:
+    """Every migration shipped with the package, oldest first."""
+    folder = resources.files("energy_ingest.db").joinpath("migrations")
+    found = [
+        Migration(version=entry.name.removesuffix(".sql"), script=entry.read_text("utf-8"))
+        for entry in folder.iterdir()
+        if entry.name.endswith(".sql")
+    ]
+    return sorted(found, key=lambda migration: migration.version)
+
+
+async def applied_versions(connection: AnyConnection) -> list[str]:
+    """Versions recorded in schema_migrations; empty when no migration ever ran."""
+    try:
+        rows = await connection.fetch(sql("list_applied_migrations"))
+    except asyncpg.UndefinedTableError:
+        return []
+    return [row["version"] for row in rows]
+
+
+async def pending_versions(connection: AnyConnection) -> list[str]:
+    """Shipped migrations that this database has not applied yet."""
+    applied = set(await applied_versions(connection))
+    return [m.version for m in available_migrations() if m.version not in applied]
+
+
+async def migrate(connection: AnyConnection) -> list[str]:
+    """Apply every pending migration, each in its own transaction; return the versions applied.
+
+    Safe to call from several processes at once: the advisory lock makes the others wait and
+    then find nothing left to do.
+    """
+    await connection.execute(sql("lock_migrations"))
+    try:
+        await connection.execute(sql("create_migrations_table"))
+        applied = set(await applied_versions(connection))
+        done: list[str] = []
+        for migration in available_migrations():
+            if migration.version in applied:
+                continue
+            async with connection.transaction():
+                await connection.execute(migration.script)
+                await connection.execute(sql("record_migration"), migration.version)
+            logger.info("applied migration %s", migration.version)
+            done.append(migration.version)
+        return done
+    finally:
+        await connection.execute(sql("unlock_migrations"))

@@ -1,0 +1,87 @@
+"""Daily partitions of the history tables: made ahead of time and on demand for back-fills."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from collections.abc import Iterable
+from datetime import UTC, date, datetime, timedelta
+
+import asyncpg
+
+from energy_ingest.db.sql import quote_identifier, quote_literal, sql
+
+logger = logging.getLogger(__name__)
+
+HISTORY_TABLES = ("meter_readings", "vehicle_readings")
+_DAY_SUFFIX = re.compile(r"_p(?P<day>\d{8})$")
+
+
+def partition_name(parent: str, day: date) -> str:
+    """`meter_readings` + 2026-11-27 → `meter_readings_p20261127`."""
+    return f"{parent}_p{day:%Y%m%d}"
+
+
+def day_of(moment: datetime) -> date:
+    """The UTC day a reading's timestamp falls in: the partition it belongs to."""
+    return moment.astimezone(UTC).date()
+
+
+def create_partition_statement(parent: str, day: date) -> str:
+    """DDL for one day's partition, identifiers and bounds quoted."""
+    start = datetime(day.year, day.month, day.day, tzinfo=UTC)
+    end = start + timedelta(days=1)
+    return sql("create_day_partition").format(
+        partition=quote_identifier(partition_name(parent, day)),
+        parent=quote_identifier(parent),
+        start=quote_literal(start.isoformat()),
+        end=quote_literal(end.isoformat()),
+    )
+
+
+class PartitionManager:
+    """Knows which days have partitions and creates the missing ones before a batch needs them.
+
+    The set of known days is a cache: a day is added only after its partition is committed, so a
+    batch never waits on DDL for a day it has seen before.
+    """
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+        self._known: set[date] = set()
+        self._lock = asyncio.Lock()
+
+    async def refresh(self) -> None:
+        """Load the days whose partitions exist in every history table."""
+        async with self._pool.acquire() as connection:
+            rows = await connection.fetch(sql("list_day_partitions"), list(HISTORY_TABLES))
+        days_by_table: dict[str, set[date]] = {table: set() for table in HISTORY_TABLES}
+        for row in rows:
+            match = _DAY_SUFFIX.search(row["partition_name"])
+            if match:
+                parsed = datetime.strptime(match.group("day"), "%Y%m%d").date()
+                days_by_table[row["parent_name"]].add(parsed)
+        self._known = set.intersection(*days_by_table.values())
+
+    async def ensure(self, days: Iterable[date]) -> None:
+        """Make sure every day in `days` has its partitions; cheap when they all exist."""
+        missing = set(days) - self._known
+        if not missing:
+            return
+        async with self._lock:
+            missing -= self._known
+            if not missing:
+                return
+            async with self._pool.acquire() as connection, connection.transaction():
+                await connection.execute(sql("lock_partition_maintenance"))
+                for day in sorted(missing):
+                    for table in HISTORY_TABLES:
+                        await connection.execute(create_partition_statement(table, day))
+            self._known |= missing
+            logger.info("history partitions ready for %s", ", ".join(map(str, sorted(missing))))
+
+    async def prepare_ahead(self, days_ahead: int, today: date | None = None) -> None:
+        """Create today's partitions and those of the next `days_ahead` days."""
+        first = today or datetime.now(UTC).date()
+        await self.ensure(first + timedelta(days=offset) for offset in range(days_ahead + 1))

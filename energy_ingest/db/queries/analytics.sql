@@ -1,0 +1,36 @@
+-- Efficiency of one vehicle over a time window. Every history query names the device and a
+-- bounded ts range: the planner prunes to the window's daily partitions and reads each through
+-- its (device, ts) primary key, so cost grows with the window, never with the history.
+
+-- name: get_vehicle_presence
+-- 404 decision: a vehicle is known when it has reported (live row) or has been assigned a meter.
+SELECT EXISTS (SELECT 1 FROM vehicle_live WHERE vehicle_id = $1) AS has_reported,
+       EXISTS (SELECT 1 FROM vehicle_meter_assignments WHERE vehicle_id = $1) AS has_assignments,
+       EXISTS (SELECT 1 FROM meter_live WHERE meter_id = $1) AS same_id_meter_reported;
+
+-- name: summarize_vehicle_window
+SELECT count(*) AS data_points,
+       coalesce(sum(kwh_delivered_dc), 0) AS kwh_delivered_dc,
+       avg(battery_temp) AS average_battery_temp,
+       min(battery_temp) AS min_battery_temp,
+       max(battery_temp) AS max_battery_temp
+FROM vehicle_readings
+WHERE vehicle_id = $1 AND ts >= $2 AND ts < $3;
+
+-- name: list_assignments_in_window
+-- Each assignment overlapping [$2, $3), clipped to the window; the GiST index behind the
+-- exclusion constraint answers (vehicle_id =, during &&).
+SELECT meter_id,
+       greatest(lower(during), $2::timestamptz) AS clipped_from,
+       least(coalesce(upper(during), $3::timestamptz), $3::timestamptz) AS clipped_to
+FROM vehicle_meter_assignments
+WHERE vehicle_id = $1 AND during && tstzrange($2::timestamptz, $3::timestamptz, '[)')
+ORDER BY lower(during);
+
+-- name: summarize_meter_window
+-- Called once per clipped assignment (a handful per window), so each call is a plain
+-- parameterised range scan the planner can prune.
+SELECT count(*) AS data_points,
+       coalesce(sum(kwh_consumed_ac), 0) AS kwh_consumed_ac
+FROM meter_readings
+WHERE meter_id = $1 AND ts >= $2 AND ts < $3;

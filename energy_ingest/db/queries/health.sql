@@ -1,0 +1,4 @@
+-- Readiness probe.
+
+-- name: check_database
+SELECT 1;

@@ -1,0 +1,24 @@
+-- Daily partitions of the history tables. Identifiers are filled in by
+-- energy_ingest.db.partitions, which quotes them; values are bound parameters.
+
+-- name: lock_partition_maintenance
+-- Serialises partition creation across processes: two engines creating the same day at once
+-- would otherwise race in the catalog.
+SELECT pg_advisory_xact_lock(hashtextextended('energy_ingest.partitions', 0));
+
+-- name: list_day_partitions
+-- Partition names carry their day (parent_pYYYYMMDD); pg_inherits is the source of truth.
+SELECT parent.relname AS parent_name, child.relname AS partition_name
+FROM pg_inherits
+JOIN pg_class AS parent ON parent.oid = pg_inherits.inhparent
+JOIN pg_class AS child ON child.oid = pg_inherits.inhrelid
+JOIN pg_namespace AS ns ON ns.oid = parent.relnamespace
+WHERE parent.relname = ANY($1::text[]) AND ns.nspname = current_schema();
+
+-- name: create_day_partition
+-- {partition} and {parent} are quoted identifiers; {start} and {end} are quoted literals
+-- (DDL takes no bind parameters). Append-only partitions are packed full (fillfactor 100) and
+-- vacuumed after inserts so index-only scans and the visibility map stay current.
+CREATE TABLE IF NOT EXISTS {partition} PARTITION OF {parent}
+FOR VALUES FROM ({start}) TO ({end})
+WITH (fillfactor = 100, autovacuum_vacuum_insert_scale_factor = 0.05);

@@ -1,0 +1,92 @@
+-- Group-commit writer: one transaction per batch of readings from many requests.
+-- Every batch is COPYed (binary) into a per-connection staging table, then moved into history
+-- and live with set-based statements; nothing on this path runs once per reading.
+
+-- name: create_staging_tables
+-- Temporary, so staging costs no WAL; ON COMMIT DELETE ROWS empties them at every commit.
+CREATE TEMPORARY TABLE IF NOT EXISTS meter_staging (
+    seq             integer          NOT NULL,
+    ts              timestamptz      NOT NULL,
+    kwh_consumed_ac double precision NOT NULL,
+    voltage         double precision NOT NULL,
+    meter_id        text             NOT NULL
+) ON COMMIT DELETE ROWS;
+CREATE TEMPORARY TABLE IF NOT EXISTS vehicle_staging (
+    seq              integer          NOT NULL,
+    ts               timestamptz      NOT NULL,
+    soc              double precision NOT NULL,
+    kwh_delivered_dc double precision NOT NULL,
+    battery_temp     double precision NOT NULL,
+    vehicle_id       text             NOT NULL
+) ON COMMIT DELETE ROWS;
+
+-- name: insert_meter_readings
+-- ON CONFLICT DO NOTHING skips retries and conflicts without aborting the batch; they are
+-- classified afterwards. ORDER BY the primary key so concurrent batches take index locks in
+-- one order and each partition's B-tree is filled left to right.
+INSERT INTO meter_readings (ts, received_at, kwh_consumed_ac, voltage, meter_id)
+SELECT ts, now(), kwh_consumed_ac, voltage, meter_id
+FROM meter_staging
+ORDER BY meter_id, ts
+ON CONFLICT (meter_id, ts) DO NOTHING;
+
+-- name: insert_vehicle_readings
+-- Same shape and reasons as insert_meter_readings.
+INSERT INTO vehicle_readings (ts, received_at, soc, kwh_delivered_dc, battery_temp, vehicle_id)
+SELECT ts, now(), soc, kwh_delivered_dc, battery_temp, vehicle_id
+FROM vehicle_staging
+ORDER BY vehicle_id, ts
+ON CONFLICT (vehicle_id, ts) DO NOTHING;
+
+-- name: classify_skipped_meter_readings
+-- Runs only when the insert stored fewer rows than were staged. A row whose xmin is this
+-- transaction's is one we just stored; any other match is an earlier reading of the same
+-- (meter, timestamp): identical values make the new one a duplicate, different ones a conflict.
+-- A new statement sees rows that concurrent batches committed while our insert waited on them.
+SELECT s.seq,
+       (h.kwh_consumed_ac = s.kwh_consumed_ac AND h.voltage = s.voltage) AS identical
+FROM meter_staging AS s
+JOIN meter_readings AS h ON h.meter_id = s.meter_id AND h.ts = s.ts
+WHERE h.xmin <> pg_current_xact_id()::xid;
+
+-- name: classify_skipped_vehicle_readings
+-- Same reasoning as classify_skipped_meter_readings.
+SELECT s.seq,
+       (h.soc = s.soc
+        AND h.kwh_delivered_dc = s.kwh_delivered_dc
+        AND h.battery_temp = s.battery_temp) AS identical
+FROM vehicle_staging AS s
+JOIN vehicle_readings AS h ON h.vehicle_id = s.vehicle_id AND h.ts = s.ts
+WHERE h.xmin <> pg_current_xact_id()::xid;
+
+-- name: upsert_meter_live
+-- $1: staged rows that were not stored (duplicates, conflicts); usually empty.
+-- DISTINCT ON keeps each meter's newest stored reading of the batch; ORDER BY meter_id makes
+-- concurrent batches lock live rows in one order, so they cannot deadlock. The WHERE clause
+-- lets the live state only move forward in time: a late reading never replaces a newer one.
+INSERT INTO meter_live (ts, received_at, kwh_consumed_ac, voltage, meter_id)
+SELECT DISTINCT ON (meter_id) ts, now(), kwh_consumed_ac, voltage, meter_id
+FROM meter_staging
+WHERE seq <> ALL($1::integer[])
+ORDER BY meter_id, ts DESC
+ON CONFLICT (meter_id) DO UPDATE
+SET ts = EXCLUDED.ts,
+    received_at = EXCLUDED.received_at,
+    kwh_consumed_ac = EXCLUDED.kwh_consumed_ac,
+    voltage = EXCLUDED.voltage
+WHERE meter_live.ts < EXCLUDED.ts;
+
+-- name: upsert_vehicle_live
+-- Same shape and reasons as upsert_meter_live.
+INSERT INTO vehicle_live (ts, received_at, soc, kwh_delivered_dc, battery_temp, vehicle_id)
+SELECT DISTINCT ON (vehicle_id) ts, now(), soc, kwh_delivered_dc, battery_temp, vehicle_id
+FROM vehicle_staging
+WHERE seq <> ALL($1::integer[])
+ORDER BY vehicle_id, ts DESC
+ON CONFLICT (vehicle_id) DO UPDATE
+SET ts = EXCLUDED.ts,
+    received_at = EXCLUDED.received_at,
+    soc = EXCLUDED.soc,
+    kwh_delivered_dc = EXCLUDED.kwh_delivered_dc,
+    battery_temp = EXCLUDED.battery_temp
+WHERE vehicle_live.ts < EXCLUDED.ts;

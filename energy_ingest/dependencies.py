@@ -1,0 +1,86 @@
+"""FastAPI dependencies as Annotated aliases; read paths can only ever get a ReadConnection."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Annotated
+
+import asyncpg
+from fastapi import Depends, Request
+
+from energy_ingest.config import Settings
+from energy_ingest.db.partitions import PartitionManager
+from energy_ingest.db.pool import Database, ReadConnection, WriteConnection
+from energy_ingest.errors import DatabaseUnavailable
+from energy_ingest.ingest.schemas import Limits
+from energy_ingest.writer.group_commit import DATABASE_FAILURES, GroupCommitWriter
+
+
+@dataclass(slots=True)
+class EngineState:
+    """What the lifespan owns and the endpoints use; lives on `app.state.engine`."""
+
+    settings: Settings
+    database: Database
+    partitions: PartitionManager
+    writer: GroupCommitWriter
+    limits: Limits
+    maintenance: asyncio.Task[None] | None = None
+
+    def maintenance_running(self) -> bool:
+        """The partition-maintenance task is alive (it never ends on its own)."""
+        return self.maintenance is not None and not self.maintenance.done()
+
+
+def get_engine(request: Request) -> EngineState:
+    engine: EngineState = request.app.state.engine
+    return engine
+
+
+EngineDep = Annotated[EngineState, Depends(get_engine)]
+
+
+def get_settings(engine: EngineDep) -> Settings:
+    return engine.settings
+
+
+def get_writer(engine: EngineDep) -> GroupCommitWriter:
+    return engine.writer
+
+
+async def read_connection(engine: EngineDep) -> AsyncIterator[ReadConnection]:
+    try:
+        async with engine.database.read() as connection:
+            yield connection
+    except DATABASE_FAILURES as exc:
+        if isinstance(exc, asyncpg.PostgresError) and not _is_outage(exc):
+            raise
+        raise DatabaseUnavailable(
+            "the database is unreachable; retry later", engine.settings.retry_after_seconds
+        ) from exc
+
+
+async def write_connection(engine: EngineDep) -> AsyncIterator[WriteConnection]:
+    try:
+        async with engine.database.write() as connection:
+            yield connection
+    except DATABASE_FAILURES as exc:
+        if isinstance(exc, asyncpg.PostgresError) and not _is_outage(exc):
+            raise
+        raise DatabaseUnavailable(
+            "the database is unreachable; retry later", engine.settings.retry_after_seconds
+        ) from exc
+
+
+def _is_outage(error: asyncpg.PostgresError) -> bool:
+    # Class 08 (connection), 57 (operator intervention: shutdown, terminated), 53 (resources).
+    code = getattr(error, "sqlstate", "") or ""
+    return code[:2] in {"08", "57", "53"}
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+WriterDep = Annotated[GroupCommitWriter, Depends(get_writer)]
+ReadConn = Annotated[ReadConnection, Depends(read_connection)]
+WriteConn = Annotated[WriteConnection, Depends(write_connection)]

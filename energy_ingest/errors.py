@@ -1,0 +1,98 @@
+"""The engine's one exception hierarchy; `app.py` turns each into its HTTP answer in one place."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class FieldProblem:
+    """One broken rule: which field, which rule, and a sentence a person can act on."""
+
+    field: str
+    rule: str
+    message: str
+
+    def as_json(self) -> dict[str, str]:
+        return {"field": self.field, "rule": self.rule, "message": self.message}
+
+
+class EngineError(Exception):
+    """Base of every error the API answers on purpose."""
+
+    status_code = 500
+    code = "internal_error"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def body(self) -> dict[str, Any]:
+        return {"error": self.code, "message": self.message}
+
+    def headers(self) -> dict[str, str]:
+        return {}
+
+
+class MalformedRequest(EngineError):
+    """The body is not JSON at all."""
+
+    status_code = 400
+    code = "malformed_json"
+
+
+class ValidationFailed(EngineError):
+    """Valid JSON that breaks a rule; names every field and rule that failed."""
+
+    status_code = 422
+    code = "validation_failed"
+
+    def __init__(self, problems: list[FieldProblem]) -> None:
+        summary = "; ".join(f"{p.field}: {p.message}" for p in problems) or "invalid request"
+        super().__init__(summary)
+        self.problems = problems
+
+    def body(self) -> dict[str, Any]:
+        return {**super().body(), "errors": [p.as_json() for p in self.problems]}
+
+
+class PayloadTooLarge(EngineError):
+    status_code = 413
+    code = "payload_too_large"
+
+
+class NotFound(EngineError):
+    status_code = 404
+    code = "not_found"
+
+
+class Conflict(EngineError):
+    status_code = 409
+    code = "conflict"
+
+
+class ServiceUnavailable(EngineError):
+    """Overload or a database outage: the request was not stored and may be retried."""
+
+    status_code = 503
+    code = "unavailable"
+
+    def __init__(self, message: str, retry_after_seconds: int = 1) -> None:
+        super().__init__(message)
+        self.retry_after_seconds = retry_after_seconds
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after_seconds)}
+
+
+class Overloaded(ServiceUnavailable):
+    """The writer's queue is full."""
+
+    code = "overloaded"
+
+
+class DatabaseUnavailable(ServiceUnavailable):
+    """The database could not be reached or failed mid-batch; nothing was acknowledged."""
+
+    code = "database_unavailable"

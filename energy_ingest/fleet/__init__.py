@@ -1,0 +1,1 @@
+"""Which meter feeds which vehicle, and when: time-ranged assignments guarded by the database."""

@@ -1,0 +1,66 @@
+"""SQL of vehicle ↔ meter assignments; exclusion violations become Conflict here."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import asyncpg
+
+from energy_ingest.db.pool import ReadConnection, WriteConnection
+from energy_ingest.db.sql import sql
+
+
+class AssignmentOverlap(Exception):
+    """The database refused an assignment that overlaps another (one of the two constraints)."""
+
+    def __init__(self, constraint: str) -> None:
+        super().__init__(constraint)
+        self.constraint = constraint
+
+
+async def lock_vehicle(connection: WriteConnection, vehicle_id: str) -> None:
+    await connection.execute(sql("lock_vehicle_assignments"), vehicle_id)
+
+
+async def get_current_assignment(
+    connection: WriteConnection, vehicle_id: str
+) -> asyncpg.Record | None:
+    return await connection.fetchrow(sql("get_current_assignment"), vehicle_id)
+
+
+async def end_assignment(
+    connection: WriteConnection, assignment_id: int, at: datetime
+) -> asyncpg.Record:
+    row = await connection.fetchrow(sql("end_assignment"), assignment_id, at)
+    assert row is not None  # the caller holds the vehicle's lock and just read this row
+    return row
+
+
+async def insert_assignment(
+    connection: WriteConnection, vehicle_id: str, meter_id: str, start: datetime
+) -> asyncpg.Record:
+    try:
+        async with connection.transaction():  # a savepoint, so the caller can still report
+            row = await connection.fetchrow(sql("insert_assignment"), vehicle_id, meter_id, start)
+    except asyncpg.ExclusionViolationError as error:
+        raise AssignmentOverlap(error.constraint_name or "") from error
+    assert row is not None  # INSERT ... RETURNING of one row
+    return row
+
+
+async def list_vehicle_assignments(
+    connection: ReadConnection, vehicle_id: str
+) -> list[asyncpg.Record]:
+    return await connection.fetch(sql("list_vehicle_assignments"), vehicle_id)
+
+
+async def find_meter_clash(
+    connection: WriteConnection, meter_id: str, start: datetime
+) -> asyncpg.Record | None:
+    return await connection.fetchrow(sql("find_meter_clash"), meter_id, start)
+
+
+async def find_vehicle_clash(
+    connection: WriteConnection, vehicle_id: str, start: datetime
+) -> asyncpg.Record | None:
+    return await connection.fetchrow(sql("find_vehicle_clash"), vehicle_id, start)

@@ -1,0 +1,71 @@
+"""HTTP plumbing every feature shares: JSON bodies in, JSON answers out, timestamps on the wire."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from fastapi import Request, Response
+
+from energy_ingest.errors import FieldProblem, MalformedRequest, PayloadTooLarge, ValidationFailed
+
+
+def format_timestamp(moment: datetime) -> str:
+    """UTC ISO 8601 with a Z, milliseconds as JavaScript's toISOString (the seed's clients parse
+    that), microseconds only when the reading carried them."""
+    utc = moment.astimezone(UTC)
+    if utc.microsecond % 1000:
+        return utc.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return format_timestamp(value)
+    raise TypeError(f"cannot serialise {type(value).__name__}")
+
+
+def json_response(
+    content: Any, status_code: int = 200, headers: dict[str, str] | None = None
+) -> Response:
+    """A JSON answer; datetimes in the engine's one wire format."""
+    return Response(
+        content=orjson.dumps(content, default=_default, option=orjson.OPT_PASSTHROUGH_DATETIME),
+        status_code=status_code,
+        media_type="application/json",
+        headers=headers,
+    )
+
+
+async def read_json_body(request: Request, max_bytes: int) -> Any:
+    """The request's JSON document: 413 past `max_bytes`, 400 when it is not JSON."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > max_bytes:
+        raise PayloadTooLarge(f"the body is larger than the limit of {max_bytes} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > max_bytes:
+            raise PayloadTooLarge(f"the body is larger than the limit of {max_bytes} bytes")
+        chunks.append(chunk)
+    body = b"".join(chunks)
+    if not body.strip():
+        raise MalformedRequest("the body is empty; send a JSON document")
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise MalformedRequest(f"the body is not valid JSON: {exc}") from exc
+
+
+def parse_query_timestamp(name: str, value: str | None) -> datetime | None:
+    """An optional ISO 8601 query parameter; a malformed one is a 422 naming the parameter."""
+    from energy_ingest.ingest.schemas import parse_timestamp
+
+    if value is None:
+        return None
+    try:
+        return parse_timestamp(value)
+    except ValueError as exc:
+        raise ValidationFailed([FieldProblem(field=name, rule="format", message=str(exc))]) from exc

@@ -1,0 +1,1 @@
+"""Ingestion of meter and vehicle readings: validation, the HTTP endpoints, the answers."""

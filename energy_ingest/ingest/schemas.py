@@ -1,0 +1,257 @@
+"""The two kinds of reading, their validation rules, and the answers of the ingest endpoints."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+)
+
+from energy_ingest.config import Settings
+from energy_ingest.errors import FieldProblem
+
+DEVICE_ID_PATTERN = r"^[A-Za-z0-9._:\-]{1,64}$"
+DEVICE_ID_RULE = "must be 1–64 characters of A-Z a-z 0-9 . _ : -"
+_DEVICE_ID = re.compile(DEVICE_ID_PATTERN)
+
+# ISO 8601 date-time with an explicit offset or Z; a naive time is ambiguous and refused.
+_ISO_WITH_OFFSET = re.compile(
+    r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(?::\d{2}(?:[.,]\d{1,9})?)?(?:Z|z|[+-]\d{2}(?::?\d{2})?)$"
+)
+TIMESTAMP_RULE = (
+    "must be an ISO 8601 date-time with an explicit offset or Z, e.g. 2026-02-09T13:30:00Z"
+)
+
+
+def parse_timestamp(value: Any) -> datetime:
+    """ISO 8601 string with an offset → aware datetime in UTC (fractions beyond µs are cut)."""
+    if not isinstance(value, str) or not _ISO_WITH_OFFSET.match(value):
+        raise ValueError(TIMESTAMP_RULE)
+    text = value.replace(",", ".")
+    fraction = re.search(r"\.(\d+)", text)
+    if fraction and len(fraction.group(1)) > 6:
+        text = text[: fraction.start(1) + 6] + text[fraction.end(1) :]
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise ValueError(f"{TIMESTAMP_RULE} (not a real date or time)") from exc
+    return parsed.astimezone(UTC)
+
+
+def is_device_id(value: str) -> bool:
+    """Whether `value` is a well-formed meter or vehicle id."""
+    return bool(_DEVICE_ID.match(value))
+
+
+DeviceId = Annotated[str, StringConstraints(pattern=DEVICE_ID_PATTERN)]
+Timestamp = Annotated[datetime, BeforeValidator(parse_timestamp)]
+_STRICT = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False, frozen=True)
+
+
+class MeterReading(BaseModel):
+    """A smart meter's one-minute reading (grid side, AC)."""
+
+    model_config = _STRICT
+
+    meter_id: DeviceId = Field(alias="meterId", description="Meter id. " + DEVICE_ID_RULE)
+    kwh_consumed_ac: float = Field(
+        alias="kwhConsumedAc", description="kWh drawn from the grid in this interval."
+    )
+    voltage: float = Field(description="Supply voltage (V).")
+    timestamp: Timestamp = Field(description="When the reading was taken. " + TIMESTAMP_RULE)
+
+    @property
+    def device_id(self) -> str:
+        return self.meter_id
+
+
+class VehicleReading(BaseModel):
+    """An electric vehicle's one-minute reading (battery side, DC)."""
+
+    model_config = _STRICT
+
+    vehicle_id: DeviceId = Field(alias="vehicleId", description="Vehicle id. " + DEVICE_ID_RULE)
+    soc: float = Field(description="State of charge (%).")
+    kwh_delivered_dc: float = Field(
+        alias="kwhDeliveredDc", description="kWh stored in the battery in this interval."
+    )
+    battery_temp: float = Field(alias="batteryTemp", description="Battery temperature (°C).")
+    timestamp: Timestamp = Field(description="When the reading was taken. " + TIMESTAMP_RULE)
+
+    @property
+    def device_id(self) -> str:
+        return self.vehicle_id
+
+
+Reading = MeterReading | VehicleReading
+
+
+class Outcome(StrEnum):
+    """What happened to one accepted reading."""
+
+    STORED = "stored"
+    DUPLICATE = "duplicate"
+    CONFLICT = "conflict"
+
+
+# --- validation -----------------------------------------------------------------------------
+
+_PYDANTIC_RULES: dict[str, tuple[str, str]] = {
+    "missing": ("required", "is required"),
+    "extra_forbidden": ("known_field", "is not a known field"),
+    "string_type": ("type", "must be a string"),
+    "string_pattern_mismatch": ("pattern", DEVICE_ID_RULE),
+    "float_type": ("type", "must be a number"),
+    "finite_number": ("finite", "must be a finite number"),
+    "model_type": ("type", "must be a JSON object"),
+    "model_attributes_type": ("type", "must be a JSON object"),
+    "dict_type": ("type", "must be a JSON object"),
+}
+
+
+def problems_from(error: ValidationError) -> list[FieldProblem]:
+    """Pydantic's errors → our FieldProblems (wire field names, short rule names)."""
+    problems = []
+    for item in error.errors(include_url=False):
+        field = ".".join(str(part) for part in item["loc"]) or "body"
+        rule, message = _PYDANTIC_RULES.get(item["type"], (item["type"], item["msg"]))
+        if item["type"] == "value_error":
+            rule, message = "format", str(item["ctx"]["error"]) if "ctx" in item else item["msg"]
+        problems.append(FieldProblem(field=field, rule=rule, message=message))
+    return problems
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """The bounds a reading must respect, taken from the settings once."""
+
+    max_kwh: float
+    voltage: tuple[float, float]
+    soc: tuple[float, float]
+    battery_temp: tuple[float, float]
+    max_clock_skew: timedelta
+    max_backfill: timedelta
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Limits:
+        return cls(
+            max_kwh=settings.max_kwh_per_reading,
+            voltage=(settings.min_voltage, settings.max_voltage),
+            soc=(settings.min_soc, settings.max_soc),
+            battery_temp=(settings.min_battery_temp, settings.max_battery_temp),
+            max_clock_skew=settings.max_clock_skew,
+            max_backfill=settings.max_backfill,
+        )
+
+
+def _check_range(
+    problems: list[FieldProblem], field: str, value: float, low: float, high: float
+) -> None:
+    if not (low <= value <= high):
+        problems.append(
+            FieldProblem(field=field, rule="range", message=f"must be between {low:g} and {high:g}")
+        )
+
+
+def _check_timestamp(problems: list[FieldProblem], moment: datetime, limits: Limits) -> None:
+    now = datetime.now(UTC)
+    if moment > now + limits.max_clock_skew:
+        problems.append(
+            FieldProblem(
+                field="timestamp",
+                rule="not_in_future",
+                message=f"is more than {limits.max_clock_skew} in the future",
+            )
+        )
+    elif moment < now - limits.max_backfill:
+        problems.append(
+            FieldProblem(
+                field="timestamp",
+                rule="max_backfill",
+                message=f"is older than the back-fill window of {limits.max_backfill}",
+            )
+        )
+
+
+def _bounds_problems(reading: Reading, limits: Limits) -> list[FieldProblem]:
+    problems: list[FieldProblem] = []
+    if isinstance(reading, MeterReading):
+        _check_range(problems, "kwhConsumedAc", reading.kwh_consumed_ac, 0.0, limits.max_kwh)
+        _check_range(problems, "voltage", reading.voltage, *limits.voltage)
+    else:
+        _check_range(problems, "soc", reading.soc, *limits.soc)
+        _check_range(problems, "kwhDeliveredDc", reading.kwh_delivered_dc, 0.0, limits.max_kwh)
+        _check_range(problems, "batteryTemp", reading.battery_temp, *limits.battery_temp)
+    _check_timestamp(problems, reading.timestamp, limits)
+    return problems
+
+
+def _kind_of(item: Any) -> type[MeterReading] | type[VehicleReading] | list[FieldProblem]:
+    if not isinstance(item, dict):
+        return [FieldProblem(field="body", rule="type", message="must be a JSON object")]
+    has_meter, has_vehicle = "meterId" in item, "vehicleId" in item
+    if has_meter == has_vehicle:
+        which = "both" if has_meter else "neither"
+        return [
+            FieldProblem(
+                field="meterId|vehicleId",
+                rule="one_kind",
+                message=f"a reading has exactly one of meterId (meter) or vehicleId (vehicle); "
+                f"this one has {which}",
+            )
+        ]
+    return MeterReading if has_meter else VehicleReading
+
+
+def validate_reading(
+    item: Any,
+    limits: Limits,
+    model: type[MeterReading] | type[VehicleReading] | None = None,
+) -> Reading | list[FieldProblem]:
+    """One reading, or every rule it breaks. `model=None` recognises the kind from the fields."""
+    if model is None:
+        kind = _kind_of(item)
+        if isinstance(kind, list):
+            return kind
+        model = kind
+    if not isinstance(item, dict):
+        return [FieldProblem(field="body", rule="type", message="must be a JSON object")]
+    try:
+        reading: Reading = model.model_validate(item)
+    except ValidationError as error:
+        return problems_from(error)
+    problems = _bounds_problems(reading, limits)
+    return problems or reading
+
+
+# --- answers ----------------------------------------------------------------------------------
+
+
+class BatchError(BaseModel):
+    """One failed item of a batch."""
+
+    index: int = Field(description="Position of the item in the submitted array (0-based).")
+    reason: Literal["invalid", "conflict"]
+    message: str
+    fields: list[dict[str, str]] = Field(default_factory=list)
+
+
+class BatchResult(BaseModel):
+    """Answer to a batch: successful = stored + duplicates; every failure listed by index."""
+
+    total: int
+    successful: int
+    failed: int
+    stored: int
+    duplicates: int
+    errors: list[BatchError]

@@ -1,0 +1,110 @@
+"""Validate readings, hand them to the group-commit writer, build the seed-compatible answers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from energy_ingest.errors import Conflict, FieldProblem, PayloadTooLarge, ValidationFailed
+from energy_ingest.http import format_timestamp
+from energy_ingest.ingest.schemas import (
+    BatchError,
+    BatchResult,
+    Limits,
+    MeterReading,
+    Outcome,
+    Reading,
+    VehicleReading,
+    validate_reading,
+)
+from energy_ingest.writer.group_commit import GroupCommitWriter
+
+ReadingModel = type[MeterReading] | type[VehicleReading]
+
+
+def _id_field(reading: Reading) -> str:
+    return "meterId" if isinstance(reading, MeterReading) else "vehicleId"
+
+
+class IngestService:
+    """The ingest use cases: one reading, or a batch with per-item outcomes."""
+
+    def __init__(self, writer: GroupCommitWriter, limits: Limits, max_batch_items: int) -> None:
+        self._writer = writer
+        self._limits = limits
+        self._max_batch_items = max_batch_items
+
+    async def ingest_one(self, item: Any, model: ReadingModel | None) -> tuple[int, dict[str, Any]]:
+        """One reading → (status code, body): 201 stored, 200 duplicate; 409/422 raised."""
+        checked = validate_reading(item, self._limits, model)
+        if isinstance(checked, list):
+            raise ValidationFailed(checked)
+        (outcome,) = await self._writer.write([checked])
+        id_field = _id_field(checked)
+        if outcome is Outcome.CONFLICT:
+            raise Conflict(
+                f"{id_field} {checked.device_id} already has a different reading at "
+                f"{format_timestamp(checked.timestamp)}; the stored reading is kept"
+            )
+        body = {"success": True, id_field: checked.device_id, "status": outcome.value}
+        return (201 if outcome is Outcome.STORED else 200), body
+
+    async def ingest_batch(
+        self, items: Any, model: ReadingModel | None
+    ) -> tuple[int, dict[str, Any]]:
+        """A JSON array → (201 or 422, summary); valid items are stored even when others fail."""
+        if not isinstance(items, list):
+            raise ValidationFailed(
+                [
+                    FieldProblem(
+                        field="body", rule="type", message="must be a JSON array of readings"
+                    )
+                ]
+            )
+        if len(items) > self._max_batch_items:
+            raise PayloadTooLarge(
+                f"a batch holds at most {self._max_batch_items} readings; this one has {len(items)}"
+            )
+        valid: list[Reading] = []
+        positions: list[int] = []
+        errors: list[BatchError] = []
+        for index, item in enumerate(items):
+            checked = validate_reading(item, self._limits, model)
+            if isinstance(checked, list):
+                errors.append(
+                    BatchError(
+                        index=index,
+                        reason="invalid",
+                        message="; ".join(f"{p.field}: {p.message}" for p in checked),
+                        fields=[p.as_json() for p in checked],
+                    )
+                )
+            else:
+                valid.append(checked)
+                positions.append(index)
+        outcomes = await self._writer.write(valid)
+        stored = duplicates = 0
+        for index, reading, outcome in zip(positions, valid, outcomes, strict=True):
+            if outcome is Outcome.STORED:
+                stored += 1
+            elif outcome is Outcome.DUPLICATE:
+                duplicates += 1
+            else:
+                errors.append(
+                    BatchError(
+                        index=index,
+                        reason="conflict",
+                        message=f"{_id_field(reading)} {reading.device_id} already has a"
+                        f" different reading at {format_timestamp(reading.timestamp)};"
+                        " the stored one is kept",
+                    )
+                )
+        errors.sort(key=lambda error: error.index)
+        result = BatchResult(
+            total=len(items),
+            successful=stored + duplicates,
+            failed=len(errors),
+            stored=stored,
+            duplicates=duplicates,
+            errors=errors,
+        )
+        return (201 if result.successful else 422), result.model_dump()

@@ -1,0 +1,1 @@
+"""Live ("hot") state of every device: the newest reading, read by primary key."""

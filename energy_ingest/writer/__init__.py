@@ -1,0 +1,1 @@
+"""The group-commit writer: readings of concurrent requests share one transaction per batch."""

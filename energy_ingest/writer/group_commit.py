@@ -1,0 +1,240 @@
+"""Group commit: a bounded queue, flushed on size, time or idleness; one transaction a batch."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from types import TracebackType
+
+import asyncpg
+
+from energy_ingest.config import Settings
+from energy_ingest.db.partitions import PartitionManager, day_of
+from energy_ingest.db.pool import Database
+from energy_ingest.errors import DatabaseUnavailable, EngineError, Overloaded, ServiceUnavailable
+from energy_ingest.ingest.schemas import Outcome, Reading
+from energy_ingest.writer.repository import write_batch
+
+logger = logging.getLogger(__name__)
+
+# What a lost or failing database looks like from asyncpg: server errors, dropped
+# connections, refused connections, timeouts.
+DATABASE_FAILURES: tuple[type[BaseException], ...] = (
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    OSError,
+    asyncio.TimeoutError,
+)
+
+
+@dataclass(slots=True)
+class _Request:
+    readings: Sequence[Reading]
+    future: asyncio.Future[list[Outcome]]
+
+
+@dataclass(slots=True)
+class WriterStats:
+    """Counters the tests and /readyz read; never reset."""
+
+    batches_committed: int = 0
+    readings_committed: int = 0
+    batches_failed: int = 0
+    largest_batch: int = 0
+    rejected_overload: int = 0
+    outcomes: dict[str, int] = field(default_factory=lambda: {o.value: 0 for o in Outcome})
+
+
+class GroupCommitWriter:
+    """Gathers the readings of concurrent requests and commits them together.
+
+    `write()` resolves only after the reading's batch committed, so an answer built on it is
+    durable. The queue is bounded in readings; past the bound `write()` raises Overloaded at
+    once instead of buffering without limit. Used as an async context manager: entering starts
+    the flush loop, leaving stops intake, drains the queue and waits for batches in flight.
+    """
+
+    def __init__(
+        self, database: Database, partitions: PartitionManager, settings: Settings
+    ) -> None:
+        self._database = database
+        self._partitions = partitions
+        self._batch_size = settings.writer_batch_size
+        self._flush_seconds = settings.writer_flush_ms / 1000
+        self._queue_limit = settings.writer_queue_limit
+        self._retry_after = settings.retry_after_seconds
+        self._slots = asyncio.Semaphore(settings.writer_concurrency)
+        self._queue: deque[_Request] = deque()
+        self._queued_readings = 0
+        self._arrival = asyncio.Event()
+        self._in_flight: set[asyncio.Task[None]] = set()
+        self._loop_task: asyncio.Task[None] | None = None
+        self._closing = False
+        self.stats = WriterStats()
+
+    # --- lifecycle -----------------------------------------------------------------------------
+
+    async def __aenter__(self) -> GroupCommitWriter:
+        self._loop_task = asyncio.create_task(self._run(), name="group-commit-writer")
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Refuse new readings, commit everything already accepted, stop the loop."""
+        self._closing = True
+        self._arrival.set()
+        if self._loop_task is not None:
+            await asyncio.gather(self._loop_task, return_exceptions=True)
+        if self._in_flight:
+            await asyncio.gather(*self._in_flight, return_exceptions=True)
+        while self._queue:  # only left if the loop died: fail them rather than leave them hanging
+            request = self._queue.popleft()
+            if not request.future.done():
+                request.future.set_exception(ServiceUnavailable("the engine is shutting down"))
+
+    @property
+    def running(self) -> bool:
+        """False once the flush loop has stopped or died: /readyz reports it."""
+        return self._loop_task is not None and not self._loop_task.done()
+
+    @property
+    def queued_readings(self) -> int:
+        return self._queued_readings
+
+    # --- intake --------------------------------------------------------------------------------
+
+    async def write(self, readings: Sequence[Reading]) -> list[Outcome]:
+        """Queue `readings` and wait until their batch committed; one outcome per reading."""
+        if not readings:
+            return []
+        if self._closing or not self.running:
+            raise ServiceUnavailable("the engine is shutting down", self._retry_after)
+        if self._queued_readings + len(readings) > self._queue_limit:
+            self.stats.rejected_overload += 1
+            raise Overloaded(
+                f"the write queue is full ({self._queued_readings} readings waiting); retry later",
+                self._retry_after,
+            )
+        future: asyncio.Future[list[Outcome]] = asyncio.get_running_loop().create_future()
+        self._queue.append(_Request(readings, future))
+        self._queued_readings += len(readings)
+        self._arrival.set()
+        # Shielded: a client that disconnects must not cancel a batch other requests share.
+        return await asyncio.shield(future)
+
+    # --- the flush loop ------------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        while True:
+            if not self._queue:
+                if self._closing:
+                    return
+                self._arrival.clear()
+                await self._arrival.wait()
+                continue
+            await self._slots.acquire()
+            try:
+                await self._gather_more()
+                batch = self._take_batch()
+            except BaseException:
+                self._slots.release()
+                raise
+            task = asyncio.create_task(self._flush(batch), name="group-commit-flush")
+            self._in_flight.add(task)
+            task.add_done_callback(self._in_flight.discard)
+
+    async def _gather_more(self) -> None:
+        """Wait a little for more readings, but only while another batch is being committed.
+
+        When nothing is in flight the writer is idle and flushes at once: a lone request pays
+        no batching delay. While a batch commits, new readings pile up by themselves; this adds
+        at most writer_flush_ms of waiting to fill the next batch towards writer_batch_size.
+        """
+        if not self._in_flight or self._flush_seconds <= 0 or self._closing:
+            return
+        deadline = time.monotonic() + self._flush_seconds
+        while self._queued_readings < self._batch_size and not self._closing:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not self._in_flight:
+                return
+            self._arrival.clear()
+            try:
+                await asyncio.wait_for(self._arrival.wait(), timeout=remaining)
+            except TimeoutError:
+                return
+
+    def _take_batch(self) -> list[_Request]:
+        """Whole requests, oldest first, up to writer_batch_size readings (at least one request)."""
+        batch: list[_Request] = []
+        size = 0
+        while self._queue:
+            next_size = len(self._queue[0].readings)
+            if batch and size + next_size > self._batch_size:
+                break
+            request = self._queue.popleft()
+            batch.append(request)
+            size += next_size
+        self._queued_readings -= size
+        return batch
+
+    async def _flush(self, batch: list[_Request]) -> None:
+        try:
+            readings = [reading for request in batch for reading in request.readings]
+            try:
+                outcomes = await self._commit(readings)
+            except DATABASE_FAILURES as exc:
+                self.stats.batches_failed += 1
+                logger.warning("batch of %d readings failed: %r", len(readings), exc)
+                self._fail(
+                    batch,
+                    DatabaseUnavailable(
+                        "the database failed while writing this batch; nothing of it was"
+                        " acknowledged, retry later",
+                        self._retry_after,
+                    ),
+                )
+                return
+            except Exception as exc:
+                self.stats.batches_failed += 1
+                logger.exception("batch of %d readings failed unexpectedly", len(readings))
+                self._fail(batch, EngineError(f"internal error while writing: {exc}"))
+                return
+            self._record(outcomes)
+            offset = 0
+            for request in batch:
+                count = len(request.readings)
+                if not request.future.done():
+                    request.future.set_result(outcomes[offset : offset + count])
+                offset += count
+        finally:
+            self._slots.release()
+
+    async def _commit(self, readings: list[Reading]) -> list[Outcome]:
+        await self._partitions.ensure({day_of(reading.timestamp) for reading in readings})
+        async with self._database.write() as connection, connection.transaction():
+            return await write_batch(connection, readings)
+
+    def _record(self, outcomes: list[Outcome]) -> None:
+        stats = self.stats
+        stats.batches_committed += 1
+        stats.readings_committed += len(outcomes)
+        stats.largest_batch = max(stats.largest_batch, len(outcomes))
+        for outcome in outcomes:
+            stats.outcomes[outcome.value] += 1
+
+    @staticmethod
+    def _fail(batch: list[_Request], error: EngineError) -> None:
+        for request in batch:
+            if not request.future.done():
+                request.future.set_exception(error)
