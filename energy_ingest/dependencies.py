@@ -7,15 +7,13 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Annotated
 
-import asyncpg
 from fastapi import Depends, Request
 
 from energy_ingest.config import Settings
 from energy_ingest.db.partitions import PartitionManager
 from energy_ingest.db.pool import Database, ReadConnection, WriteConnection
-from energy_ingest.errors import DatabaseUnavailable
 from energy_ingest.ingest.schemas import Limits
-from energy_ingest.writer.group_commit import DATABASE_FAILURES, GroupCommitWriter
+from energy_ingest.writer.group_commit import GroupCommitWriter
 
 
 @dataclass(slots=True)
@@ -51,33 +49,13 @@ def get_writer(engine: EngineDep) -> GroupCommitWriter:
 
 
 async def read_connection(engine: EngineDep) -> AsyncIterator[ReadConnection]:
-    try:
-        async with engine.database.read() as connection:
-            yield connection
-    except DATABASE_FAILURES as exc:
-        if isinstance(exc, asyncpg.PostgresError) and not _is_outage(exc):
-            raise
-        raise DatabaseUnavailable(
-            "the database is unreachable; retry later", engine.settings.retry_after_seconds
-        ) from exc
+    async with engine.database.read() as connection:
+        yield connection
 
 
 async def write_connection(engine: EngineDep) -> AsyncIterator[WriteConnection]:
-    try:
-        async with engine.database.write() as connection:
-            yield connection
-    except DATABASE_FAILURES as exc:
-        if isinstance(exc, asyncpg.PostgresError) and not _is_outage(exc):
-            raise
-        raise DatabaseUnavailable(
-            "the database is unreachable; retry later", engine.settings.retry_after_seconds
-        ) from exc
-
-
-def _is_outage(error: asyncpg.PostgresError) -> bool:
-    # Class 08 (connection), 57 (operator intervention: shutdown, terminated), 53 (resources).
-    code = getattr(error, "sqlstate", "") or ""
-    return code[:2] in {"08", "57", "53"}
+    async with engine.database.write() as connection:
+        yield connection
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]

@@ -35,7 +35,7 @@ def with_database(url: str, database: str) -> str:
 
 
 @dataclass(frozen=True)
-class TestServer:
+class DatabaseServer:
     admin_url: str
     template: str
     prefix: str
@@ -64,7 +64,7 @@ async def _drop_database(admin_url: str, name: str) -> None:
 
 
 @pytest.fixture(scope="session")
-def test_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestServer]:
+def test_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DatabaseServer]:
     prefix = f"eie_test_{os.getpid()}"
     template = f"{prefix}_template"
     with ExitStack() as stack:
@@ -77,7 +77,7 @@ def test_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestServer
             )
             admin_url = with_database(engine_url, "postgres")
         asyncio.run(_create_template(admin_url, template))
-        yield TestServer(admin_url=admin_url, template=template, prefix=prefix)
+        yield DatabaseServer(admin_url=admin_url, template=template, prefix=prefix)
         asyncio.run(_drop_database(admin_url, template))
 
 
@@ -85,7 +85,7 @@ _database_numbers = itertools.count()
 
 
 @pytest.fixture
-async def database_url(test_server: TestServer) -> AsyncIterator[str]:
+async def database_url(test_server: DatabaseServer) -> AsyncIterator[str]:
     """A freshly migrated database of its own for this test."""
     name = f"{test_server.prefix}_{next(_database_numbers)}"
     admin = await asyncpg.connect(test_server.admin_url)

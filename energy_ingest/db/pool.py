@@ -12,6 +12,7 @@ from asyncpg.pool import PoolConnectionProxy
 
 from energy_ingest.config import Settings
 from energy_ingest.db.sql import sql
+from energy_ingest.errors import DatabaseUnavailable
 
 if TYPE_CHECKING:
     PooledConnection = PoolConnectionProxy[asyncpg.Record]
@@ -30,24 +31,59 @@ async def _prepare_write_connection(connection: asyncpg.Connection) -> None:
     await connection.execute(sql("create_staging_tables"))
 
 
+def is_outage(error: BaseException) -> bool:
+    """Whether `error` means the database is unreachable or went away (not a bad statement)."""
+    if isinstance(error, OSError | TimeoutError | asyncpg.InterfaceError):
+        return True
+    if isinstance(error, asyncpg.PostgresError):
+        # Class 08: connection exception; 57: operator intervention (shutdown, terminated
+        # backend); 53: insufficient resources (too many connections, out of disk).
+        return str(getattr(error, "sqlstate", "") or "")[:2] in {"08", "57", "53"}
+    return False
+
+
+@asynccontextmanager
+async def _borrow(pool: asyncpg.Pool, retry_after: int) -> AsyncIterator[PooledConnection]:
+    try:
+        connection = await pool.acquire()
+    except Exception as exc:
+        # Any failure to obtain a connection (refused, starting up, database gone) is an outage.
+        raise DatabaseUnavailable("the database is unreachable; retry later", retry_after) from exc
+    try:
+        yield connection
+    except Exception as exc:
+        if is_outage(exc):
+            raise DatabaseUnavailable(
+                "the database connection was lost; retry later", retry_after
+            ) from exc
+        raise
+    finally:
+        await pool.release(connection)
+
+
 @dataclass(slots=True)
 class Database:
-    """The engine's two pools. Created by `open_database`, closed when its context exits."""
+    """The engine's two pools. Created by `open_database`, closed when its context exits.
+
+    Failing to reach the database surfaces as DatabaseUnavailable (a 503), never as a raw
+    driver error.
+    """
 
     url: str
     read_pool: asyncpg.Pool
     write_pool: asyncpg.Pool
+    retry_after_seconds: int = 1
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[ReadConnection]:
         """A read-only connection for one request."""
-        async with self.read_pool.acquire() as connection:
+        async with _borrow(self.read_pool, self.retry_after_seconds) as connection:
             yield ReadConnection(connection)
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[WriteConnection]:
         """A write connection for one unit of work."""
-        async with self.write_pool.acquire() as connection:
+        async with _borrow(self.write_pool, self.retry_after_seconds) as connection:
             yield WriteConnection(connection)
 
 
@@ -72,7 +108,12 @@ async def open_database(url: str, settings: Settings) -> AsyncIterator[Database]
             },
         )
         try:
-            yield Database(url=url, read_pool=read_pool, write_pool=write_pool)
+            yield Database(
+                url=url,
+                read_pool=read_pool,
+                write_pool=write_pool,
+                retry_after_seconds=settings.retry_after_seconds,
+            )
         finally:
             await read_pool.close()
     finally:

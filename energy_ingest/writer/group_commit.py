@@ -21,9 +21,10 @@ from energy_ingest.writer.repository import write_batch
 
 logger = logging.getLogger(__name__)
 
-# What a lost or failing database looks like from asyncpg: server errors, dropped
-# connections, refused connections, timeouts.
+# What a lost or failing database looks like: no connection to be had, server errors,
+# dropped connections, timeouts. A batch that meets one is answered 503, never a success.
 DATABASE_FAILURES: tuple[type[BaseException], ...] = (
+    DatabaseUnavailable,
     asyncpg.PostgresError,
     asyncpg.InterfaceError,
     OSError,
@@ -110,7 +111,13 @@ class GroupCommitWriter:
 
     @property
     def queued_readings(self) -> int:
+        """Readings accepted and waiting for a batch (not yet being committed)."""
         return self._queued_readings
+
+    @property
+    def batches_in_flight(self) -> int:
+        """Batches being committed right now."""
+        return len(self._in_flight)
 
     # --- intake --------------------------------------------------------------------------------
 

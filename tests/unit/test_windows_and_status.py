@@ -1,0 +1,59 @@
+"""Analytics windows and the efficiency status, without a database."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from energy_ingest.analytics.service import classify, resolve_window
+from energy_ingest.errors import ValidationFailed
+from energy_ingest.http import format_timestamp
+
+NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
+SPAN = timedelta(days=31)
+
+
+def test_the_default_window_is_the_24_hours_ending_now() -> None:
+    window = resolve_window(None, None, NOW, SPAN)
+    assert (window.start, window.end) == (NOW - timedelta(hours=24), NOW)
+
+
+def test_a_lone_from_or_to_gets_a_24_hour_window() -> None:
+    start = NOW - timedelta(days=3)
+    assert resolve_window(start, None, NOW, SPAN).end == start + timedelta(hours=24)
+    assert resolve_window(None, start, NOW, SPAN).start == start - timedelta(hours=24)
+
+
+def test_from_must_precede_to() -> None:
+    with pytest.raises(ValidationFailed) as raised:
+        resolve_window(NOW, NOW, NOW, SPAN)
+    assert raised.value.problems[0].field == "from"
+
+
+def test_the_span_is_limited() -> None:
+    with pytest.raises(ValidationFailed) as raised:
+        resolve_window(NOW - timedelta(days=32), NOW, NOW, SPAN)
+    assert raised.value.problems[0].rule == "max_span"
+
+
+@pytest.mark.parametrize(
+    ("ac", "dc", "points", "expected"),
+    [
+        (10.0, 9.0, (5, 5), "ok"),
+        (10.0, 8.5, (5, 5), "ok"),
+        (10.0, 8.4, (5, 5), "underperforming"),
+        (10.0, 10.5, (5, 5), "implausible"),
+        (0.0, 1.0, (5, 5), "insufficient-data"),
+        (10.0, 9.0, (0, 5), "insufficient-data"),
+        (10.0, 9.0, (5, 0), "insufficient-data"),
+    ],
+)
+def test_status(ac: float, dc: float, points: tuple[int, int], expected: str) -> None:
+    assert classify(ac, dc, points[0], points[1], 0.85) == expected
+
+
+def test_timestamps_go_out_as_javascript_does_unless_finer() -> None:
+    assert format_timestamp(datetime(2026, 2, 9, 13, 30, tzinfo=UTC)) == "2026-02-09T13:30:00.000Z"
+    moment = datetime(2026, 2, 9, 13, 30, 0, 123456, tzinfo=UTC)
+    assert format_timestamp(moment) == "2026-02-09T13:30:00.123456Z"
