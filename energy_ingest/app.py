@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
@@ -30,6 +31,7 @@ from energy_ingest.http import json_response
 from energy_ingest.ingest.endpoints import router as ingest_router
 from energy_ingest.ingest.schemas import Limits, MeterReading, VehicleReading
 from energy_ingest.live.endpoints import router as live_router
+from energy_ingest.log import configure_logging
 from energy_ingest.writer.group_commit import DATABASE_FAILURES, GroupCommitWriter
 
 logger = logging.getLogger(__name__)
@@ -158,4 +160,5 @@ def create_app(settings: Settings) -> FastAPI:
 
 def create_app_from_environment() -> FastAPI:
     """Factory for `uvicorn --factory` and multi-worker serving: settings from the environment."""
+    configure_logging(os.environ.get("EIE_LOG_LEVEL", "info"))
     return create_app(Settings())

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 import os
 import signal
 from collections.abc import Iterator
@@ -18,6 +17,7 @@ import click
 from energy_ingest.config import Settings
 from energy_ingest.db.embedded import embedded_postgres
 from energy_ingest.db.migrations import migrate
+from energy_ingest.log import configure_logging
 
 
 def _settings(**overrides: Any) -> Settings:
@@ -57,11 +57,8 @@ _data_dir_option = click.option(
 @click.version_option(package_name="energy-ingest")
 def main(log_level: str) -> None:
     """Energy Ingestion Engine: meter and vehicle telemetry, live state, efficiency analytics."""
-    logging.basicConfig(
-        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    # The embedded server's wrapper logs every pg_ctl call at INFO; keep its warnings only.
-    logging.getLogger("embedded_postgres").setLevel(max(logging.WARNING, logging.root.level))
+    configure_logging(log_level)
+    os.environ["EIE_LOG_LEVEL"] = log_level  # worker processes set up their logging from it
 
 
 @main.command()

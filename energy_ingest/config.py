@@ -4,9 +4,23 @@ from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
+from typing import Annotated, Any
 
-from pydantic import AliasChoices, Field, model_validator
+from pydantic import AliasChoices, BeforeValidator, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _seconds_or_iso(value: Any) -> Any:
+    """Durations come from the environment as `300` (seconds) or ISO 8601 (`PT5M`, `P30D`)."""
+    if isinstance(value, str):
+        try:
+            return timedelta(seconds=float(value))
+        except ValueError:
+            return value
+    return value
+
+
+Duration = Annotated[timedelta, BeforeValidator(_seconds_or_iso)]
 
 
 class Settings(BaseSettings):
@@ -38,8 +52,8 @@ class Settings(BaseSettings):
     max_soc: float = 100.0
     min_battery_temp: float = -60.0
     max_battery_temp: float = 100.0
-    max_clock_skew: timedelta = timedelta(minutes=5)
-    max_backfill: timedelta = timedelta(days=30)
+    max_clock_skew: Duration = timedelta(minutes=5)
+    max_backfill: Duration = timedelta(days=30)
     max_batch_items: int = Field(default=10_000, ge=1)
     max_body_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
 
@@ -59,10 +73,13 @@ class Settings(BaseSettings):
     # --- storage ------------------------------------------------------------------------------
     partition_days_ahead: int = Field(default=3, ge=1)
     read_pool_size: int = Field(default=8, ge=1)
+    statement_timeout_seconds: float = Field(
+        default=30.0, gt=0, description="A statement (or a batch's COPY) taking longer fails: 503."
+    )
 
     # --- analytics ----------------------------------------------------------------------------
     efficiency_threshold: float = Field(default=0.85, gt=0, le=1)
-    max_analytics_span: timedelta = timedelta(days=31)
+    max_analytics_span: Duration = timedelta(days=31)
 
     @model_validator(mode="after")
     def _bounds_are_ordered(self) -> Settings:

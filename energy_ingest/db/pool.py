@@ -95,6 +95,7 @@ async def open_database(url: str, settings: Settings) -> AsyncIterator[Database]
         min_size=1,
         max_size=settings.writer_concurrency + 2,
         init=_prepare_write_connection,
+        command_timeout=settings.statement_timeout_seconds,
         server_settings={"application_name": "energy-ingest writer"},
     )
     try:
@@ -102,6 +103,7 @@ async def open_database(url: str, settings: Settings) -> AsyncIterator[Database]
             url,
             min_size=1,
             max_size=settings.read_pool_size,
+            command_timeout=settings.statement_timeout_seconds,
             server_settings={
                 "application_name": "energy-ingest reader",
                 "default_transaction_read_only": "on",

@@ -57,3 +57,13 @@ def test_timestamps_go_out_as_javascript_does_unless_finer() -> None:
     assert format_timestamp(datetime(2026, 2, 9, 13, 30, tzinfo=UTC)) == "2026-02-09T13:30:00.000Z"
     moment = datetime(2026, 2, 9, 13, 30, 0, 123456, tzinfo=UTC)
     assert format_timestamp(moment) == "2026-02-09T13:30:00.123456Z"
+
+
+def test_durations_are_read_as_seconds_or_iso_8601(monkeypatch: pytest.MonkeyPatch) -> None:
+    from energy_ingest.config import Settings
+
+    monkeypatch.setenv("EIE_MAX_CLOCK_SKEW", "300")
+    monkeypatch.setenv("EIE_MAX_BACKFILL", "P7D")
+    settings = Settings()
+    assert settings.max_clock_skew == timedelta(minutes=5)
+    assert settings.max_backfill == timedelta(days=7)
