@@ -48,73 +48,42 @@ _BATCH_ANSWERS: dict[int | str, dict[str, Any]] = {
 }
 
 
-async def _single(
-    request: Request, service: IngestService, engine: EngineDep, model: ReadingModel | None
-) -> Response:
-    item = await read_json_body(request, engine.settings.max_body_bytes)
-    status, body = await service.ingest_one(item, model)
-    return json_response(body, status)
+def _add_ingest_route(path: str, model: ReadingModel | None, *, batch: bool, summary: str) -> None:
+    """Register POST `path`: one reading (batch=False) or an array of them, of `model`'s kind."""
+    body = _ref(model) if model is not None else _EITHER
+    if batch:
+        body = {"type": "array", "items": body}
 
+    async def ingest(request: Request, service: IngestServiceDep, engine: EngineDep) -> Response:
+        document = await read_json_body(request, engine.settings.max_body_bytes)
+        if batch:
+            status, answer = await service.ingest_batch(document, model)
+        else:
+            status, answer = await service.ingest_one(document, model)
+        return json_response(answer, status)
 
-async def _batch(
-    request: Request, service: IngestService, engine: EngineDep, model: ReadingModel | None
-) -> Response:
-    items = await read_json_body(request, engine.settings.max_body_bytes)
-    status, body = await service.ingest_batch(items, model)
-    return json_response(body, status)
-
-
-@router.post(
-    "/meter",
-    status_code=201,
-    responses=_SINGLE_ANSWERS,
-    openapi_extra=_body_doc(_ref(MeterReading)),
-    summary="Ingest one meter reading",
-)
-async def ingest_meter(request: Request, service: IngestServiceDep, engine: EngineDep) -> Response:
-    return await _single(request, service, engine, MeterReading)
-
-
-@router.post(
-    "/vehicle",
-    status_code=201,
-    responses=_SINGLE_ANSWERS,
-    openapi_extra=_body_doc(_ref(VehicleReading)),
-    summary="Ingest one vehicle reading",
-)
-async def ingest_vehicle(
-    request: Request, service: IngestServiceDep, engine: EngineDep
-) -> Response:
-    return await _single(request, service, engine, VehicleReading)
-
-
-@router.post(
-    "/meter/batch",
-    status_code=201,
-    responses=_BATCH_ANSWERS,
-    openapi_extra=_body_doc({"type": "array", "items": _ref(MeterReading)}),
-    summary="Ingest an array of meter readings",
-)
-async def ingest_meter_batch(
-    request: Request, service: IngestServiceDep, engine: EngineDep
-) -> Response:
-    return await _batch(request, service, engine, MeterReading)
-
-
-@router.post(
-    "/vehicle/batch",
-    status_code=201,
-    responses=_BATCH_ANSWERS,
-    openapi_extra=_body_doc({"type": "array", "items": _ref(VehicleReading)}),
-    summary="Ingest an array of vehicle readings",
-)
-async def ingest_vehicle_batch(
-    request: Request, service: IngestServiceDep, engine: EngineDep
-) -> Response:
-    return await _batch(request, service, engine, VehicleReading)
+    router.add_api_route(
+        path,
+        ingest,
+        methods=["POST"],
+        status_code=201,
+        responses=_BATCH_ANSWERS if batch else _SINGLE_ANSWERS,
+        openapi_extra=_body_doc(body),
+        summary=summary,
+        name=summary,
+    )
 
 
 _EITHER = {"oneOf": [_ref(MeterReading), _ref(VehicleReading)]}
+
+_add_ingest_route("/meter", MeterReading, batch=False, summary="Ingest one meter reading")
+_add_ingest_route("/vehicle", VehicleReading, batch=False, summary="Ingest one vehicle reading")
+_add_ingest_route(
+    "/meter/batch", MeterReading, batch=True, summary="Ingest an array of meter readings"
+)
+_add_ingest_route(
+    "/vehicle/batch", VehicleReading, batch=True, summary="Ingest an array of vehicle readings"
+)
 
 
 @router.post(

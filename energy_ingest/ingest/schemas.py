@@ -163,8 +163,9 @@ def _check_range(
         )
 
 
-def _check_timestamp(problems: list[FieldProblem], moment: datetime, limits: Limits) -> None:
-    now = datetime.now(UTC)
+def _check_timestamp(
+    problems: list[FieldProblem], moment: datetime, limits: Limits, now: datetime
+) -> None:
     if moment > now + limits.max_clock_skew:
         problems.append(
             FieldProblem(
@@ -183,7 +184,7 @@ def _check_timestamp(problems: list[FieldProblem], moment: datetime, limits: Lim
         )
 
 
-def _bounds_problems(reading: Reading, limits: Limits) -> list[FieldProblem]:
+def _bounds_problems(reading: Reading, limits: Limits, now: datetime) -> list[FieldProblem]:
     problems: list[FieldProblem] = []
     if isinstance(reading, MeterReading):
         _check_range(problems, "kwhConsumedAc", reading.kwh_consumed_ac, 0.0, limits.max_kwh)
@@ -192,7 +193,7 @@ def _bounds_problems(reading: Reading, limits: Limits) -> list[FieldProblem]:
         _check_range(problems, "soc", reading.soc, *limits.soc)
         _check_range(problems, "kwhDeliveredDc", reading.kwh_delivered_dc, 0.0, limits.max_kwh)
         _check_range(problems, "batteryTemp", reading.battery_temp, *limits.battery_temp)
-    _check_timestamp(problems, reading.timestamp, limits)
+    _check_timestamp(problems, reading.timestamp, limits, now)
     return problems
 
 
@@ -217,8 +218,13 @@ def validate_reading(
     item: Any,
     limits: Limits,
     model: type[MeterReading] | type[VehicleReading] | None = None,
+    now: datetime | None = None,
 ) -> Reading | list[FieldProblem]:
-    """One reading, or every rule it breaks. `model=None` recognises the kind from the fields."""
+    """One reading, or every rule it breaks. `model=None` recognises the kind from the fields.
+
+    `now` is the clock the timestamp window is checked against; a batch passes one for all its
+    items (reading the clock per item was a tenth of the validation cost).
+    """
     if model is None:
         kind = _kind_of(item)
         if isinstance(kind, list):
@@ -230,7 +236,7 @@ def validate_reading(
         reading: Reading = model.model_validate(item)
     except ValidationError as error:
         return problems_from(error)
-    problems = _bounds_problems(reading, limits)
+    problems = _bounds_problems(reading, limits, now or datetime.now(UTC))
     return problems or reading
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from energy_ingest.errors import Conflict, FieldProblem, PayloadTooLarge, ValidationFailed
@@ -64,11 +65,12 @@ class IngestService:
             raise PayloadTooLarge(
                 f"a batch holds at most {self._max_batch_items} readings; this one has {len(items)}"
             )
+        now = datetime.now(UTC)
         valid: list[Reading] = []
         positions: list[int] = []
         errors: list[BatchError] = []
         for index, item in enumerate(items):
-            checked = validate_reading(item, self._limits, model)
+            checked = validate_reading(item, self._limits, model, now)
             if isinstance(checked, list):
                 errors.append(
                     BatchError(
