@@ -9,6 +9,7 @@ import orjson
 from fastapi import Request, Response
 
 from energy_ingest.errors import FieldProblem, MalformedRequest, PayloadTooLarge, ValidationFailed
+from energy_ingest.ingest.schemas import parse_timestamp
 
 
 def format_timestamp(moment: datetime) -> str:
@@ -59,13 +60,15 @@ async def read_json_body(request: Request, max_bytes: int) -> Any:
         raise MalformedRequest(f"the body is not valid JSON: {exc}") from exc
 
 
-def parse_query_timestamp(name: str, value: str | None) -> datetime | None:
-    """An optional ISO 8601 query parameter; a malformed one is a 422 naming the parameter."""
-    from energy_ingest.ingest.schemas import parse_timestamp
-
-    if value is None:
-        return None
-    try:
-        return parse_timestamp(value)
-    except ValueError as exc:
-        raise ValidationFailed([FieldProblem(field=name, rule="format", message=str(exc))]) from exc
+def parse_query_timestamps(**values: str | None) -> dict[str, datetime | None]:
+    """Optional ISO 8601 query parameters by name; a 422 names every malformed one."""
+    parsed: dict[str, datetime | None] = {}
+    problems: list[FieldProblem] = []
+    for name, value in values.items():
+        try:
+            parsed[name] = None if value is None else parse_timestamp(value)
+        except ValueError as exc:
+            problems.append(FieldProblem(field=name, rule="format", message=str(exc)))
+    if problems:
+        raise ValidationFailed(problems)
+    return parsed

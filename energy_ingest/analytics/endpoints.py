@@ -10,8 +10,8 @@ from fastapi import APIRouter, Query, Response
 from energy_ingest.analytics.schemas import Performance
 from energy_ingest.analytics.service import resolve_window, vehicle_performance
 from energy_ingest.dependencies import ReadConn, SettingsDep
-from energy_ingest.http import json_response, parse_query_timestamp
-from energy_ingest.live.endpoints import require_device_id
+from energy_ingest.http import json_response, parse_query_timestamps
+from energy_ingest.ingest.schemas import require_device_id
 
 router = APIRouter(prefix="/v1/analytics", tags=["analytics"])
 
@@ -34,11 +34,9 @@ async def performance(
     end: Annotated[str | None, Query(alias="to", description="ISO 8601; default now")] = None,
 ) -> Response:
     require_device_id("vehicleId", vehicleId)
+    parsed = parse_query_timestamps(**{"from": start, "to": end})
     window = resolve_window(
-        parse_query_timestamp("from", start),
-        parse_query_timestamp("to", end),
-        datetime.now(UTC),
-        settings.max_analytics_span,
+        parsed["from"], parsed["to"], datetime.now(UTC), settings.max_analytics_span
     )
     answer = await vehicle_performance(connection, vehicleId, window, settings.efficiency_threshold)
     return json_response(answer)

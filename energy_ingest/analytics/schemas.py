@@ -34,7 +34,7 @@ class Performance(BaseModel):
     efficiency: float | None = Field(
         description="DC/AC as an unrounded fraction; null when AC is 0."
     )
-    energyLossKwh: float = Field(description="AC − DC.")
+    energyLossKwh: float | None = Field(description="AC − DC; null without meter readings.")
     averageBatteryTemp: float | None
     minBatteryTemp: float | None
     maxBatteryTemp: float | None

@@ -57,7 +57,18 @@ def classify(
 async def vehicle_performance(
     connection: ReadConnection, vehicle_id: str, window: Window, threshold: float
 ) -> dict[str, Any]:
-    """AC summed over each assignment overlapping the window, clipped to it, against DC."""
+    """AC summed over each assignment overlapping the window, clipped to it, against DC.
+
+    All statements read one snapshot, so a batch committed meanwhile is counted on both sides
+    or on neither.
+    """
+    async with connection.transaction(isolation="repeatable_read", readonly=True):
+        return await _vehicle_performance(connection, vehicle_id, window, threshold)
+
+
+async def _vehicle_performance(
+    connection: ReadConnection, vehicle_id: str, window: Window, threshold: float
+) -> dict[str, Any]:
     presence = await repository.get_vehicle_presence(connection, vehicle_id)
     if not presence["has_reported"] and not presence["has_assignments"]:
         raise NotFound(f"vehicle {vehicle_id} has never reported and has no meter assignment")
@@ -74,7 +85,7 @@ async def vehicle_performance(
             connection, vehicle_id, window.start, window.end
         )
         spans = [(row["meter_id"], row["clipped_from"], row["clipped_to"]) for row in rows]
-    elif presence["same_id_meter_reported"]:
+    elif presence["same_id_meter_usable"]:
         # The seed's rule, kept for vehicles nobody assigned: the meter with the same id.
         correlation = "same-id"
         spans = [(vehicle_id, window.start, window.end)]
@@ -103,7 +114,8 @@ async def vehicle_performance(
         "energyDeliveredDc": dc,
         "efficiencyRatio": round(efficiency * 100, 2) if efficiency is not None else None,
         "efficiency": efficiency,
-        "energyLossKwh": ac - dc,
+        # Without a single meter reading there is no AC to lose energy from: null, not −DC.
+        "energyLossKwh": ac - dc if meter_points else None,
         "averageBatteryTemp": vehicle["average_battery_temp"],
         "minBatteryTemp": vehicle["min_battery_temp"],
         "maxBatteryTemp": vehicle["max_battery_temp"],

@@ -12,9 +12,8 @@ from energy_ingest.dependencies import ReadConn, SettingsDep, WriteConn
 from energy_ingest.errors import ValidationFailed
 from energy_ingest.fleet import repository, service
 from energy_ingest.fleet.schemas import Assignment, AssignMeter
-from energy_ingest.http import json_response, parse_query_timestamp, read_json_body
-from energy_ingest.ingest.schemas import problems_from
-from energy_ingest.live.endpoints import require_device_id
+from energy_ingest.http import json_response, parse_query_timestamps, read_json_body
+from energy_ingest.ingest.schemas import problems_from, require_device_id
 
 router = APIRouter(prefix="/v1/vehicles", tags=["assignments"])
 
@@ -68,7 +67,7 @@ async def end_assignment(
     at: Annotated[str | None, Query(description="When it ends (ISO 8601); default now")] = None,
 ) -> Response:
     require_device_id("vehicleId", vehicleId)
-    end = parse_query_timestamp("at", at) or datetime.now(UTC)
+    end = parse_query_timestamps(at=at)["at"] or datetime.now(UTC)
     return json_response(await service.end_current_assignment(connection, vehicleId, end))
 
 

@@ -18,7 +18,7 @@ from pydantic import (
 )
 
 from energy_ingest.config import Settings
-from energy_ingest.errors import FieldProblem
+from energy_ingest.errors import FieldProblem, ValidationFailed
 
 DEVICE_ID_PATTERN = r"^[A-Za-z0-9._:\-]{1,64}$"
 DEVICE_ID_RULE = "must be 1–64 characters of A-Z a-z 0-9 . _ : -"
@@ -51,6 +51,12 @@ def parse_timestamp(value: Any) -> datetime:
 def is_device_id(value: str) -> bool:
     """Whether `value` is a well-formed meter or vehicle id."""
     return bool(_DEVICE_ID.match(value))
+
+
+def require_device_id(field: str, value: str) -> None:
+    """A path id that could never exist is a 422 naming the parameter, not a lookup."""
+    if not is_device_id(value):
+        raise ValidationFailed([FieldProblem(field=field, rule="pattern", message=DEVICE_ID_RULE)])
 
 
 DeviceId = Annotated[str, StringConstraints(pattern=DEVICE_ID_PATTERN)]

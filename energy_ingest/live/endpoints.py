@@ -8,19 +8,13 @@ from typing import Any
 from fastapi import APIRouter, Response
 
 from energy_ingest.dependencies import ReadConn
-from energy_ingest.errors import FieldProblem, NotFound, ValidationFailed
+from energy_ingest.errors import NotFound
 from energy_ingest.http import json_response
-from energy_ingest.ingest.schemas import DEVICE_ID_RULE, is_device_id
+from energy_ingest.ingest.schemas import require_device_id
 from energy_ingest.live import repository
 from energy_ingest.live.schemas import MeterLive, VehicleLive
 
 router = APIRouter(prefix="/v1/analytics", tags=["live"])
-
-
-def require_device_id(field: str, value: str) -> None:
-    """A path id that could never exist is a 422 naming the parameter, not a lookup."""
-    if not is_device_id(value):
-        raise ValidationFailed([FieldProblem(field=field, rule="pattern", message=DEVICE_ID_RULE)])
 
 
 def _freshness(ts: datetime, received_at: datetime) -> dict[str, Any]:

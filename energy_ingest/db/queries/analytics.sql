@@ -4,9 +4,13 @@
 
 -- name: get_vehicle_presence
 -- 404 decision: a vehicle is known when it has reported (live row) or has been assigned a meter.
+-- The same-id fallback needs a meter of that id that has reported and that no assignment gives
+-- to anybody: a meter assigned elsewhere feeds that vehicle, not this one.
 SELECT EXISTS (SELECT 1 FROM vehicle_live WHERE vehicle_id = $1) AS has_reported,
        EXISTS (SELECT 1 FROM vehicle_meter_assignments WHERE vehicle_id = $1) AS has_assignments,
-       EXISTS (SELECT 1 FROM meter_live WHERE meter_id = $1) AS same_id_meter_reported;
+       EXISTS (SELECT 1 FROM meter_live WHERE meter_id = $1)
+       AND NOT EXISTS (SELECT 1 FROM vehicle_meter_assignments WHERE meter_id = $1)
+           AS same_id_meter_usable;
 
 -- name: summarize_vehicle_window
 SELECT count(*) AS data_points,
