@@ -32,6 +32,7 @@ from energy_ingest.ingest.endpoints import router as ingest_router
 from energy_ingest.ingest.schemas import Limits, MeterReading, VehicleReading
 from energy_ingest.live.endpoints import router as live_router
 from energy_ingest.log import configure_logging
+from energy_ingest.writer import WriterFactory
 from energy_ingest.writer.group_commit import DATABASE_FAILURES, GroupCommitWriter
 
 logger = logging.getLogger(__name__)
@@ -82,7 +83,8 @@ async def engine_lifespan(app: FastAPI) -> AsyncIterator[None]:
         partitions = PartitionManager(database.write_pool)
         await partitions.refresh()
         await partitions.prepare_ahead(settings.partition_days_ahead)
-        writer = await stack.enter_async_context(GroupCommitWriter(database, partitions, settings))
+        make_writer: WriterFactory = app.state.writer_factory
+        writer = await stack.enter_async_context(make_writer(database, partitions, settings))
         maintenance = asyncio.create_task(
             _maintain_partitions(partitions, settings.partition_days_ahead),
             name="partition-maintenance",
@@ -138,8 +140,11 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
     return schema
 
 
-def create_app(settings: Settings) -> FastAPI:
-    """The ASGI application; nothing connects until its lifespan starts."""
+def create_app(settings: Settings, *, writer_factory: WriterFactory | None = None) -> FastAPI:
+    """The ASGI application; nothing connects until its lifespan starts.
+
+    `writer_factory` replaces the group-commit writer (the benchmark's naive baseline does).
+    """
     app = FastAPI(
         title="Energy Ingestion Engine",
         version=__version__,
@@ -150,6 +155,7 @@ def create_app(settings: Settings) -> FastAPI:
         lifespan=engine_lifespan,
     )
     app.state.settings = settings
+    app.state.writer_factory = writer_factory or GroupCommitWriter
     app.add_exception_handler(EngineError, _engine_error)
     app.add_exception_handler(RequestValidationError, _request_validation_error)
     for router in (ingest_router, analytics_router, live_router, fleet_router, health_router):

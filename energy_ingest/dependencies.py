@@ -13,7 +13,7 @@ from energy_ingest.config import Settings
 from energy_ingest.db.partitions import PartitionManager
 from energy_ingest.db.pool import Database, ReadConnection, WriteConnection
 from energy_ingest.ingest.schemas import Limits
-from energy_ingest.writer.group_commit import GroupCommitWriter
+from energy_ingest.writer import ReadingWriter
 
 
 @dataclass(slots=True)
@@ -23,7 +23,7 @@ class EngineState:
     settings: Settings
     database: Database
     partitions: PartitionManager
-    writer: GroupCommitWriter
+    writer: ReadingWriter
     limits: Limits
     maintenance: asyncio.Task[None] | None = None
 
@@ -44,7 +44,7 @@ def get_settings(engine: EngineDep) -> Settings:
     return engine.settings
 
 
-def get_writer(engine: EngineDep) -> GroupCommitWriter:
+def get_writer(engine: EngineDep) -> ReadingWriter:
     return engine.writer
 
 
@@ -59,6 +59,6 @@ async def write_connection(engine: EngineDep) -> AsyncIterator[WriteConnection]:
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
-WriterDep = Annotated[GroupCommitWriter, Depends(get_writer)]
+WriterDep = Annotated[ReadingWriter, Depends(get_writer)]
 ReadConn = Annotated[ReadConnection, Depends(read_connection)]
 WriteConn = Annotated[WriteConnection, Depends(write_connection)]

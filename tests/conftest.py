@@ -26,6 +26,7 @@ from energy_ingest.db.embedded import embedded_postgres
 from energy_ingest.db.migrations import migrate
 from energy_ingest.db.sql import quote_identifier
 from energy_ingest.dependencies import EngineState
+from energy_ingest.writer.group_commit import GroupCommitWriter
 
 
 def with_database(url: str, database: str) -> str:
@@ -122,6 +123,12 @@ class Engine:
     def state(self) -> EngineState:
         state: EngineState = self.app.state.engine
         return state
+
+    @property
+    def writer(self) -> GroupCommitWriter:
+        writer = self.state.writer
+        assert isinstance(writer, GroupCommitWriter)
+        return writer
 
 
 @asynccontextmanager

@@ -17,7 +17,7 @@ from energy_ingest.ingest.schemas import (
     VehicleReading,
     validate_reading,
 )
-from energy_ingest.writer.group_commit import GroupCommitWriter
+from energy_ingest.writer import ReadingWriter
 
 ReadingModel = type[MeterReading] | type[VehicleReading]
 
@@ -29,7 +29,7 @@ def _id_field(reading: Reading) -> str:
 class IngestService:
     """The ingest use cases: one reading, or a batch with per-item outcomes."""
 
-    def __init__(self, writer: GroupCommitWriter, limits: Limits, max_batch_items: int) -> None:
+    def __init__(self, writer: ReadingWriter, limits: Limits, max_batch_items: int) -> None:
         self._writer = writer
         self._limits = limits
         self._max_batch_items = max_batch_items

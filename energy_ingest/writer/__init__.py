@@ -1,1 +1,37 @@
 """The group-commit writer: readings of concurrent requests share one transaction per batch."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from contextlib import AbstractAsyncContextManager
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from energy_ingest.config import Settings
+    from energy_ingest.db.partitions import PartitionManager
+    from energy_ingest.db.pool import Database
+    from energy_ingest.ingest.schemas import Outcome, Reading
+
+
+class ReadingWriter(Protocol):
+    """What the API needs of a writer: durable `write`, health, and queue depth.
+
+    The engine has one implementation, GroupCommitWriter; the benchmark plugs in the seed's
+    per-reading writer through the same interface to compare both behind the same HTTP stack.
+    """
+
+    async def write(self, readings: Sequence[Reading]) -> list[Outcome]:
+        """Resolve once the readings are committed; one outcome per reading, in order."""
+        ...
+
+    @property
+    def running(self) -> bool: ...
+
+    @property
+    def queued_readings(self) -> int: ...
+
+
+WriterFactory = Callable[
+    ["Database", "PartitionManager", "Settings"], AbstractAsyncContextManager[ReadingWriter]
+]
+"""Builds the writer inside the app's lifespan; entering it starts it, leaving it drains it."""

@@ -51,7 +51,7 @@ async def test_concurrent_requests_share_one_batch(
 ) -> None:
     one_slot = settings.model_copy(update={"writer_concurrency": 1})
     async with start_engine(one_slot) as engine, live_tables_locked(database_url):
-        writer = engine.state.writer
+        writer = engine.writer
         # The first request's batch stalls on the lock; the next 50 queue up behind it.
         first = asyncio.create_task(
             engine.client.post("/v1/ingest/meter", json=meter_reading(meter_id="first"))
@@ -79,7 +79,7 @@ async def test_a_full_queue_answers_503_with_retry_after(
         update={"writer_queue_limit": 5, "writer_concurrency": 1, "retry_after_seconds": 2}
     )
     async with start_engine(tight) as engine:
-        writer = engine.state.writer
+        writer = engine.writer
         async with live_tables_locked(database_url):
             stalled = asyncio.create_task(
                 engine.client.post("/v1/ingest/meter", json=meter_reading(meter_id="stalled"))
@@ -157,7 +157,7 @@ async def test_leaving_the_engine_commits_everything_already_accepted(
                 )
                 for i in range(10)
             ]
-            await wait_until(lambda: engine.state.writer.batches_in_flight > 0)
+            await wait_until(lambda: engine.writer.batches_in_flight > 0)
         results = await asyncio.gather(*pending)
     assert all(result.status_code == 201 for result in results)
     assert await db.fetchval("SELECT count(*) FROM vehicle_readings") == 10
@@ -168,7 +168,7 @@ async def test_mixed_kinds_share_one_transaction(engine: Engine, db: asyncpg.Con
         "/v1/ingest", json=[meter_reading(meter_id="M1"), vehicle_reading(vehicle_id="V1")]
     )
     assert response.json()["stored"] == 2
-    assert engine.state.writer.stats.batches_committed == 1
+    assert engine.writer.stats.batches_committed == 1
     assert await db.fetchval("SELECT count(*) FROM meter_readings") == 1
     assert await db.fetchval("SELECT count(*) FROM vehicle_readings") == 1
 
