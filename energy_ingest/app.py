@@ -7,6 +7,7 @@ import logging
 import os
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -61,14 +62,18 @@ async def _migrate_when_reachable(url: str) -> None:
             await connection.close()
 
 
-async def _maintain_partitions(partitions: PartitionManager, days_ahead: int) -> None:
-    """Keep tomorrow's partitions ready before midnight; survive database outages."""
+async def _maintain_partitions(partitions: PartitionManager, settings: Settings) -> None:
+    """Hourly: keep the coming days' partitions ready, compact closed days; survive outages."""
     while True:
-        await asyncio.sleep(_MAINTENANCE_INTERVAL_SECONDS)
         try:
-            await partitions.prepare_ahead(days_ahead)
+            await partitions.prepare_ahead(settings.partition_days_ahead)
+            if settings.compact_closed_partitions:
+                # Yesterday may still get late readings; the day before is closed.
+                today = datetime.now(UTC).date()
+                await partitions.compact_closed(before=today - timedelta(days=1))
         except DATABASE_FAILURES as exc:
             logger.warning("partition maintenance failed, will retry: %r", exc)
+        await asyncio.sleep(_MAINTENANCE_INTERVAL_SECONDS)
 
 
 @asynccontextmanager
@@ -86,7 +91,7 @@ async def engine_lifespan(app: FastAPI) -> AsyncIterator[None]:
         make_writer: WriterFactory = app.state.writer_factory
         writer = await stack.enter_async_context(make_writer(database, partitions, settings))
         maintenance = asyncio.create_task(
-            _maintain_partitions(partitions, settings.partition_days_ahead),
+            _maintain_partitions(partitions, settings),
             name="partition-maintenance",
         )
         app.state.engine = EngineState(

@@ -72,6 +72,10 @@ class Settings(BaseSettings):
 
     # --- storage ------------------------------------------------------------------------------
     partition_days_ahead: int = Field(default=3, ge=1)
+    compact_closed_partitions: bool = Field(
+        default=True,
+        description="Rebuild each closed day's index packed (a third smaller); hourly check.",
+    )
     read_pool_size: int = Field(default=8, ge=1)
     statement_timeout_seconds: float = Field(
         default=30.0, gt=0, description="A statement (or a batch's COPY) taking longer fails: 503."

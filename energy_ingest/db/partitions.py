@@ -81,6 +81,30 @@ class PartitionManager:
             self._known |= missing
             logger.info("history partitions ready for %s", ", ".join(map(str, sorted(missing))))
 
+    async def compact_closed(self, before: date) -> list[str]:
+        """Rebuild, packed, the primary-key index of every partition of a day before `before`.
+
+        Returns the partitions compacted. Skips the round when another process is compacting.
+        """
+        compacted: list[str] = []
+        async with self._pool.acquire() as connection:
+            if not await connection.fetchval(sql("try_lock_compaction")):
+                return compacted
+            try:
+                rows = await connection.fetch(sql("list_uncompacted_indexes"), list(HISTORY_TABLES))
+                for row in sorted(rows, key=lambda r: r["partition_name"]):
+                    match = _DAY_SUFFIX.search(row["partition_name"])
+                    if not match or datetime.strptime(match["day"], "%Y%m%d").date() >= before:
+                        continue
+                    index = quote_identifier(row["index_name"])
+                    await connection.execute(sql("pack_index").format(index=index))
+                    await connection.execute(sql("rebuild_index").format(index=index))
+                    compacted.append(row["partition_name"])
+                    logger.info("compacted the index of %s", row["partition_name"])
+            finally:
+                await connection.execute(sql("unlock_compaction"))
+        return compacted
+
     async def prepare_ahead(self, days_ahead: int, today: date | None = None) -> None:
         """Create today's partitions and those of the next `days_ahead` days."""
         first = today or datetime.now(UTC).date()

@@ -17,7 +17,7 @@ from energy_ingest.db.partitions import PartitionManager, day_of
 from energy_ingest.db.pool import Database
 from energy_ingest.errors import DatabaseUnavailable, EngineError, Overloaded, ServiceUnavailable
 from energy_ingest.ingest.schemas import Outcome, Reading
-from energy_ingest.writer.repository import write_batch
+from energy_ingest.writer.repository import DeviceKeys, prepare_batch, write_batch
 
 logger = logging.getLogger(__name__)
 
@@ -75,6 +75,7 @@ class GroupCommitWriter:
         self._in_flight: set[asyncio.Task[None]] = set()
         self._loop_task: asyncio.Task[None] | None = None
         self._closing = False
+        self._device_keys = DeviceKeys()
         self.stats = WriterStats()
 
     # --- lifecycle -----------------------------------------------------------------------------
@@ -229,8 +230,10 @@ class GroupCommitWriter:
 
     async def _commit(self, readings: list[Reading]) -> list[Outcome]:
         await self._partitions.ensure({day_of(reading.timestamp) for reading in readings})
-        async with self._database.write() as connection, connection.transaction():
-            return await write_batch(connection, readings)
+        async with self._database.write() as connection:
+            prepared = await prepare_batch(connection, readings, self._device_keys)
+            async with connection.transaction():
+                return await write_batch(connection, prepared)
 
     def _record(self, outcomes: list[Outcome]) -> None:
         stats = self.stats

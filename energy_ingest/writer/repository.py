@@ -1,16 +1,73 @@
-"""SQL of one batch: binary COPY into staging, insert-or-skip into history, live upsert."""
+"""SQL of one batch: device keys, COPY into staging, insert-or-skip into history, live upsert."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from energy_ingest.db.pool import WriteConnection
 from energy_ingest.db.sql import sql
 from energy_ingest.ingest.schemas import MeterReading, Outcome, Reading
 
-_METER_COLUMNS = ["seq", "ts", "kwh_consumed_ac", "voltage", "meter_id"]
-_VEHICLE_COLUMNS = ["seq", "ts", "soc", "kwh_delivered_dc", "battery_temp", "vehicle_id"]
+
+@dataclass(frozen=True, slots=True)
+class _KindSql:
+    """The staging table and the named statements of one kind of reading."""
+
+    staging: str
+    columns: tuple[str, ...]
+    register: str
+    keys: str
+    insert: str
+    classify: str
+    upsert: str
+
+
+_METER = _KindSql(
+    staging="meter_staging",
+    columns=("seq", "ts", "kwh_consumed_ac", "voltage", "meter_key", "meter_id"),
+    register="register_meters",
+    keys="get_meter_keys",
+    insert="insert_meter_readings",
+    classify="classify_skipped_meter_readings",
+    upsert="upsert_meter_live",
+)
+_VEHICLE = _KindSql(
+    staging="vehicle_staging",
+    columns=("seq", "ts", "soc", "kwh_delivered_dc", "battery_temp", "vehicle_key", "vehicle_id"),
+    register="register_vehicles",
+    keys="get_vehicle_keys",
+    insert="insert_vehicle_readings",
+    classify="classify_skipped_vehicle_readings",
+    upsert="upsert_vehicle_live",
+)
+
+
+class DeviceKeys:
+    """Device id → integer key of history, cached per kind.
+
+    A key never changes once given, so the cache can only be incomplete, never wrong; past
+    `limit` entries it starts over rather than grow without bound.
+    """
+
+    def __init__(self, limit: int = 1_000_000) -> None:
+        self._limit = limit
+        self._keys: dict[str, dict[str, int]] = {_METER.staging: {}, _VEHICLE.staging: {}}
+
+    async def resolve(
+        self, connection: WriteConnection, kind: _KindSql, device_ids: set[str]
+    ) -> dict[str, int]:
+        """Keys of `device_ids`, registering new devices (committed at once, outside any batch)."""
+        cache = self._keys[kind.staging]
+        missing = sorted(device_id for device_id in device_ids if device_id not in cache)
+        if missing:
+            await connection.execute(sql(kind.register), missing)
+            rows = await connection.fetch(sql(kind.keys), missing)
+            if len(cache) + len(rows) > self._limit:
+                cache.clear()
+            cache.update((row["device_id"], row["device_key"]) for row in rows)
+        return cache
 
 
 def _values(reading: Reading) -> tuple[float, ...]:
@@ -27,94 +84,99 @@ class _KindBatch:
     staged. A follower repeats a leader's key and takes its outcome from the leader's.
     """
 
-    leaders: list[tuple[object, ...]] = field(default_factory=list)
-    leader_of: dict[tuple[str, object], int] = field(default_factory=dict)
+    sql: _KindSql
+    leaders: list[int] = field(default_factory=list)
+    leader_of: dict[tuple[str, datetime], int] = field(default_factory=dict)
     followers: list[tuple[int, int]] = field(default_factory=list)
 
 
 def _split(readings: Sequence[Reading]) -> tuple[_KindBatch, _KindBatch]:
-    meters, vehicles = _KindBatch(), _KindBatch()
+    meters, vehicles = _KindBatch(_METER), _KindBatch(_VEHICLE)
     for seq, reading in enumerate(readings):
-        if isinstance(reading, MeterReading):
-            batch = meters
-            record: tuple[object, ...] = (
-                seq,
-                reading.timestamp,
-                reading.kwh_consumed_ac,
-                reading.voltage,
-                reading.meter_id,
-            )
-        else:
-            batch = vehicles
-            record = (
-                seq,
-                reading.timestamp,
-                reading.soc,
-                reading.kwh_delivered_dc,
-                reading.battery_temp,
-                reading.vehicle_id,
-            )
+        batch = meters if isinstance(reading, MeterReading) else vehicles
         key = (reading.device_id, reading.timestamp)
         leader = batch.leader_of.get(key)
         if leader is None:
             batch.leader_of[key] = seq
-            batch.leaders.append(record)
+            batch.leaders.append(seq)
         else:
             batch.followers.append((seq, leader))
     return meters, vehicles
 
 
-async def _write_kind(
-    connection: WriteConnection,
-    batch: _KindBatch,
-    outcomes: list[Outcome],
-    *,
-    staging: str,
-    columns: list[str],
-    insert: str,
-    classify: str,
-    upsert: str,
-) -> None:
-    if not batch.leaders:
-        return
-    await connection.copy_records_to_table(staging, records=batch.leaders, columns=columns)
-    status = await connection.execute(sql(insert))
-    inserted = int(status.rsplit(" ", 1)[1])
-    skipped: list[int] = []
-    if inserted < len(batch.leaders):
-        # Slow path, only when a retry or a conflict is in the batch: ask history which staged
-        # rows it already held and whether their values are the same.
-        for row in await connection.fetch(sql(classify)):
-            outcomes[row["seq"]] = Outcome.DUPLICATE if row["identical"] else Outcome.CONFLICT
-            skipped.append(row["seq"])
-    await connection.execute(sql(upsert), skipped)
+def _records(
+    batch: _KindBatch, readings: Sequence[Reading], keys: dict[str, int]
+) -> list[tuple[object, ...]]:
+    records: list[tuple[object, ...]] = []
+    for seq in batch.leaders:
+        reading = readings[seq]
+        if isinstance(reading, MeterReading):
+            records.append(
+                (
+                    seq,
+                    reading.timestamp,
+                    reading.kwh_consumed_ac,
+                    reading.voltage,
+                    keys[reading.meter_id],
+                    reading.meter_id,
+                )
+            )
+        else:
+            records.append(
+                (
+                    seq,
+                    reading.timestamp,
+                    reading.soc,
+                    reading.kwh_delivered_dc,
+                    reading.battery_temp,
+                    keys[reading.vehicle_id],
+                    reading.vehicle_id,
+                )
+            )
+    return records
 
 
-async def write_batch(connection: WriteConnection, readings: Sequence[Reading]) -> list[Outcome]:
-    """Write `readings` in the caller's transaction; return each reading's outcome, in order."""
+@dataclass(slots=True)
+class PreparedBatch:
+    """A batch split by kind with its COPY records built: all the work that needs no transaction."""
+
+    readings: Sequence[Reading]
+    kinds: list[tuple[_KindBatch, list[tuple[object, ...]]]]
+
+
+async def prepare_batch(
+    connection: WriteConnection, readings: Sequence[Reading], device_keys: DeviceKeys
+) -> PreparedBatch:
+    """Split `readings` by kind, give every device its key, build the COPY records."""
+    kinds = []
+    for batch in _split(readings):
+        if not batch.leaders:
+            continue
+        device_ids = {readings[seq].device_id for seq in batch.leaders}
+        keys = await device_keys.resolve(connection, batch.sql, device_ids)
+        kinds.append((batch, _records(batch, readings, keys)))
+    return PreparedBatch(readings, kinds)
+
+
+async def write_batch(connection: WriteConnection, prepared: PreparedBatch) -> list[Outcome]:
+    """Write a prepared batch in the caller's transaction; each reading's outcome, in order."""
+    readings = prepared.readings
     outcomes = [Outcome.STORED] * len(readings)
-    meters, vehicles = _split(readings)
-    await _write_kind(
-        connection,
-        meters,
-        outcomes,
-        staging="meter_staging",
-        columns=_METER_COLUMNS,
-        insert="insert_meter_readings",
-        classify="classify_skipped_meter_readings",
-        upsert="upsert_meter_live",
-    )
-    await _write_kind(
-        connection,
-        vehicles,
-        outcomes,
-        staging="vehicle_staging",
-        columns=_VEHICLE_COLUMNS,
-        insert="insert_vehicle_readings",
-        classify="classify_skipped_vehicle_readings",
-        upsert="upsert_vehicle_live",
-    )
-    for batch in (meters, vehicles):
+    for batch, records in prepared.kinds:
+        kind = batch.sql
+        await connection.copy_records_to_table(
+            kind.staging, records=records, columns=list(kind.columns)
+        )
+        status = await connection.execute(sql(kind.insert))
+        inserted = int(status.rsplit(" ", 1)[1])
+        skipped: list[int] = []
+        if inserted < len(records):
+            # Slow path, only when a retry or a conflict is in the batch: ask history which
+            # staged rows it already held and whether their values are the same.
+            for row in await connection.fetch(sql(kind.classify)):
+                outcomes[row["seq"]] = Outcome.DUPLICATE if row["identical"] else Outcome.CONFLICT
+                skipped.append(row["seq"])
+        await connection.execute(sql(kind.upsert), skipped)
         for seq, leader in batch.followers:
             # A repeat inside one batch: identical to its leader → it shares the leader's fate
             # as a duplicate (or conflict); different values → a conflict either way.

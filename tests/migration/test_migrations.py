@@ -71,7 +71,10 @@ async def test_concurrent_migrations_apply_each_version_once(test_server: Databa
 
 
 async def test_history_is_partitioned_by_day_with_one_primary_key(db: asyncpg.Connection) -> None:
-    for table, key in (("meter_readings", "meter_id, ts"), ("vehicle_readings", "vehicle_id, ts")):
+    for table, key in (
+        ("meter_readings", "meter_key, ts"),
+        ("vehicle_readings", "vehicle_key, ts"),
+    ):
         strategy = await db.fetchval(
             "SELECT partstrat::text FROM pg_partitioned_table WHERE partrelid = $1::regclass", table
         )

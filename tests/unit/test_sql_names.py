@@ -11,7 +11,9 @@ from energy_ingest.db.sql import parse_named_blocks, queries, quote_identifier, 
 
 PACKAGE = Path(__file__).resolve().parents[2] / "energy_ingest"
 # sql("name") calls, and the names the writer passes on as insert="..." and the like.
-_USES = re.compile(r"""sql\(\s*"([a-z_0-9]+)"\s*\)|(?:insert|classify|upsert)="([a-z_0-9]+)\"""")
+_USES = re.compile(
+    r"""sql\(\s*"([a-z_0-9]+)"\s*\)|(?:insert|classify|upsert|register|keys)="([a-z_0-9]+)\""""
+)
 
 
 def _names_used_in_code() -> set[str]:

@@ -13,13 +13,17 @@ SELECT EXISTS (SELECT 1 FROM vehicle_live WHERE vehicle_id = $1) AS has_reported
            AS same_id_meter_usable;
 
 -- name: summarize_vehicle_window
+-- The key comes from a one-row InitPlan, so pruning by ts still happens when planning.
+-- battery_temp is stored as real: min/max go out through numeric (31.2, not 31.2000007…),
+-- the average is rounded to the precision real actually holds.
 SELECT count(*) AS data_points,
        coalesce(sum(kwh_delivered_dc), 0) AS kwh_delivered_dc,
-       avg(battery_temp) AS average_battery_temp,
-       min(battery_temp) AS min_battery_temp,
-       max(battery_temp) AS max_battery_temp
+       round(avg(battery_temp)::numeric, 6)::double precision AS average_battery_temp,
+       min(battery_temp)::numeric::double precision AS min_battery_temp,
+       max(battery_temp)::numeric::double precision AS max_battery_temp
 FROM vehicle_readings
-WHERE vehicle_id = $1 AND ts >= $2 AND ts < $3;
+WHERE vehicle_key = (SELECT vehicle_key FROM vehicles WHERE vehicle_id = $1)
+  AND ts >= $2 AND ts < $3;
 
 -- name: list_assignments_in_window
 -- Each assignment overlapping [$2, $3), clipped to the window; the GiST index behind the
@@ -37,4 +41,5 @@ ORDER BY lower(during);
 SELECT count(*) AS data_points,
        coalesce(sum(kwh_consumed_ac), 0) AS kwh_consumed_ac
 FROM meter_readings
-WHERE meter_id = $1 AND ts >= $2 AND ts < $3;
+WHERE meter_key = (SELECT meter_key FROM meters WHERE meter_id = $1)
+  AND ts >= $2 AND ts < $3;

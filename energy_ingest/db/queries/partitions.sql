@@ -22,3 +22,34 @@ WHERE parent.relname = ANY($1::text[]) AND ns.nspname = current_schema();
 CREATE TABLE IF NOT EXISTS {partition} PARTITION OF {parent}
 FOR VALUES FROM ({start}) TO ({end})
 WITH (fillfactor = 100, autovacuum_vacuum_insert_scale_factor = 0.05);
+
+-- name: list_uncompacted_indexes
+-- Primary-key indexes of day partitions not yet rebuilt packed (their fillfactor is not 100).
+-- Rows arrive minute by minute across all devices, so a (device, ts) index grows by page
+-- splits and ends about 70 % full; rebuilt once its day is closed it is 100 % full, a third
+-- smaller, and stays so (late readings for closed days are rare).
+SELECT child.relname AS partition_name, index_class.relname AS index_name
+FROM pg_inherits
+JOIN pg_class AS parent ON parent.oid = pg_inherits.inhparent
+JOIN pg_class AS child ON child.oid = pg_inherits.inhrelid
+JOIN pg_namespace AS ns ON ns.oid = parent.relnamespace
+JOIN pg_index ON pg_index.indrelid = child.oid AND pg_index.indisprimary
+JOIN pg_class AS index_class ON index_class.oid = pg_index.indexrelid
+WHERE parent.relname = ANY($1::text[])
+  AND ns.nspname = current_schema()
+  AND NOT coalesce(index_class.reloptions, '{}') @> ARRAY['fillfactor=100'];
+
+-- name: try_lock_compaction
+-- One compactor at a time across processes; the others skip this round.
+SELECT pg_try_advisory_lock(hashtextextended('energy_ingest.compaction', 0));
+
+-- name: unlock_compaction
+SELECT pg_advisory_unlock(hashtextextended('energy_ingest.compaction', 0));
+
+-- name: pack_index
+-- {index} is a quoted identifier. Takes effect at the rebuild below.
+ALTER INDEX {index} SET (fillfactor = 100);
+
+-- name: rebuild_index
+-- CONCURRENTLY: inserts into the partition (late readings) go on during the rebuild.
+REINDEX INDEX CONCURRENTLY {index};

@@ -4,11 +4,14 @@
 
 -- name: create_staging_tables
 -- Temporary, so staging costs no WAL; ON COMMIT DELETE ROWS empties them at every commit.
+-- Staging carries both the device key (for history) and the id (for live). Values stay double
+-- precision here: live keeps exactly what the device sent.
 CREATE TEMPORARY TABLE IF NOT EXISTS meter_staging (
     seq             integer          NOT NULL,
     ts              timestamptz      NOT NULL,
     kwh_consumed_ac double precision NOT NULL,
     voltage         double precision NOT NULL,
+    meter_key       integer          NOT NULL,
     meter_id        text             NOT NULL
 ) ON COMMIT DELETE ROWS;
 CREATE TEMPORARY TABLE IF NOT EXISTS vehicle_staging (
@@ -17,26 +20,52 @@ CREATE TEMPORARY TABLE IF NOT EXISTS vehicle_staging (
     soc              double precision NOT NULL,
     kwh_delivered_dc double precision NOT NULL,
     battery_temp     double precision NOT NULL,
+    vehicle_key      integer          NOT NULL,
     vehicle_id       text             NOT NULL
 ) ON COMMIT DELETE ROWS;
+
+-- name: register_meters
+-- New ids only (the writer caches known keys); sorted so concurrent writers lock in one order.
+-- Runs in its own short transaction: a key is harmless even if the batch later fails.
+INSERT INTO meters (meter_id)
+SELECT meter_id FROM unnest($1::text[]) AS new (meter_id)
+ORDER BY meter_id
+ON CONFLICT (meter_id) DO NOTHING;
+
+-- name: get_meter_keys
+SELECT meter_id AS device_id, meter_key AS device_key
+FROM meters
+WHERE meter_id = ANY($1::text[]);
+
+-- name: register_vehicles
+-- Same as register_meters.
+INSERT INTO vehicles (vehicle_id)
+SELECT vehicle_id FROM unnest($1::text[]) AS new (vehicle_id)
+ORDER BY vehicle_id
+ON CONFLICT (vehicle_id) DO NOTHING;
+
+-- name: get_vehicle_keys
+SELECT vehicle_id AS device_id, vehicle_key AS device_key
+FROM vehicles
+WHERE vehicle_id = ANY($1::text[]);
 
 -- name: insert_meter_readings
 -- ON CONFLICT DO NOTHING skips retries and conflicts without aborting the batch; they are
 -- classified afterwards. ORDER BY the primary key so concurrent batches take index locks in
 -- one order and each partition's B-tree is filled left to right.
-INSERT INTO meter_readings (ts, received_at, kwh_consumed_ac, voltage, meter_id)
-SELECT ts, now(), kwh_consumed_ac, voltage, meter_id
+INSERT INTO meter_readings (ts, received_at, kwh_consumed_ac, voltage, meter_key)
+SELECT ts, now(), kwh_consumed_ac, voltage, meter_key
 FROM meter_staging
-ORDER BY meter_id, ts
-ON CONFLICT (meter_id, ts) DO NOTHING;
+ORDER BY meter_key, ts
+ON CONFLICT (meter_key, ts) DO NOTHING;
 
 -- name: insert_vehicle_readings
 -- Same shape and reasons as insert_meter_readings.
-INSERT INTO vehicle_readings (ts, received_at, soc, kwh_delivered_dc, battery_temp, vehicle_id)
-SELECT ts, now(), soc, kwh_delivered_dc, battery_temp, vehicle_id
+INSERT INTO vehicle_readings (ts, received_at, kwh_delivered_dc, soc, battery_temp, vehicle_key)
+SELECT ts, now(), kwh_delivered_dc, soc, battery_temp, vehicle_key
 FROM vehicle_staging
-ORDER BY vehicle_id, ts
-ON CONFLICT (vehicle_id, ts) DO NOTHING;
+ORDER BY vehicle_key, ts
+ON CONFLICT (vehicle_key, ts) DO NOTHING;
 
 -- name: classify_skipped_meter_readings
 -- Runs only when the insert stored fewer rows than were staged. A row whose xmin is this
@@ -46,17 +75,18 @@ ON CONFLICT (vehicle_id, ts) DO NOTHING;
 SELECT s.seq,
        (h.kwh_consumed_ac = s.kwh_consumed_ac AND h.voltage = s.voltage) AS identical
 FROM meter_staging AS s
-JOIN meter_readings AS h ON h.meter_id = s.meter_id AND h.ts = s.ts
+JOIN meter_readings AS h ON h.meter_key = s.meter_key AND h.ts = s.ts
 WHERE h.xmin <> pg_current_xact_id()::xid;
 
 -- name: classify_skipped_vehicle_readings
--- Same reasoning as classify_skipped_meter_readings.
+-- Same reasoning as classify_skipped_meter_readings. History keeps soc and battery_temp as
+-- real, so the re-sent values are compared as real too (31.2 is not 31.2::real as a double).
 SELECT s.seq,
-       (h.soc = s.soc
+       (h.soc = s.soc::real
         AND h.kwh_delivered_dc = s.kwh_delivered_dc
-        AND h.battery_temp = s.battery_temp) AS identical
+        AND h.battery_temp = s.battery_temp::real) AS identical
 FROM vehicle_staging AS s
-JOIN vehicle_readings AS h ON h.vehicle_id = s.vehicle_id AND h.ts = s.ts
+JOIN vehicle_readings AS h ON h.vehicle_key = s.vehicle_key AND h.ts = s.ts
 WHERE h.xmin <> pg_current_xact_id()::xid;
 
 -- name: upsert_meter_live

@@ -39,17 +39,25 @@ SWITCHED_VEHICLE = "device-0007"  # its own meter, then device-0200 for the wind
 SAME_ID_VEHICLE = "device-0042"  # never assigned: falls back to meter device-0042
 
 _LOAD_HISTORY = f"""
-INSERT INTO meter_readings (ts, received_at, kwh_consumed_ac, voltage, meter_id)
-SELECT ts, ts, 0.5, 230.0, 'device-' || lpad(device::text, 4, '0')
-FROM generate_series(date_trunc('day', now()) - interval '{HISTORY_DAYS} days',
-                     now() - interval '1 minute', interval '10 minutes') AS ts,
-     generate_series(1, {DEVICES}) AS device;
+INSERT INTO meters (meter_id)
+SELECT 'device-' || lpad(device::text, 4, '0') FROM generate_series(1, {DEVICES}) AS device;
 
-INSERT INTO vehicle_readings (ts, received_at, soc, kwh_delivered_dc, battery_temp, vehicle_id)
-SELECT ts, ts, 50.0, 0.45, 30.0, 'device-' || lpad(device::text, 4, '0')
+INSERT INTO vehicles (vehicle_id)
+SELECT 'device-' || lpad(device::text, 4, '0') FROM generate_series(1, {DEVICES}) AS device;
+
+INSERT INTO meter_readings (ts, received_at, kwh_consumed_ac, voltage, meter_key)
+SELECT ts, ts, 0.5, 230.0, meters.meter_key
 FROM generate_series(date_trunc('day', now()) - interval '{HISTORY_DAYS} days',
                      now() - interval '1 minute', interval '10 minutes') AS ts,
-     generate_series(1, {DEVICES}) AS device;
+     meters
+ORDER BY ts, meters.meter_key;
+
+INSERT INTO vehicle_readings (ts, received_at, soc, kwh_delivered_dc, battery_temp, vehicle_key)
+SELECT ts, ts, 50.0, 0.45, 30.0, vehicles.vehicle_key
+FROM generate_series(date_trunc('day', now()) - interval '{HISTORY_DAYS} days',
+                     now() - interval '1 minute', interval '10 minutes') AS ts,
+     vehicles
+ORDER BY ts, vehicles.vehicle_key;
 
 INSERT INTO meter_live (ts, received_at, kwh_consumed_ac, voltage, meter_id)
 SELECT now(), now(), 0.5, 230.0, 'device-' || lpad(device::text, 4, '0')
@@ -251,7 +259,11 @@ async def test_answering_many_requests_never_seq_scans_history(
     await db.execute("SELECT pg_stat_force_next_flush()")  # our own loading is in the baseline
     before = await history_scan_counters(db)
 
-    async with start_engine(settings) as engine:
+    # Compaction rebuilds closed days' indexes, which reads them whole (and counts as a scan):
+    # maintenance, not the endpoint, so it is off for this count.
+    async with start_engine(
+        settings.model_copy(update={"compact_closed_partitions": False})
+    ) as engine:
         for call in range(20):  # beyond asyncpg's five custom plans: generic plans too
             vehicle_id = (SWITCHED_VEHICLE, SAME_ID_VEHICLE)[call % 2]
             response = await engine.client.get(

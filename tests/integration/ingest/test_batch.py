@@ -60,7 +60,9 @@ async def test_duplicates_and_conflicts_in_a_batch(
     body = response.json()
     assert (body["stored"], body["duplicates"], body["failed"], body["successful"]) == (1, 2, 2, 3)
     assert [(e["index"], e["reason"]) for e in body["errors"]] == [(1, "conflict"), (4, "conflict")]
-    stored = await db.fetch("SELECT vehicle_id, soc FROM vehicle_readings ORDER BY vehicle_id")
+    stored = await db.fetch(
+        "SELECT vehicle_id, soc FROM vehicle_reading_history ORDER BY vehicle_id"
+    )
     assert [(r["vehicle_id"], r["soc"]) for r in stored] == [("V1", 40.0), ("V2", 10.0)]
 
 

@@ -26,7 +26,7 @@ async def test_a_new_meter_reading_is_stored_in_history_and_live(
     )
     assert response.status_code == 201
     assert response.json() == {"success": True, "meterId": "M1", "status": "stored"}
-    row = await db.fetchrow("SELECT * FROM meter_readings")
+    row = await db.fetchrow("SELECT * FROM meter_reading_history")
     assert row is not None
     assert (row["meter_id"], row["ts"], row["kwh_consumed_ac"], row["voltage"]) == (
         "M1",

@@ -67,7 +67,10 @@ async def test_a_late_reading_goes_to_history_but_never_moves_live_back(
     assert late.status_code == 201
     live = (await client.get("/v1/analytics/vehicle/V1/live")).json()
     assert (live["soc"], live["lastUpdatedAt"]) == (80.0, iso(newer))
-    assert await db.fetchval("SELECT count(*) FROM vehicle_readings WHERE vehicle_id = 'V1'") == 2
+    assert (
+        await db.fetchval("SELECT count(*) FROM vehicle_reading_history WHERE vehicle_id = 'V1'")
+        == 2
+    )
 
 
 async def test_out_of_order_readings_in_one_batch_leave_the_newest_live(

@@ -138,7 +138,7 @@ async def test_the_database_going_away_gives_503_never_a_false_success(
     assert (await client.get("/readyz")).status_code == 200
     check = await asyncpg.connect(database_url)
     try:
-        rows = await check.fetch("SELECT meter_id FROM meter_readings")
+        rows = await check.fetch("SELECT meter_id FROM meter_reading_history")
     finally:
         await check.close()
     assert {row["meter_id"] for row in rows} == set(acknowledged) == {"before", "after"}

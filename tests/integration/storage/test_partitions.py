@@ -1,0 +1,69 @@
+"""Daily partitions: made ahead, made on demand, compacted once their day is closed."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import asyncpg
+
+from energy_ingest.db.partitions import PartitionManager, partition_name
+
+COMPACTED_DAY_OFFSET = 3
+
+
+async def _load_day(db: asyncpg.Connection, day: datetime) -> None:
+    """A day of readings for 300 meters, arriving minute by minute as the writer would see them."""
+    await db.execute(
+        "INSERT INTO meters (meter_id) SELECT 'm-' || d FROM generate_series(1, 300) AS d"
+    )
+    await db.execute(
+        """
+        INSERT INTO meter_readings (ts, received_at, kwh_consumed_ac, voltage, meter_key)
+        SELECT ts, ts, 0.1, 230.0, meter_key
+        FROM generate_series($1::timestamptz, $1::timestamptz + interval '4 hours',
+                             interval '1 minute') AS ts,
+             meters
+        ORDER BY ts, meter_key
+        """,
+        day,
+    )
+
+
+async def _index_state(db: asyncpg.Connection, index: str) -> tuple[int, list[str] | None]:
+    row = await db.fetchrow(
+        "SELECT pg_relation_size(oid) AS size, reloptions FROM pg_class WHERE relname = $1", index
+    )
+    assert row is not None
+    return row["size"], row["reloptions"]
+
+
+async def test_closed_days_are_compacted_once_and_stay_readable(
+    database_url: str, db: asyncpg.Connection
+) -> None:
+    today = datetime.now(UTC).date()
+    closed = today - timedelta(days=COMPACTED_DAY_OFFSET)
+    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
+    try:
+        partitions = PartitionManager(pool)
+        await partitions.ensure([closed, today])
+        await _load_day(db, datetime(closed.year, closed.month, closed.day, tzinfo=UTC))
+        index = f"{partition_name('meter_readings', closed)}_pkey"
+        size_before, options_before = await _index_state(db, index)
+        assert options_before is None
+
+        compacted = await partitions.compact_closed(before=today - timedelta(days=1))
+
+        assert partition_name("meter_readings", closed) in compacted
+        assert partition_name("meter_readings", today) not in compacted
+        size_after, options_after = await _index_state(db, index)
+        assert options_after == ["fillfactor=100"]
+        assert size_after < size_before * 0.9
+        assert await partitions.compact_closed(before=today - timedelta(days=1)) == []
+        # Still the same rows, still found by the index.
+        count = await db.fetchval(
+            "SELECT count(*) FROM meter_readings WHERE meter_key = 7 AND ts >= $1",
+            datetime(closed.year, closed.month, closed.day, tzinfo=UTC),
+        )
+        assert count == 241
+    finally:
+        await pool.close()
