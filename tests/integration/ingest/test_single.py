@@ -167,3 +167,20 @@ async def test_partitions_are_made_ahead(db: asyncpg.Connection, client: httpx.A
     today = datetime.now(UTC).date()
     for offset in range(4):
         assert f"meter_readings_p{today + timedelta(days=offset):%Y%m%d}" in names
+
+
+async def test_a_resend_of_values_real_cannot_hold_exactly_is_still_a_duplicate(
+    client: httpx.AsyncClient,
+) -> None:
+    # History keeps soc and battery temperature as real; 33.3 and 31.2 are not exact there.
+    body = vehicle_reading(vehicle_id="V1", soc=33.3, temp=31.2, kwh=0.1)
+    assert (await client.post("/v1/ingest/vehicle", json=body)).status_code == 201
+    again = await client.post("/v1/ingest/vehicle", json=body)
+    assert again.json()["status"] == "duplicate"
+    changed = await client.post("/v1/ingest/vehicle", json={**body, "batteryTemp": 31.3})
+    assert changed.status_code == 409
+    live = (await client.get("/v1/analytics/vehicle/V1/live")).json()
+    assert (live["soc"], live["batteryTemp"]) == (33.3, 31.2)
+    performance = (await client.get("/v1/analytics/performance/V1")).json()
+    assert performance["minBatteryTemp"] == performance["maxBatteryTemp"] == 31.2
+    assert performance["averageBatteryTemp"] == 31.2
