@@ -14,11 +14,11 @@ SELECT EXISTS (SELECT 1 FROM vehicle_live WHERE vehicle_id = $1) AS has_reported
 
 -- name: summarize_vehicle_window
 -- The key comes from a one-row InitPlan, so pruning by ts still happens when planning.
--- battery_temp is stored as real: min/max go out through numeric (31.2, not 31.2000007…),
--- the average is rounded to the precision real actually holds.
+-- battery_temp is stored as real: each value goes through numeric back to the decimal the
+-- device sent (31.2, not 31.2000007…) before it is averaged or compared.
 SELECT count(*) AS data_points,
        coalesce(sum(kwh_delivered_dc), 0) AS kwh_delivered_dc,
-       round(avg(battery_temp)::numeric, 6)::double precision AS average_battery_temp,
+       avg(battery_temp::numeric::double precision) AS average_battery_temp,
        min(battery_temp)::numeric::double precision AS min_battery_temp,
        max(battery_temp)::numeric::double precision AS max_battery_temp
 FROM vehicle_readings
