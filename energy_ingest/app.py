@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import UTC, datetime, timedelta
@@ -32,7 +31,8 @@ from energy_ingest.http import json_response
 from energy_ingest.ingest.endpoints import router as ingest_router
 from energy_ingest.ingest.schemas import Limits, MeterReading, VehicleReading
 from energy_ingest.live.endpoints import router as live_router
-from energy_ingest.log import configure_logging
+from energy_ingest.telemetry.logs import configure_logging
+from energy_ingest.telemetry.middleware import RequestContextMiddleware
 from energy_ingest.writer import WriterFactory
 from energy_ingest.writer.group_commit import DATABASE_FAILURES, GroupCommitWriter
 
@@ -63,13 +63,15 @@ async def _migrate_when_reachable(url: str) -> None:
 
 
 async def _maintain_partitions(partitions: PartitionManager, settings: Settings) -> None:
-    """Hourly: keep the coming days' partitions ready, compact closed days; survive outages."""
+    """Hourly: prepare coming days, apply retention, compact closed days; survive outages."""
     while True:
         try:
             await partitions.prepare_ahead(settings.partition_days_ahead)
+            today = datetime.now(UTC).date()
+            if settings.retention_days is not None:
+                await partitions.drop_before(today - timedelta(days=settings.retention_days))
             if settings.compact_closed_partitions:
                 # Yesterday may still get late readings; the day before is closed.
-                today = datetime.now(UTC).date()
                 await partitions.compact_closed(before=today - timedelta(days=1))
         except DATABASE_FAILURES as exc:
             logger.warning("partition maintenance failed, will retry: %r", exc)
@@ -160,6 +162,7 @@ def create_app(settings: Settings, *, writer_factory: WriterFactory | None = Non
         lifespan=engine_lifespan,
     )
     app.state.settings = settings
+    app.add_middleware(RequestContextMiddleware, access_log=settings.access_log)
     app.state.writer_factory = writer_factory or GroupCommitWriter
     app.add_exception_handler(EngineError, _engine_error)
     app.add_exception_handler(RequestValidationError, _request_validation_error)
@@ -171,5 +174,5 @@ def create_app(settings: Settings, *, writer_factory: WriterFactory | None = Non
 
 def create_app_from_environment() -> FastAPI:
     """Factory for `uvicorn --factory` and multi-worker serving: settings from the environment."""
-    configure_logging(os.environ.get("EIE_LOG_LEVEL", "info"))
+    configure_logging()
     return create_app(Settings())

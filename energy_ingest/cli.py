@@ -17,7 +17,7 @@ import click
 from energy_ingest.config import Settings
 from energy_ingest.db.embedded import embedded_postgres
 from energy_ingest.db.migrations import migrate
-from energy_ingest.log import configure_logging
+from energy_ingest.telemetry.logs import configure_logging
 
 
 def _settings(**overrides: Any) -> Settings:
@@ -55,10 +55,20 @@ _data_dir_option = click.option(
     type=click.Choice(["debug", "info", "warning", "error"]),
 )
 @click.version_option(package_name="energy-ingest")
-def main(log_level: str) -> None:
+@click.option(
+    "--log-format",
+    envvar="EIE_LOG_FORMAT",
+    default="json",
+    show_default=True,
+    type=click.Choice(["json", "text"]),
+    help="Structured JSON lines (with request ids) or plain text.",
+)
+def main(log_level: str, log_format: str) -> None:
     """Energy Ingestion Engine: meter and vehicle telemetry, live state, efficiency analytics."""
-    configure_logging(log_level)
-    os.environ["EIE_LOG_LEVEL"] = log_level  # worker processes set up their logging from it
+    configure_logging(log_level, log_format)
+    # Worker processes set up their logging from these.
+    os.environ["EIE_LOG_LEVEL"] = log_level
+    os.environ["EIE_LOG_FORMAT"] = log_format
 
 
 @main.command()
@@ -90,8 +100,8 @@ def serve(
                 create_app(settings),
                 host=settings.host,
                 port=settings.port,
-                log_level="info",
-                access_log=False,
+                log_config=None,  # keep our handlers: JSON lines with request ids
+                access_log=False,  # the engine logs each request itself, with its id
             )
             return
         # Several processes share the port; each builds its app from the environment, so the
@@ -105,7 +115,7 @@ def serve(
             host=settings.host,
             port=settings.port,
             workers=settings.workers,
-            log_level="info",
+            log_config=None,
             access_log=False,
         )
 

@@ -44,6 +44,8 @@ class Settings(BaseSettings):
     port: int = Field(default=8000, ge=0, le=65535)
     workers: int = Field(default=1, ge=1, le=64)
 
+    access_log: bool = Field(default=True, description="Log one line per request (with its id).")
+
     # --- validation bounds (every bound is a setting) --------------------------------------
     max_kwh_per_reading: float = Field(default=100.0, gt=0)
     min_voltage: float = 0.0
@@ -72,6 +74,11 @@ class Settings(BaseSettings):
 
     # --- storage ------------------------------------------------------------------------------
     partition_days_ahead: int = Field(default=3, ge=1)
+    retention_days: int | None = Field(
+        default=None,
+        ge=1,
+        description="Drop history partitions older than this many days, whole; unset keeps all.",
+    )
     compact_closed_partitions: bool = Field(
         default=True,
         description="Rebuild each closed day's index packed (a third smaller); hourly check.",
@@ -84,6 +91,18 @@ class Settings(BaseSettings):
     # --- analytics ----------------------------------------------------------------------------
     efficiency_threshold: float = Field(default=0.85, gt=0, le=1)
     max_analytics_span: Duration = timedelta(days=31)
+
+    @model_validator(mode="after")
+    def _retention_keeps_the_backfill_window(self) -> Settings:
+        if (
+            self.retention_days is not None
+            and timedelta(days=self.retention_days) <= self.max_backfill
+        ):
+            raise ValueError(
+                "retention_days must exceed max_backfill: a back-filled reading would otherwise"
+                " land in a day that retention drops"
+            )
+        return self
 
     @model_validator(mode="after")
     def _bounds_are_ordered(self) -> Settings:

@@ -105,6 +105,26 @@ class PartitionManager:
                 await connection.execute(sql("unlock_compaction"))
         return compacted
 
+    async def drop_before(self, first_kept: date) -> list[str]:
+        """Retention: drop every history partition of a day before `first_kept`, whole."""
+        dropped: list[str] = []
+        async with self._lock, self._pool.acquire() as connection, connection.transaction():
+            await connection.execute(sql("lock_partition_maintenance"))
+            rows = await connection.fetch(sql("list_day_partitions"), list(HISTORY_TABLES))
+            for row in sorted(rows, key=lambda r: r["partition_name"]):
+                match = _DAY_SUFFIX.search(row["partition_name"])
+                if not match:
+                    continue
+                day = datetime.strptime(match["day"], "%Y%m%d").date()
+                if day < first_kept:
+                    name = quote_identifier(row["partition_name"])
+                    await connection.execute(sql("drop_partition").format(partition=name))
+                    dropped.append(row["partition_name"])
+                    self._known.discard(day)
+        if dropped:
+            logger.info("retention dropped %s", ", ".join(dropped))
+        return dropped
+
     async def prepare_ahead(self, days_ahead: int, today: date | None = None) -> None:
         """Create today's partitions and those of the next `days_ahead` days."""
         first = today or datetime.now(UTC).date()

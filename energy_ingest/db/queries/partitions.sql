@@ -53,3 +53,8 @@ ALTER INDEX {index} SET (fillfactor = 100);
 -- name: rebuild_index
 -- CONCURRENTLY: inserts into the partition (late readings) go on during the rebuild.
 REINDEX INDEX CONCURRENTLY {index};
+
+-- name: drop_partition
+-- Retention: a whole day goes at once, {partition} a quoted identifier. No DELETE: nothing to
+-- vacuum, no WAL for millions of rows.
+DROP TABLE IF EXISTS {partition};

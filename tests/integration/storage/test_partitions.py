@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
+import pytest
+from pydantic import ValidationError
 
+from energy_ingest.config import Settings
 from energy_ingest.db.partitions import PartitionManager, partition_name
+from tests.conftest import start_engine
 
 COMPACTED_DAY_OFFSET = 3
 
@@ -67,3 +72,53 @@ async def test_closed_days_are_compacted_once_and_stay_readable(
         assert count == 241
     finally:
         await pool.close()
+
+
+async def test_retention_drops_whole_days_and_keeps_the_rest(
+    database_url: str, db: asyncpg.Connection
+) -> None:
+    today = datetime.now(UTC).date()
+    old, kept = today - timedelta(days=40), today - timedelta(days=39)
+    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
+    try:
+        partitions = PartitionManager(pool)
+        await partitions.ensure([old, kept, today])
+        dropped = await partitions.drop_before(kept)
+        assert sorted(dropped) == [
+            partition_name("meter_readings", old),
+            partition_name("vehicle_readings", old),
+        ]
+        names = {row["relname"] for row in await db.fetch("SELECT relname FROM pg_class")}
+        assert partition_name("meter_readings", kept) in names
+        assert partition_name("meter_readings", old) not in names
+        # A dropped day can be made again (it is forgotten, not cached as existing).
+        await partitions.ensure([old])
+        names = {row["relname"] for row in await db.fetch("SELECT relname FROM pg_class")}
+        assert partition_name("meter_readings", old) in names
+    finally:
+        await pool.close()
+
+
+def test_retention_shorter_than_the_backfill_window_is_refused() -> None:
+    with pytest.raises(ValidationError, match="retention_days must exceed max_backfill"):
+        Settings(retention_days=30)
+    assert Settings(retention_days=31).retention_days == 31
+
+
+async def test_the_engine_applies_retention_by_itself(
+    settings: Settings, database_url: str, db: asyncpg.Connection
+) -> None:
+    old = datetime.now(UTC).date() - timedelta(days=45)
+    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=1)
+    try:
+        await PartitionManager(pool).ensure([old])
+    finally:
+        await pool.close()
+    name = partition_name("vehicle_readings", old)
+    async with start_engine(settings.model_copy(update={"retention_days": 40})):
+        for _ in range(500):
+            if not await db.fetchval("SELECT count(*) FROM pg_class WHERE relname = $1", name):
+                break
+            await asyncio.sleep(0.02)
+        else:
+            raise AssertionError(f"{name} was not dropped")

@@ -1,0 +1,1 @@
+"""What the engine tells its operators: structured logs with request ids, Prometheus metrics."""

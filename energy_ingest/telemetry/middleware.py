@@ -1,0 +1,74 @@
+"""Per-request context: an id (from X-Request-ID or new), an access-log line, HTTP metrics."""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+from collections.abc import Callable
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from energy_ingest.telemetry.logs import request_id
+
+logger = logging.getLogger("energy_ingest.access")
+
+_CLIENT_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,64}$")
+
+RequestObserver = Callable[[str, str, int, float], None]
+"""Called once a request is answered: (method, route template, status, seconds)."""
+
+
+class RequestContextMiddleware:
+    """Pure ASGI (no per-request task or body buffering, unlike BaseHTTPMiddleware)."""
+
+    def __init__(
+        self, app: ASGIApp, *, access_log: bool = True, observe: RequestObserver | None = None
+    ) -> None:
+        self.app = app
+        self.access_log = access_log
+        self.observe = observe
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        given = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
+        current = given if _CLIENT_ID.match(given) else uuid.uuid4().hex
+        token = request_id.set(current)
+        started = time.perf_counter()
+        status = 500
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message["headers"] = [
+                    *message.get("headers", []),
+                    (b"x-request-id", current.encode("latin-1")),
+                ]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            seconds = time.perf_counter() - started
+            route = scope.get("route")
+            template = getattr(route, "path", None) or "unmatched"
+            if self.observe is not None:
+                self.observe(scope["method"], template, status, seconds)
+            if self.access_log:
+                # The route template, not the path: ids stay out of the access log's cardinality.
+                logger.info(
+                    "%s %s %d",
+                    scope["method"],
+                    scope["path"],
+                    status,
+                    extra={
+                        "status": status,
+                        "route": template,
+                        "durationMs": round(seconds * 1000, 2),
+                    },
+                )
+            request_id.reset(token)
