@@ -58,6 +58,9 @@ class Settings(BaseSettings):
     max_backfill: Duration = timedelta(days=30)
     max_batch_items: int = Field(default=10_000, ge=1)
     max_body_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
+    body_timeout_seconds: float = Field(
+        default=30.0, gt=0, description="A request body must arrive within this time (408)."
+    )
 
     # --- group-commit writer ------------------------------------------------------------------
     writer_batch_size: int = Field(default=5_000, ge=1, description="Flush at this many readings.")

@@ -62,6 +62,13 @@ class PayloadTooLarge(EngineError):
     code = "payload_too_large"
 
 
+class RequestTimedOut(EngineError):
+    """The client took too long to send its body (a slow or stalled client)."""
+
+    status_code = 408
+    code = "request_timeout"
+
+
 class NotFound(EngineError):
     status_code = 404
     code = "not_found"

@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 from fastapi import Request, Response
 
-from energy_ingest.errors import FieldProblem, MalformedRequest, PayloadTooLarge, ValidationFailed
+from energy_ingest.config import Settings
+from energy_ingest.errors import (
+    FieldProblem,
+    MalformedRequest,
+    PayloadTooLarge,
+    RequestTimedOut,
+    ValidationFailed,
+)
 from energy_ingest.ingest.schemas import parse_timestamp
 
 
@@ -39,18 +47,25 @@ def json_response(
     )
 
 
-async def read_json_body(request: Request, max_bytes: int) -> Any:
-    """The request's JSON document: 413 past `max_bytes`, 400 when it is not JSON."""
+async def read_json_body(request: Request, settings: Settings) -> Any:
+    """The request's JSON document: 413 past max_body_bytes, 408 when it takes longer than
+    body_timeout_seconds to arrive (a stalled client must not hold a connection forever), 400
+    when it is not JSON."""
+    max_bytes, timeout_seconds = settings.max_body_bytes, settings.body_timeout_seconds
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > max_bytes:
         raise PayloadTooLarge(f"the body is larger than the limit of {max_bytes} bytes")
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > max_bytes:
-            raise PayloadTooLarge(f"the body is larger than the limit of {max_bytes} bytes")
-        chunks.append(chunk)
+    try:
+        async with asyncio.timeout(timeout_seconds):
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > max_bytes:
+                    raise PayloadTooLarge(f"the body is larger than the limit of {max_bytes} bytes")
+                chunks.append(chunk)
+    except TimeoutError:
+        raise RequestTimedOut(f"the body did not arrive within {timeout_seconds:g} s") from None
     body = b"".join(chunks)
     if not body.strip():
         raise MalformedRequest("the body is empty; send a JSON document")

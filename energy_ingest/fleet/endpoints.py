@@ -46,7 +46,7 @@ async def assign_meter(
     settings: SettingsDep,
 ) -> Response:
     require_device_id("vehicleId", vehicleId)
-    body = await read_json_body(request, settings.max_body_bytes)
+    body = await read_json_body(request, settings)
     try:
         command = AssignMeter.model_validate(body)
     except ValidationError as error:

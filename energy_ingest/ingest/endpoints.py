@@ -55,7 +55,7 @@ def _add_ingest_route(path: str, model: ReadingModel | None, *, batch: bool, sum
         body = {"type": "array", "items": body}
 
     async def ingest(request: Request, service: IngestServiceDep, engine: EngineDep) -> Response:
-        document = await read_json_body(request, engine.settings.max_body_bytes)
+        document = await read_json_body(request, engine.settings)
         if batch:
             status, answer = await service.ingest_batch(document, model)
         else:
@@ -94,7 +94,7 @@ _add_ingest_route(
     summary="Ingest one reading or an array mixing both kinds (recognised by meterId/vehicleId)",
 )
 async def ingest_any(request: Request, service: IngestServiceDep, engine: EngineDep) -> Response:
-    body = await read_json_body(request, engine.settings.max_body_bytes)
+    body = await read_json_body(request, engine.settings)
     if isinstance(body, list):
         status, answer = await service.ingest_batch(body, None)
     else:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
@@ -164,3 +166,19 @@ async def test_the_polymorphic_endpoint_refuses_an_object_with_both_ids(
     response = await client.post("/v1/ingest", json={**meter_reading(), **vehicle_reading()})
     assert response.status_code == 422
     assert response.json()["errors"][0]["field"] == "meterId|vehicleId"
+
+
+async def test_a_client_too_slow_to_send_its_body_gets_408(settings: Settings) -> None:
+    async def trickle() -> AsyncIterator[bytes]:
+        yield b'[{"meterId": "slow",'
+        await asyncio.sleep(1)
+        yield b"}]"
+
+    async with start_engine(settings.model_copy(update={"body_timeout_seconds": 0.2})) as engine:
+        response = await engine.client.post(
+            "/v1/ingest/meter/batch",
+            content=trickle(),
+            headers={"content-type": "application/json"},
+        )
+        assert response.status_code == 408
+        assert response.json()["error"] == "request_timeout"
