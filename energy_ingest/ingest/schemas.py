@@ -6,6 +6,7 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
+from functools import lru_cache
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -35,7 +36,16 @@ TIMESTAMP_RULE = (
 
 def parse_timestamp(value: Any) -> datetime:
     """ISO 8601 string with an offset → aware datetime in UTC (fractions beyond µs are cut)."""
-    if not isinstance(value, str) or not _ISO_WITH_OFFSET.match(value):
+    if not isinstance(value, str):
+        raise ValueError(TIMESTAMP_RULE)
+    return _parse_timestamp_text(value)
+
+
+@lru_cache(maxsize=8192)
+def _parse_timestamp_text(value: str) -> datetime:
+    # Cached: a fleet's readings of one minute carry the same few timestamps, so a burst
+    # parses each once (refusals raise and are not cached).
+    if not _ISO_WITH_OFFSET.match(value):
         raise ValueError(TIMESTAMP_RULE)
     text = value.replace(",", ".")
     fraction = re.search(r"\.(\d+)", text)
