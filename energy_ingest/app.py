@@ -31,7 +31,9 @@ from energy_ingest.http import json_response
 from energy_ingest.ingest.endpoints import router as ingest_router
 from energy_ingest.ingest.schemas import Limits, MeterReading, VehicleReading
 from energy_ingest.live.endpoints import router as live_router
+from energy_ingest.telemetry.endpoints import router as telemetry_router
 from energy_ingest.telemetry.logs import configure_logging
+from energy_ingest.telemetry.metrics import EngineMetrics
 from energy_ingest.telemetry.middleware import RequestContextMiddleware
 from energy_ingest.writer import WriterFactory
 from energy_ingest.writer.group_commit import DATABASE_FAILURES, GroupCommitWriter
@@ -91,7 +93,10 @@ async def engine_lifespan(app: FastAPI) -> AsyncIterator[None]:
         await partitions.refresh()
         await partitions.prepare_ahead(settings.partition_days_ahead)
         make_writer: WriterFactory = app.state.writer_factory
-        writer = await stack.enter_async_context(make_writer(database, partitions, settings))
+        metrics: EngineMetrics = app.state.metrics
+        writer = await stack.enter_async_context(
+            make_writer(database, partitions, settings, metrics)
+        )
         maintenance = asyncio.create_task(
             _maintain_partitions(partitions, settings),
             name="partition-maintenance",
@@ -102,6 +107,7 @@ async def engine_lifespan(app: FastAPI) -> AsyncIterator[None]:
             partitions=partitions,
             writer=writer,
             limits=Limits.from_settings(settings),
+            metrics=metrics,
             maintenance=maintenance,
         )
         try:
@@ -162,11 +168,23 @@ def create_app(settings: Settings, *, writer_factory: WriterFactory | None = Non
         lifespan=engine_lifespan,
     )
     app.state.settings = settings
-    app.add_middleware(RequestContextMiddleware, access_log=settings.access_log)
+    app.state.metrics = metrics = EngineMetrics()
+    app.add_middleware(
+        RequestContextMiddleware,
+        access_log=settings.access_log,
+        observe=metrics.observe_request,
+    )
     app.state.writer_factory = writer_factory or GroupCommitWriter
     app.add_exception_handler(EngineError, _engine_error)
     app.add_exception_handler(RequestValidationError, _request_validation_error)
-    for router in (ingest_router, analytics_router, live_router, fleet_router, health_router):
+    for router in (
+        ingest_router,
+        analytics_router,
+        live_router,
+        fleet_router,
+        health_router,
+        telemetry_router,
+    ):
         app.include_router(router)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app

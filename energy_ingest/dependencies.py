@@ -13,6 +13,7 @@ from energy_ingest.config import Settings
 from energy_ingest.db.partitions import PartitionManager
 from energy_ingest.db.pool import Database, ReadConnection, WriteConnection
 from energy_ingest.ingest.schemas import Limits
+from energy_ingest.telemetry.metrics import EngineMetrics
 from energy_ingest.writer import ReadingWriter
 
 
@@ -25,6 +26,7 @@ class EngineState:
     partitions: PartitionManager
     writer: ReadingWriter
     limits: Limits
+    metrics: EngineMetrics
     maintenance: asyncio.Task[None] | None = None
 
     def maintenance_running(self) -> bool:

@@ -15,7 +15,9 @@ router = APIRouter(prefix="/v1/ingest", tags=["ingest"])
 
 
 def get_ingest_service(engine: EngineDep) -> IngestService:
-    return IngestService(engine.writer, engine.limits, engine.settings.max_batch_items)
+    return IngestService(
+        engine.writer, engine.limits, engine.settings.max_batch_items, engine.metrics
+    )
 
 
 IngestServiceDep = Annotated[IngestService, Depends(get_ingest_service)]

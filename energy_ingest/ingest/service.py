@@ -17,6 +17,7 @@ from energy_ingest.ingest.schemas import (
     VehicleReading,
     validate_reading,
 )
+from energy_ingest.telemetry.metrics import EngineMetrics
 from energy_ingest.writer import ReadingWriter
 
 ReadingModel = type[MeterReading] | type[VehicleReading]
@@ -29,8 +30,15 @@ def _id_field(reading: Reading) -> str:
 class IngestService:
     """The ingest use cases: one reading, or a batch with per-item outcomes."""
 
-    def __init__(self, writer: ReadingWriter, limits: Limits, max_batch_items: int) -> None:
+    def __init__(
+        self,
+        writer: ReadingWriter,
+        limits: Limits,
+        max_batch_items: int,
+        metrics: EngineMetrics | None = None,
+    ) -> None:
         self._writer = writer
+        self._metrics = metrics
         self._limits = limits
         self._max_batch_items = max_batch_items
 
@@ -38,6 +46,7 @@ class IngestService:
         """One reading → (status code, body): 201 stored, 200 duplicate; 409/422 raised."""
         checked = validate_reading(item, self._limits, model)
         if isinstance(checked, list):
+            self._count_rejected(checked)
             raise ValidationFailed(checked)
         (outcome,) = await self._writer.write([checked])
         id_field = _id_field(checked)
@@ -48,6 +57,10 @@ class IngestService:
             )
         body = {"success": True, id_field: checked.device_id, "status": outcome.value}
         return (201 if outcome is Outcome.STORED else 200), body
+
+    def _count_rejected(self, problems: list[FieldProblem]) -> None:
+        if self._metrics is not None:
+            self._metrics.rejected.labels(problems[0].rule).inc()
 
     async def ingest_batch(
         self, items: Any, model: ReadingModel | None
@@ -72,6 +85,7 @@ class IngestService:
         for index, item in enumerate(items):
             checked = validate_reading(item, self._limits, model, now)
             if isinstance(checked, list):
+                self._count_rejected(checked)
                 errors.append(
                     BatchError(
                         index=index,

@@ -11,6 +11,7 @@ if TYPE_CHECKING:
     from energy_ingest.db.partitions import PartitionManager
     from energy_ingest.db.pool import Database
     from energy_ingest.ingest.schemas import Outcome, Reading
+    from energy_ingest.telemetry.metrics import EngineMetrics
 
 
 class ReadingWriter(Protocol):
@@ -32,6 +33,7 @@ class ReadingWriter(Protocol):
 
 
 WriterFactory = Callable[
-    ["Database", "PartitionManager", "Settings"], AbstractAsyncContextManager[ReadingWriter]
+    ["Database", "PartitionManager", "Settings", "EngineMetrics"],
+    AbstractAsyncContextManager[ReadingWriter],
 ]
 """Builds the writer inside the app's lifespan; entering it starts it, leaving it drains it."""

@@ -17,6 +17,7 @@ from energy_ingest.db.partitions import PartitionManager, day_of
 from energy_ingest.db.pool import Database
 from energy_ingest.errors import DatabaseUnavailable, EngineError, Overloaded, ServiceUnavailable
 from energy_ingest.ingest.schemas import Outcome, Reading
+from energy_ingest.telemetry.metrics import EngineMetrics
 from energy_ingest.writer.repository import DeviceKeys, prepare_batch, write_batch
 
 logger = logging.getLogger(__name__)
@@ -60,9 +61,14 @@ class GroupCommitWriter:
     """
 
     def __init__(
-        self, database: Database, partitions: PartitionManager, settings: Settings
+        self,
+        database: Database,
+        partitions: PartitionManager,
+        settings: Settings,
+        metrics: EngineMetrics | None = None,
     ) -> None:
         self._database = database
+        self._metrics = metrics or EngineMetrics()
         self._partitions = partitions
         self._batch_size = settings.writer_batch_size
         self._flush_seconds = settings.writer_flush_ms / 1000
@@ -130,6 +136,7 @@ class GroupCommitWriter:
             raise ServiceUnavailable("the engine is shutting down", self._retry_after)
         if self._queued_readings + len(readings) > self._queue_limit:
             self.stats.rejected_overload += 1
+            self._metrics.rejected.labels("overloaded").inc(len(readings))
             raise Overloaded(
                 f"the write queue is full ({self._queued_readings} readings waiting); retry later",
                 self._retry_after,
@@ -137,6 +144,7 @@ class GroupCommitWriter:
         future: asyncio.Future[list[Outcome]] = asyncio.get_running_loop().create_future()
         self._queue.append(_Request(readings, future))
         self._queued_readings += len(readings)
+        self._metrics.queue_readings.set(self._queued_readings)
         self._arrival.set()
         # Shielded: a client that disconnects must not cancel a batch other requests share.
         return await asyncio.shield(future)
@@ -194,15 +202,19 @@ class GroupCommitWriter:
             batch.append(request)
             size += next_size
         self._queued_readings -= size
+        self._metrics.queue_readings.set(self._queued_readings)
         return batch
 
     async def _flush(self, batch: list[_Request]) -> None:
         try:
             readings = [reading for request in batch for reading in request.readings]
+            started = time.perf_counter()
             try:
                 outcomes = await self._commit(readings)
             except DATABASE_FAILURES as exc:
                 self.stats.batches_failed += 1
+                self._metrics.batches_failed.inc()
+                self._metrics.rejected.labels("database_unavailable").inc(len(readings))
                 logger.warning("batch of %d readings failed: %r", len(readings), exc)
                 self._fail(
                     batch,
@@ -215,9 +227,13 @@ class GroupCommitWriter:
                 return
             except Exception as exc:
                 self.stats.batches_failed += 1
+                self._metrics.batches_failed.inc()
                 logger.exception("batch of %d readings failed unexpectedly", len(readings))
                 self._fail(batch, EngineError(f"internal error while writing: {exc}"))
                 return
+            self._metrics.batch_commit_seconds.observe(time.perf_counter() - started)
+            self._metrics.batch_readings.observe(len(readings))
+            self._metrics.count_outcomes(readings, outcomes)
             self._record(outcomes)
             offset = 0
             for request in batch:

@@ -1,0 +1,88 @@
+"""Prometheus metrics of one engine process (or, with several workers, of all of them)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
+
+from energy_ingest.ingest.schemas import MeterReading, Outcome, Reading
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+# `serve --workers N` sets this before the workers start; each then writes its samples to
+# files there and a scrape of any worker sums all of them.
+MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+_BATCH_BUCKETS = (1, 10, 50, 100, 500, 1_000, 2_000, 5_000, 10_000, 20_000)
+_SECONDS_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+class EngineMetrics:
+    """The engine's instruments, on a registry of their own: one per app (tests make many)."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        registry = self.registry
+        self.readings = Counter(
+            "eie_readings",
+            "Readings written, by kind and outcome (stored, duplicate, conflict).",
+            ["kind", "outcome"],
+            registry=registry,
+        )
+        self.rejected = Counter(
+            "eie_readings_rejected",
+            "Readings refused before the database: the rule broken, or overloaded/unavailable.",
+            ["reason"],
+            registry=registry,
+        )
+        self.batch_readings = Histogram(
+            "eie_batch_readings", "Readings per committed batch.", buckets=_BATCH_BUCKETS,
+            registry=registry,
+        )  # fmt: skip
+        self.batch_commit_seconds = Histogram(
+            "eie_batch_commit_seconds", "Time to write and commit one batch.",
+            buckets=_SECONDS_BUCKETS, registry=registry,
+        )  # fmt: skip
+        self.batches_failed = Counter(
+            "eie_batches_failed", "Batches the database failed (their requests got 503).",
+            registry=registry,
+        )  # fmt: skip
+        self.queue_readings = Gauge(
+            "eie_writer_queue_readings", "Readings accepted and waiting for a batch.",
+            registry=registry, multiprocess_mode="livesum",
+        )  # fmt: skip
+        self.pool_connections = Gauge(
+            "eie_pool_connections", "Database connections by pool and state (in use, idle).",
+            ["pool", "state"], registry=registry, multiprocess_mode="livesum",
+        )  # fmt: skip
+        self.http_seconds = Histogram(
+            "eie_http_request_duration_seconds", "HTTP requests by method, route and status.",
+            ["method", "route", "status"], buckets=_SECONDS_BUCKETS, registry=registry,
+        )  # fmt: skip
+
+    def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
+        """For the request middleware."""
+        self.http_seconds.labels(method, route, str(status)).observe(seconds)
+
+    def count_outcomes(self, readings: Sequence[Reading], outcomes: Sequence[Outcome]) -> None:
+        """One committed batch's outcomes, by kind."""
+        tally: dict[tuple[str, str], int] = {}
+        for reading, outcome in zip(readings, outcomes, strict=True):
+            kind = "meter" if isinstance(reading, MeterReading) else "vehicle"
+            tally[kind, outcome.value] = tally.get((kind, outcome.value), 0) + 1
+        for (kind, outcome_name), count in tally.items():
+            self.readings.labels(kind, outcome_name).inc(count)
+
+    def set_pool(self, name: str, size: int, idle: int) -> None:
+        self.pool_connections.labels(name, "in_use").set(size - idle)
+        self.pool_connections.labels(name, "idle").set(idle)
+
+    def render(self) -> bytes:
+        """The exposition text; across all workers when several share the port."""
+        if os.environ.get(MULTIPROCESS_ENV):
+            merged = CollectorRegistry()
+            MultiProcessCollector(merged)  # type: ignore[no-untyped-call]
+            return generate_latest(merged)
+        return generate_latest(self.registry)
