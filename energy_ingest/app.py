@@ -14,6 +14,7 @@ from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from pydantic.json_schema import models_json_schema
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from energy_ingest import __version__
 from energy_ingest.analytics.endpoints import router as analytics_router
@@ -137,6 +138,21 @@ async def _request_validation_error(request: Request, exc: Exception) -> Respons
     return await _engine_error(request, ValidationFailed(problems))
 
 
+_HTTP_CODES = {404: "not_found", 405: "method_not_allowed"}
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    # No route matched (404), or the route exists for other methods (405): the same body shape
+    # as every other error, Starlette's headers (Allow) kept.
+    assert isinstance(exc, StarletteHTTPException)
+    code = _HTTP_CODES.get(exc.status_code, "http_error")
+    message = {404: "no such endpoint", 405: f"{request.method} is not allowed here"}.get(
+        exc.status_code, str(exc.detail)
+    )
+    headers = dict(exc.headers) if exc.headers else None
+    return json_response({"error": code, "message": message}, exc.status_code, headers)
+
+
 def _openapi(app: FastAPI) -> dict[str, Any]:
     if app.openapi_schema:
         return app.openapi_schema
@@ -177,6 +193,7 @@ def create_app(settings: Settings, *, writer_factory: WriterFactory | None = Non
     app.state.writer_factory = writer_factory or GroupCommitWriter
     app.add_exception_handler(EngineError, _engine_error)
     app.add_exception_handler(RequestValidationError, _request_validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
     for router in (
         ingest_router,
         analytics_router,

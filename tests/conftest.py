@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import os
+import tempfile
 from collections.abc import AsyncIterator, Iterator
 from contextlib import ExitStack, asynccontextmanager
 from dataclasses import dataclass
@@ -65,16 +66,17 @@ async def _drop_database(admin_url: str, name: str) -> None:
 
 
 @pytest.fixture(scope="session")
-def test_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DatabaseServer]:
+def test_server() -> Iterator[DatabaseServer]:
     prefix = f"eie_test_{os.getpid()}"
     template = f"{prefix}_template"
     with ExitStack() as stack:
         admin_url = os.environ.get("TEST_DATABASE_URL")
         if not admin_url:
+            # Not under pytest's basetemp: another pytest run on the machine prunes old
+            # basetemp folders, which would pull the data folder from under a running server.
+            folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="eie-test-pg-")))
             engine_url = stack.enter_context(
-                embedded_postgres(
-                    tmp_path_factory.mktemp("pg") / "data", delete_on_exit=True, durable=False
-                )
+                embedded_postgres(folder / "data", delete_on_exit=True, durable=False)
             )
             admin_url = with_database(engine_url, "postgres")
         asyncio.run(_create_template(admin_url, template))

@@ -32,6 +32,10 @@ _ISO_WITH_OFFSET = re.compile(
 TIMESTAMP_RULE = (
     "must be an ISO 8601 date-time with an explicit offset or Z, e.g. 2026-02-09T13:30:00Z"
 )
+# Any time the engine handles — readings, windows, assignments — lies in this century; beyond
+# it lie calendar overflows and PostgreSQL's ±infinity, never a real fleet's data.
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+LATEST = datetime(2100, 1, 1, tzinfo=UTC)
 
 
 def parse_timestamp(value: Any) -> datetime:
@@ -45,22 +49,24 @@ def parse_timestamp(value: Any) -> datetime:
 def _parse_timestamp_text(value: str) -> datetime:
     # Cached: a fleet's readings of one minute carry the same few timestamps, so a burst
     # parses each once (refusals raise and are not cached).
-    if not _ISO_WITH_OFFSET.match(value):
+    if not _ISO_WITH_OFFSET.fullmatch(value):
         raise ValueError(TIMESTAMP_RULE)
     text = value.replace(",", ".")
     fraction = re.search(r"\.(\d+)", text)
     if fraction and len(fraction.group(1)) > 6:
         text = text[: fraction.start(1) + 6] + text[fraction.end(1) :]
     try:
-        parsed = datetime.fromisoformat(text)
-    except ValueError as exc:
+        parsed = datetime.fromisoformat(text).astimezone(UTC)
+    except (ValueError, OverflowError) as exc:
         raise ValueError(f"{TIMESTAMP_RULE} (not a real date or time)") from exc
-    return parsed.astimezone(UTC)
+    if not EARLIEST <= parsed < LATEST:
+        raise ValueError(f"must lie between {EARLIEST:%Y-%m-%d} and {LATEST:%Y-%m-%d}")
+    return parsed
 
 
 def is_device_id(value: str) -> bool:
     """Whether `value` is a well-formed meter or vehicle id."""
-    return bool(_DEVICE_ID.match(value))
+    return bool(_DEVICE_ID.fullmatch(value))  # match() would let "V1\n" through ($ before \n)
 
 
 def require_device_id(field: str, value: str) -> None:

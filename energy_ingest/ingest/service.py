@@ -123,4 +123,7 @@ class IngestService:
             duplicates=duplicates,
             errors=errors,
         )
-        return (201 if result.successful else 422), result.model_dump()
+        answer = result.model_dump()
+        if not items:
+            answer["message"] = "the batch is empty: send at least one reading"
+        return (201 if result.successful else 422), answer

@@ -44,6 +44,12 @@ CREATE TABLE vehicle_readings (
     PRIMARY KEY (vehicle_key, ts)
 ) PARTITION BY RANGE (ts);
 
+-- Sensor values enter history as real. A value too small for real (|x| < 1e-37, far below
+-- any sensor's resolution) is stored as 0 rather than failing its whole batch with underflow.
+CREATE FUNCTION sensor_real(value double precision) RETURNS real
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+RETURN CASE WHEN abs(value) < 1e-37 THEN 0 ELSE value END;
+
 -- What an operator (or an auditor) queries: history with the device ids spelled out.
 CREATE VIEW meter_reading_history AS
 SELECT m.meter_id, r.ts, r.kwh_consumed_ac, r.voltage, r.received_at

@@ -62,7 +62,7 @@ ON CONFLICT (meter_key, ts) DO NOTHING;
 -- name: insert_vehicle_readings
 -- Same shape and reasons as insert_meter_readings.
 INSERT INTO vehicle_readings (ts, received_at, kwh_delivered_dc, soc, battery_temp, vehicle_key)
-SELECT ts, now(), kwh_delivered_dc, soc, battery_temp, vehicle_key
+SELECT ts, now(), kwh_delivered_dc, sensor_real(soc), sensor_real(battery_temp), vehicle_key
 FROM vehicle_staging
 ORDER BY vehicle_key, ts
 ON CONFLICT (vehicle_key, ts) DO NOTHING;
@@ -81,10 +81,11 @@ WHERE h.xmin <> pg_current_xact_id()::xid;
 -- name: classify_skipped_vehicle_readings
 -- Same reasoning as classify_skipped_meter_readings. History keeps soc and battery_temp as
 -- real, so the re-sent values are compared as real too (31.2 is not 31.2::real as a double).
+-- Same-shape with insert_vehicle_readings: both go through sensor_real.
 SELECT s.seq,
-       (h.soc = s.soc::real
+       (h.soc = sensor_real(s.soc)
         AND h.kwh_delivered_dc = s.kwh_delivered_dc
-        AND h.battery_temp = s.battery_temp::real) AS identical
+        AND h.battery_temp = sensor_real(s.battery_temp)) AS identical
 FROM vehicle_staging AS s
 JOIN vehicle_readings AS h ON h.vehicle_key = s.vehicle_key AND h.ts = s.ts
 WHERE h.xmin <> pg_current_xact_id()::xid;

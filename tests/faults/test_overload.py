@@ -1,0 +1,100 @@
+"""Far more load than the engine can commit: 503 + Retry-After, no crash, normal service after."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import httpx
+
+from tests.faults.audit import audit
+from tests.faults.conftest import RecordFigures
+from tests.faults.load import BATCH_SHAPES, Fleet, Ledger, Load, send_one
+from tests.faults.processes import EngineProcess, engine_process
+
+FLOOD_SECONDS = 6.0
+# A small queue (two requests' worth) and one commit at a time: the writer, not the HTTP
+# side, is the bottleneck, and the queue overflows as soon as the flood starts.
+_TIGHT_WRITER = {
+    "EIE_WRITER_QUEUE_LIMIT": "2000",
+    "EIE_WRITER_BATCH_SIZE": "1000",
+    "EIE_WRITER_CONCURRENCY": "1",
+}
+
+
+async def _watch(engine: EngineProcess, until: asyncio.Event) -> None:
+    """Check every 100 ms that the engine process is alive."""
+    while not until.is_set():
+        assert engine.alive(), f"the engine died under overload:\n{engine.output()}"
+        await asyncio.sleep(0.1)
+
+
+async def test_flood_is_refused_with_503_and_service_resumes(
+    database_url: str, record_figures: RecordFigures
+) -> None:
+    fleet = Fleet(meters=96, vehicles=96)
+    ledger = Ledger()
+    async with engine_process(database_url, environment=_TIGHT_WRITER) as engine:
+        await engine.start()
+        flooding = asyncio.Event()
+        watcher = asyncio.create_task(_watch(engine, flooding))
+        flood = Load(
+            engine.base_url,
+            fleet,
+            ledger,
+            clients=48,
+            shapes=BATCH_SHAPES,
+            batch_size=(500, 1000),
+            pause_after_refusal=0.0,  # a hostile flood does not honour Retry-After
+            max_seconds=FLOOD_SECONDS,
+        )
+        started = time.monotonic()
+        async with flood:
+            await asyncio.sleep(FLOOD_SECONDS)
+        ended = time.monotonic()
+        flood_seconds = ended - started
+        flooding.set()
+        await watcher
+
+        # Recovery: the first request after the flood (retried, bounded for liveness only).
+        deadline = ended + 60
+        while True:
+            sent = time.monotonic()
+            answer = await send_one(engine.base_url, fleet, ledger)
+            if answer.status_code == 201:
+                break
+            assert answer.status_code == 503, answer.text
+            assert time.monotonic() < deadline, "no service after the flood"
+            await asyncio.sleep(0.05)
+        answered = time.monotonic()
+        recovered_after = answered - ended
+        probe_latency = answered - sent
+        async with httpx.AsyncClient(base_url=engine.base_url, timeout=30) as client:
+            assert (await client.get("/readyz")).status_code == 200
+        assert engine.alive()
+        assert await engine.terminate() == 0
+
+    figures = flood.figures
+    assert not figures.unexpected, flood.summary()
+    assert figures.answers_503 > 0, "the queue never overflowed"
+    assert figures.answers_503_without_retry_after == 0
+    assert figures.connection_errors == 0, flood.summary()
+    result = await audit(database_url, ledger)
+    result.assert_exact()
+    offered = figures.readings_sent / flood_seconds
+    committed = figures.readings_acknowledged / flood_seconds
+    record_figures(
+        {
+            "flood clients × readings per request": "48 × 500–1000",
+            "flood duration (s)": flood_seconds,
+            "readings offered per s": round(offered),
+            "readings committed per s (capacity)": round(committed),
+            "offered ÷ committed": offered / committed,
+            "requests": figures.requests,
+            "answers 503 (all with Retry-After)": figures.answers_503,
+            "readings acknowledged": len(ledger),
+            "acknowledged readings lost": 0,
+            "flood end to first 2xx (s)": recovered_after,
+            "latency of that request (s)": probe_latency,
+        }
+    )
