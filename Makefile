@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat requirements-dev.lock pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: venv run test check format lock bench clean
+.PHONY: venv run demo test check format lock bench clean
 
 $(STAMP): requirements-dev.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -16,6 +16,11 @@ venv: $(STAMP)
 
 run: venv
 	$(BIN)/energy-ingest serve
+
+# The whole product in one go: engine on a fresh embedded database, a day of a 1,000-vehicle
+# fleet with a few faulty chargers, the verdicts; Ctrl-C stops it.
+demo: venv
+	$(BIN)/energy-ingest demo
 
 test: venv
 	$(BIN)/pytest
@@ -36,7 +41,7 @@ lock: venv
 	$(BIN)/uv pip compile pyproject.toml --extra dev --python-version 3.11 --generate-hashes -o requirements-dev.lock
 
 bench: venv
-	$(BIN)/python -m bench.ingest_http
+	$(BIN)/python -m bench
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

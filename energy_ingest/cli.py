@@ -5,11 +5,14 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-from collections.abc import Iterator
+import sys
+import tempfile
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
+from datetime import datetime, timedelta
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import asyncpg
 import click
@@ -18,6 +21,12 @@ from energy_ingest.config import Settings
 from energy_ingest.db.embedded import embedded_postgres
 from energy_ingest.db.migrations import migrate
 from energy_ingest.telemetry.logs import configure_logging
+from energy_ingest.telemetry.metrics import MULTIPROCESS_ENV
+
+if TYPE_CHECKING:
+    from energy_ingest.simulator.command import RunOptions
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 def _settings(**overrides: Any) -> Settings:
@@ -109,6 +118,11 @@ def serve(
         # once here first; each worker's start-up then finds nothing left to apply.
         asyncio.run(_migrate(url))
         os.environ["EIE_DATABASE_URL"] = url
+        if not os.environ.get(MULTIPROCESS_ENV):
+            # Each worker writes its metric samples here; a scrape of any of them sums all.
+            os.environ[MULTIPROCESS_ENV] = stack.enter_context(
+                tempfile.TemporaryDirectory(prefix="energy-ingest-metrics-")
+            )
         uvicorn.run(
             "energy_ingest.app:create_app_from_environment",
             factory=True,
@@ -166,3 +180,323 @@ def db_migrate(database_url: str | None, data_dir: Path | None) -> None:
     with ExitStack() as stack:
         applied = asyncio.run(_migrate(_database_url(stack, settings)))
     click.echo("applied: " + ", ".join(applied) if applied else "schema is up to date")
+
+
+# --- simulate and demo: a fleet driven through the HTTP API -----------------------------------
+
+
+class _DurationType(click.ParamType[timedelta]):
+    name = "duration"
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> timedelta:
+        from energy_ingest.simulator.command import parse_duration
+
+        if isinstance(value, timedelta):
+            return value
+        try:
+            return parse_duration(str(value))
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+class _TimestampType(click.ParamType[datetime]):
+    name = "timestamp"
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> datetime:
+        from energy_ingest.ingest.schemas import parse_timestamp
+
+        if isinstance(value, datetime):
+            return value
+        try:
+            return parse_timestamp(str(value))
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+_DURATION = _DurationType()
+_SHARE = click.FloatRange(0.0, 1.0)
+
+
+def _fleet_options(defaults: dict[str, Any], envvar_prefix: str) -> Callable[[F], F]:
+    """Options shared by simulate and demo: the fleet, the mess, the load."""
+
+    def option(name: str, **kwargs: Any) -> Callable[[F], F]:
+        key = name.lstrip("-").replace("-", "_")
+        kwargs.setdefault("default", defaults.get(key))
+        kwargs.setdefault("envvar", f"{envvar_prefix}{key.upper()}")
+        return click.option(name, show_default=True, show_envvar=True, **kwargs)
+
+    decorators = [
+        option("--vehicles", type=click.IntRange(1, 100_000), help="Vehicles (one meter each)."),
+        option(
+            "--faulty-share",
+            type=_SHARE,
+            help="Share of chargers made faulty (efficiency 70–82 %; healthy 88–95 %).",
+        ),
+        option(
+            "--change-share",
+            type=_SHARE,
+            help="Share of vehicles moved to a spare charger (of the same health) mid-run.",
+        ),
+        option("--dc-fast-share", type=_SHARE, help="Share of DC fast chargers (50–150 kW)."),
+        option("--jitter-rate", type=_SHARE, help="Share of readings whose clock is off."),
+        option(
+            "--max-jitter",
+            type=click.IntRange(0, 20),
+            help="Largest clock error, in whole seconds either way.",
+        ),
+        option("--retry-rate", type=_SHARE, help="Share of readings sent twice (a retry)."),
+        option("--late-rate", type=_SHARE, help="Share of readings delivered 2–30 min late."),
+        option(
+            "--silence-rate",
+            type=click.FloatRange(0.0, 1.0, max_open=True),
+            help="Share of device-minutes lost to devices going silent (5–60 min at a time).",
+        ),
+        option("--seed", type=int, help="Same seed, same fleet and readings."),
+        option(
+            "--prefix",
+            help="Device ids are PREFIX-v0001, PREFIX-m0001…: another prefix, another fleet.",
+        ),
+        option(
+            "--batch-size",
+            type=click.IntRange(1, 10_000),
+            help="Back-fill: readings per batch request.",
+        ),
+        option(
+            "--concurrency",
+            type=click.IntRange(1, 512),
+            help="Requests in flight (default 4 for back-fill, 16 in real time).",
+        ),
+        option(
+            "--threshold",
+            type=click.FloatRange(0.0, 1.0, min_open=True),
+            envvar=[f"{envvar_prefix}THRESHOLD", "EIE_EFFICIENCY_THRESHOLD"],
+            help="The engine's efficiency threshold, to compute the statuses expected.",
+        ),
+        option("--timeout", type=click.FloatRange(min=1.0), help="HTTP timeout in seconds."),
+        option("--worst", type=click.IntRange(0, 1000), help="Rows of the worst-vehicles table."),
+    ]
+
+    def apply(command: F) -> F:
+        for decorator in reversed(decorators):
+            command = decorator(command)
+        return command
+
+    return apply
+
+
+def _run_options(
+    options: dict[str, Any], *, duration: timedelta, realtime: bool, url: str
+) -> RunOptions:
+    from energy_ingest.ingest.schemas import is_device_id
+    from energy_ingest.simulator.command import RunOptions
+    from energy_ingest.simulator.fleet import FleetSpec
+    from energy_ingest.simulator.mess import MessRates
+
+    prefix = options["prefix"]
+    if len(prefix) > 40 or not is_device_id(prefix):
+        raise click.BadParameter("1–40 characters of A-Z a-z 0-9 . _ : -", param_hint="--prefix")
+    return RunOptions(
+        duration=duration,
+        realtime=realtime,
+        url=url.rstrip("/"),
+        spec=FleetSpec(
+            vehicles=options["vehicles"],
+            faulty_share=options["faulty_share"],
+            change_share=options["change_share"],
+            dc_fast_share=options["dc_fast_share"],
+            prefix=prefix,
+            seed=options["seed"],
+        ),
+        mess=MessRates(
+            jitter=options["jitter_rate"],
+            max_jitter_seconds=options["max_jitter"],
+            retry=options["retry_rate"],
+            late=options["late_rate"],
+            silence=options["silence_rate"],
+        ),
+        speedup=options.get("speedup", 1.0),
+        start=options.get("start"),
+        batch_size=options["batch_size"],
+        concurrency=options["concurrency"],
+        threshold=options["threshold"],
+        timeout_seconds=options["timeout"],
+        worst=options["worst"],
+    )
+
+
+_FLEET_DEFAULTS: dict[str, Any] = {
+    "vehicles": 100,
+    "faulty_share": 0.02,
+    "change_share": 0.05,
+    "dc_fast_share": 0.2,
+    "jitter_rate": 0.5,
+    "max_jitter": 3,
+    "retry_rate": 0.01,
+    "late_rate": 0.01,
+    "silence_rate": 0.0005,
+    "seed": 1,
+    "prefix": "sim",
+    "batch_size": 5_000,
+    "concurrency": None,
+    "threshold": 0.85,
+    "timeout": 60.0,
+    "worst": 10,
+}
+
+
+@main.command()
+@click.option(
+    "--url",
+    envvar="EIE_SIM_URL",
+    default="http://127.0.0.1:8000",
+    show_default=True,
+    show_envvar=True,
+    help="Base URL of the running engine; only its HTTP API is used.",
+)
+@click.option(
+    "--backfill",
+    "backfill_span",
+    envvar="EIE_SIM_BACKFILL",
+    type=_DURATION,
+    show_envvar=True,
+    help="Back-fill this span (e.g. 24h, at most 29 days) ending now, as fast as the engine "
+    "accepts, through the batch endpoints.",
+)
+@click.option(
+    "--realtime",
+    is_flag=True,
+    envvar="EIE_SIM_REALTIME",
+    show_envvar=True,
+    help="Every device posts one reading a minute to the single-reading endpoints, for "
+    "--duration of simulated time.",
+)
+@click.option(
+    "--duration",
+    envvar="EIE_SIM_DURATION",
+    type=_DURATION,
+    default="1h",
+    show_default=True,
+    show_envvar=True,
+    help="Real time: simulated span of the run.",
+)
+@click.option(
+    "--speedup",
+    envvar="EIE_SIM_SPEEDUP",
+    type=click.FloatRange(min=1.0),
+    default=1.0,
+    show_default=True,
+    show_envvar=True,
+    help="Real time: simulated minutes per real minute. The engine refuses timestamps more "
+    "than 5 min ahead, so the simulated clock starts DURATION × (1 − 1/SPEEDUP) in the past and "
+    "catches up with the real clock exactly as the run ends: no reading is ever in the future.",
+)
+@click.option(
+    "--start",
+    envvar="EIE_SIM_START",
+    type=_TimestampType(),
+    show_envvar=True,
+    help="Back-fill: first simulated minute (ISO 8601 with an offset); default: the span "
+    "before now. With --seed it makes a run repeatable to the byte.",
+)
+@_fleet_options(_FLEET_DEFAULTS, "EIE_SIM_")
+def simulate(
+    url: str,
+    backfill_span: timedelta | None,
+    realtime: bool,
+    duration: timedelta,
+    **options: Any,
+) -> None:
+    """Simulate a fleet against a running engine, over its HTTP API only.
+
+    N vehicles, each fed by its own meter (assigned through the API; a few move to a spare
+    charger mid-run), charge AC or DC with real physics; the devices misbehave as real ones do
+    (clock jitter, retries, late and lost readings). At the end: what the engine stored, and
+    whether its analytics flag exactly the chargers the simulator made faulty.
+
+    \b
+    energy-ingest simulate --backfill 24h --vehicles 1000
+    energy-ingest simulate --realtime --duration 2h --speedup 60
+    """
+    from energy_ingest.simulator.command import simulate as run_simulation
+
+    if (backfill_span is None) == (not realtime):
+        raise click.UsageError("choose one mode: --backfill SPAN or --realtime")
+    if realtime and options.get("start") is not None:
+        raise click.UsageError("--start is for --backfill; real time places its clock itself")
+    run = _run_options(
+        options,
+        duration=duration if realtime else backfill_span or duration,
+        realtime=realtime,
+        url=url,
+    )
+    sys.exit(run_simulation(run))
+
+
+_DEMO_DEFAULTS: dict[str, Any] = {
+    **_FLEET_DEFAULTS,
+    "vehicles": 1_000,
+    "faulty_share": 0.01,
+    "change_share": 0.02,
+    # Fewer silent devices than simulate's default: each one hides a vehicle from judgement,
+    # and the demo's table should be about chargers, not gaps.
+    "silence_rate": 0.0002,
+    "seed": 7,
+    "prefix": "demo",
+    "worst": 15,
+}
+
+
+@main.command()
+@click.option(
+    "--backfill",
+    "backfill_span",
+    envvar="EIE_DEMO_BACKFILL",
+    type=_DURATION,
+    default="24h",
+    show_default=True,
+    show_envvar=True,
+    help="Span of fleet history to simulate, ending now.",
+)
+@click.option(
+    "--host", envvar="EIE_DEMO_HOST", default="127.0.0.1", show_default=True, show_envvar=True
+)
+@click.option(
+    "--port",
+    envvar="EIE_DEMO_PORT",
+    type=click.IntRange(1, 65535),
+    default=8000,
+    show_default=True,
+    show_envvar=True,
+    help="Port of the engine; a free one is picked if it is taken.",
+)
+@click.option(
+    "--data-dir",
+    envvar="EIE_DEMO_DATA_DIR",
+    type=click.Path(file_okay=False, path_type=Path),
+    show_envvar=True,
+    help="Demo folder (embedded database, engine log), wiped at every start and removed at a "
+    "clean stop. Default: energy-ingest-demo-<uid> in the system's temporary folder.",
+)
+@_fleet_options(_DEMO_DEFAULTS, "EIE_DEMO_")
+def demo(
+    backfill_span: timedelta, host: str, port: int, data_dir: Path | None, **options: Any
+) -> None:
+    """See the whole product in one go: engine, a day of a 1,000-vehicle fleet, the verdicts.
+
+    Starts the engine on a fresh embedded PostgreSQL, back-fills 24 h of a fleet in which a
+    few chargers are faulty, prints the vehicles with the lowest efficiency with the engine's
+    status beside the truth, the detection result and URLs to try, then keeps the engine up
+    until Ctrl-C (or SIGTERM), which stops it and its database cleanly.
+    """
+    from energy_ingest.simulator.demo import DemoOptions, default_folder
+    from energy_ingest.simulator.demo import demo as run_demo
+
+    run = _run_options(options, duration=backfill_span, realtime=False, url="")
+    sys.exit(
+        run_demo(DemoOptions(folder=data_dir or default_folder(), host=host, port=port, run=run))
+    )

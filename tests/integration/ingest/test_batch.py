@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
@@ -114,8 +115,9 @@ async def test_a_body_over_the_byte_limit_is_a_413(settings: Settings) -> None:
 async def test_a_large_batch_is_stored_whole(
     client: httpx.AsyncClient, db: asyncpg.Connection
 ) -> None:
+    now = datetime.now(UTC)  # one clock for the readings and the check: no minute boundary
     items = [
-        meter_reading(meter_id=f"M{device}", at=minute(-offset), kwh=0.5)
+        meter_reading(meter_id=f"M{device}", at=minute(-offset, base=now), kwh=0.5)
         for device in range(500)
         for offset in range(1, 21)
     ]
@@ -124,7 +126,9 @@ async def test_a_large_batch_is_stored_whole(
     assert response.json()["stored"] == 10_000
     assert await db.fetchval("SELECT count(*) FROM meter_readings") == 10_000
     assert await db.fetchval("SELECT count(*) FROM meter_live") == 500
-    newest = await db.fetchval("SELECT count(*) FROM meter_live WHERE ts = $1", minute(-1))
+    newest = await db.fetchval(
+        "SELECT count(*) FROM meter_live WHERE ts = $1", minute(-1, base=now)
+    )
     assert newest == 500
 
 

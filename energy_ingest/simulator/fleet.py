@@ -1,0 +1,190 @@
+"""The simulated fleet: vehicles, the charger (meter) feeding each, faulty chargers, changes."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from typing import Literal
+
+ChargerKind = Literal["ac", "dc"]
+
+HEALTHY_EFFICIENCY = (0.88, 0.95)
+FAULTY_EFFICIENCY = (0.70, 0.82)
+# Charger ratings (kW) and how common each is; DC fast chargers are rarer than level 2.
+_AC_RATINGS = ((7.4, 5), (11.0, 4), (22.0, 2))
+_DC_RATINGS = ((50.0, 3), (100.0, 2), (150.0, 2))
+_BATTERIES_KWH = (40.0, 58.0, 64.0, 77.0, 82.0, 100.0)
+_ONBOARD_AC_KW = (7.4, 11.0, 22.0)
+_MAX_DC_KW = (50.0, 100.0, 150.0, 200.0)
+# A first charging session starts this early at the latest, so even a short run sees every
+# vehicle charge at least once (a vehicle that never charges cannot be judged).
+_FIRST_CHARGE_WITHIN_MINUTES = 6 * 60
+
+
+@dataclass(frozen=True, slots=True)
+class FleetSpec:
+    """What fleet to draw; the same spec always draws the same fleet."""
+
+    vehicles: int = 100
+    faulty_share: float = 0.02
+    change_share: float = 0.05
+    dc_fast_share: float = 0.2
+    prefix: str = "sim"
+    seed: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class Charger:
+    """A charger and the smart meter in front of it (the meter id names both)."""
+
+    meter_id: str
+    kind: ChargerKind
+    max_power_kw: float
+    efficiency: float
+    faulty: bool
+    nominal_voltage: float
+
+
+@dataclass(frozen=True, slots=True)
+class ChargerChange:
+    """At minute `at_minute` the vehicle is unplugged (if charging) and moved to `spare`."""
+
+    at_minute: int
+    spare: Charger
+
+
+@dataclass(frozen=True, slots=True)
+class Vehicle:
+    """One electric vehicle, its battery, and the charger it starts on."""
+
+    vehicle_id: str
+    capacity_kwh: float
+    max_ac_kw: float
+    max_dc_kw: float
+    initial_soc: float
+    ambient_temp: float
+    charger: Charger
+    first_charge_minute: int
+    change: ChargerChange | None
+
+    @property
+    def faulty(self) -> bool:
+        """Fed by a faulty charger for the whole run (a spare has its original's health)."""
+        return self.charger.faulty
+
+
+@dataclass(frozen=True, slots=True)
+class Fleet:
+    """The drawn fleet over a run of `minutes` minutes."""
+
+    spec: FleetSpec
+    minutes: int
+    vehicles: tuple[Vehicle, ...]
+
+    @property
+    def chargers(self) -> tuple[Charger, ...]:
+        """Every meter: one per vehicle, then the spares vehicles move to."""
+        primary = tuple(vehicle.charger for vehicle in self.vehicles)
+        spares = tuple(v.change.spare for v in self.vehicles if v.change is not None)
+        return primary + spares
+
+    @property
+    def faulty_vehicle_ids(self) -> frozenset[str]:
+        """Vehicles fed by a faulty charger: the ground truth the engine should find."""
+        return frozenset(vehicle.vehicle_id for vehicle in self.vehicles if vehicle.faulty)
+
+
+def share_count(share: float, population: int) -> int:
+    """How many of `population` a share picks: rounded, but at least one when share > 0."""
+    if share <= 0 or population <= 0:
+        return 0
+    return min(population, max(1, round(share * population)))
+
+
+def _weighted(rng: random.Random, choices: tuple[tuple[float, int], ...]) -> float:
+    values = [value for value, _ in choices]
+    weights = [weight for _, weight in choices]
+    return rng.choices(values, weights)[0]
+
+
+def _charger(rng: random.Random, meter_id: str, *, faulty: bool, dc_fast_share: float) -> Charger:
+    kind: ChargerKind = "dc" if rng.random() < dc_fast_share else "ac"
+    rating = _weighted(rng, _DC_RATINGS if kind == "dc" else _AC_RATINGS)
+    low, high = FAULTY_EFFICIENCY if faulty else HEALTHY_EFFICIENCY
+    # Single-phase 230 V feeds a 7.4 kW wall box; bigger chargers sit on three-phase 400 V.
+    voltage = 230.0 if rating < 10 else 400.0
+    return Charger(
+        meter_id=meter_id,
+        kind=kind,
+        max_power_kw=rating,
+        efficiency=round(rng.uniform(low, high), 4),
+        faulty=faulty,
+        nominal_voltage=voltage,
+    )
+
+
+def _id_width(spec: FleetSpec) -> int:
+    # Room for the spares numbered after the vehicles' own meters.
+    return max(4, len(str(spec.vehicles * 2)))
+
+
+def vehicle_id(spec: FleetSpec, number: int) -> str:
+    """The id of the fleet's vehicle `number` (1-based)."""
+    return f"{spec.prefix}-v{number:0{_id_width(spec)}d}"
+
+
+def meter_id(spec: FleetSpec, number: int) -> str:
+    """The id of meter `number`: 1…N feed vehicles 1…N at the start, spares come after."""
+    return f"{spec.prefix}-m{number:0{_id_width(spec)}d}"
+
+
+def build_fleet(spec: FleetSpec, minutes: int) -> Fleet:
+    """Draw the fleet for a run of `minutes`; deterministic in `spec` (seed included)."""
+    if spec.vehicles < 1:
+        raise ValueError("a fleet has at least one vehicle")
+    if minutes < 1:
+        raise ValueError("a run lasts at least one minute")
+    rng = random.Random(f"{spec.seed}/fleet")
+    faulty = set(rng.sample(range(spec.vehicles), share_count(spec.faulty_share, spec.vehicles)))
+    movers = sorted(rng.sample(range(spec.vehicles), share_count(spec.change_share, spec.vehicles)))
+    spare_numbers = {index: spec.vehicles + n for n, index in enumerate(movers)}
+    vehicles = []
+    for index in range(spec.vehicles):
+        number = index + 1
+        # Each vehicle draws from its own stream, so it is the same vehicle whatever the size
+        # of the fleet around it.
+        own = random.Random(f"{spec.seed}/vehicle/{number}")
+        is_faulty = index in faulty
+        charger = _charger(
+            own, meter_id(spec, number), faulty=is_faulty, dc_fast_share=spec.dc_fast_share
+        )
+        change = None
+        if index in spare_numbers:
+            # The spare has the health of the charger it replaces: a vehicle moved from a
+            # faulty to a healthy charger mid-window would have no single right answer.
+            spare = _charger(
+                own,
+                meter_id(spec, spare_numbers[index] + 1),
+                faulty=is_faulty,
+                dc_fast_share=spec.dc_fast_share,
+            )
+            change = ChargerChange(
+                at_minute=own.randint(minutes // 3, max(minutes // 3, 2 * minutes // 3)),
+                spare=spare,
+            )
+        vehicles.append(
+            Vehicle(
+                vehicle_id=vehicle_id(spec, number),
+                capacity_kwh=own.choice(_BATTERIES_KWH),
+                max_ac_kw=own.choice(_ONBOARD_AC_KW),
+                max_dc_kw=own.choice(_MAX_DC_KW),
+                initial_soc=round(own.uniform(15.0, 65.0), 2),
+                ambient_temp=round(own.uniform(8.0, 24.0), 1),
+                charger=charger,
+                first_charge_minute=own.randint(
+                    0, max(0, min(minutes // 2, _FIRST_CHARGE_WITHIN_MINUTES))
+                ),
+                change=change,
+            )
+        )
+    return Fleet(spec=spec, minutes=minutes, vehicles=tuple(vehicles))

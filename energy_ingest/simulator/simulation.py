@@ -1,0 +1,387 @@
+"""The fleet's readings minute by minute, as devices deliver them, and what the truth is."""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import math
+import random
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from energy_ingest.simulator.fleet import Charger, ChargerChange, Fleet, Vehicle
+from energy_ingest.simulator.mess import ON_TIME, DeviceMess, Fate, MessRates
+from energy_ingest.simulator.physics import VehicleModel
+
+Payload = dict[str, Any]
+# Assignments start a little before the first reading, so that a reading whose clock runs a
+# few seconds early is still inside its vehicle's assignment.
+ASSIGNMENT_LEAD = timedelta(minutes=5)
+_VOLTAGE_SIGMA = 0.008  # relative standard deviation of the grid voltage around nominal
+_VOLTAGE_SPREAD = 0.05  # a meter never reports further than this from nominal
+
+
+@dataclass(frozen=True, slots=True)
+class AssignmentChange:
+    """`meter_id` feeds `vehicle_id` from `at` on (the previous assignment ends there)."""
+
+    vehicle_id: str
+    meter_id: str
+    at: datetime
+
+
+@dataclass(slots=True)
+class Minute:
+    """The readings delivered during one simulated minute, and the assignments made in it.
+
+    `index` counts minutes from the start; the last Minute (index == the run's minutes,
+    `final`) carries the late readings and retries still owed when the run ends.
+    """
+
+    index: int
+    at: datetime
+    meters: list[Payload]
+    vehicles: list[Payload]
+    changes: list[AssignmentChange]
+    final: bool = False
+
+    @property
+    def readings(self) -> int:
+        """How many readings are delivered (retries included)."""
+        return len(self.meters) + len(self.vehicles)
+
+
+@dataclass(slots=True)
+class VehicleTruth:
+    """What the simulator knows about one vehicle: its chargers and the energy it sent.
+
+    `*_sent` sum the readings actually delivered (what the engine can see); `*_true` sum every
+    reading taken, delivered or lost. Meter energy is counted for the vehicle the meter fed
+    at the reading's timestamp, as the engine correlates it.
+    """
+
+    vehicle_id: str
+    faulty: bool
+    chargers: list[Charger]
+    dc_sent: float = 0.0
+    ac_sent: float = 0.0
+    dc_true: float = 0.0
+    ac_true: float = 0.0
+    vehicle_points: int = 0
+    meter_points: int = 0
+    charging_minutes: int = 0
+    lost_while_charging: int = 0
+
+    @property
+    def meter_ids(self) -> list[str]:
+        """Every meter that fed the vehicle during the run, in order."""
+        return [charger.meter_id for charger in self.chargers]
+
+
+@dataclass(slots=True)
+class GenerationCounts:
+    """What the simulation produced: each number is a count of readings."""
+
+    taken: int = 0
+    lost: int = 0
+    jittered: int = 0
+    late: int = 0
+    retries: int = 0
+
+    @property
+    def unique_delivered(self) -> int:
+        """Readings delivered at least once: what the engine should store."""
+        return self.taken - self.lost
+
+    @property
+    def deliveries(self) -> int:
+        """Readings sent in all, retries included."""
+        return self.unique_delivered + self.retries
+
+
+class _TimestampFormat:
+    """Epoch ms → `2026-11-27T17:03:02.000Z`, each distinct instant formatted once.
+
+    Clocks are off by whole seconds, so the readings of a minute share a handful of texts;
+    `next_minute()` forgets them, as readings are stamped in the minute they are taken.
+    """
+
+    def __init__(self) -> None:
+        self._texts: dict[int, str] = {}
+
+    def __call__(self, epoch_ms: int) -> str:
+        text = self._texts.get(epoch_ms)
+        if text is None:
+            moment = datetime.fromtimestamp(epoch_ms // 1000, UTC)
+            text = f"{moment:%Y-%m-%dT%H:%M:%S}.{epoch_ms % 1000:03d}Z"
+            self._texts[epoch_ms] = text
+        return text
+
+    def next_minute(self) -> None:
+        """Forget the texts of the minute that ended."""
+        self._texts.clear()
+
+
+@dataclass(slots=True)
+class _MeterState:
+    charger: Charger
+    grid: random.Random
+    mess: DeviceMess
+    # (from ms, to ms, vehicle) for each time the meter fed a vehicle.
+    spans: list[tuple[int, int, VehicleTruth]] = field(default_factory=list)
+
+    def owner(self, epoch_ms: int) -> VehicleTruth | None:
+        for start, end, truth in self.spans:
+            if start <= epoch_ms < end:
+                return truth
+        return None
+
+
+_FOREVER = 2**62
+
+
+def _epoch_ms(moment: datetime) -> int:
+    return round(moment.timestamp() * 1000)
+
+
+def minute_floor(moment: datetime) -> datetime:
+    """The whole UTC minute at or before `moment` (which must be timezone-aware)."""
+    if moment.tzinfo is None:
+        raise ValueError("a simulation time must be timezone-aware")
+    return moment.astimezone(UTC).replace(second=0, microsecond=0)
+
+
+class FleetSimulation:
+    """The run of a fleet from `start` for `fleet.minutes` minutes; iterate to get each Minute.
+
+    Iterating again starts over and yields the same readings: everything random comes from
+    streams seeded by the fleet's seed and the device.
+    """
+
+    def __init__(self, fleet: Fleet, mess: MessRates, start: datetime) -> None:
+        self.fleet = fleet
+        self.mess = mess
+        self.start = minute_floor(start)
+        self.counts = GenerationCounts()
+        self.truths: dict[str, VehicleTruth] = {}
+
+    @property
+    def minutes(self) -> int:
+        """Length of the run in minutes."""
+        return self.fleet.minutes
+
+    @property
+    def end(self) -> datetime:
+        """The end of the run: the last reading is taken the minute before."""
+        return self.start + timedelta(minutes=self.fleet.minutes)
+
+    @property
+    def assignments_start(self) -> datetime:
+        """When the initial assignments begin."""
+        return self.start - ASSIGNMENT_LEAD
+
+    @property
+    def window(self) -> tuple[datetime, datetime]:
+        """An analytics window holding every reading of the run, and nothing from before it."""
+        return self.assignments_start, self.end + ASSIGNMENT_LEAD
+
+    @property
+    def device_count(self) -> int:
+        """Devices reporting every minute: the vehicles and all their meters (spares included)."""
+        return len(self.fleet.vehicles) + len(self.fleet.chargers)
+
+    def initial_assignments(self) -> list[AssignmentChange]:
+        """Meter i feeds vehicle i from just before the first reading."""
+        return [
+            AssignmentChange(vehicle.vehicle_id, vehicle.charger.meter_id, self.assignments_start)
+            for vehicle in self.fleet.vehicles
+        ]
+
+    def __iter__(self) -> Iterator[Minute]:
+        run = _Run(self)
+        self.counts, self.truths = run.counts, run.truths
+        for index in range(self.fleet.minutes):
+            yield run.minute(index)
+        yield run.final()
+
+
+@dataclass(slots=True)
+class _VehicleState:
+    vehicle: Vehicle
+    model: VehicleModel
+    mess: DeviceMess
+    truth: VehicleTruth
+
+
+class _Run:
+    """One pass over a simulation: every device's state, and deliveries owed to later minutes."""
+
+    def __init__(self, simulation: FleetSimulation) -> None:
+        fleet = simulation.fleet
+        seed = fleet.spec.seed
+        self.start = simulation.start
+        self.start_ms = _epoch_ms(simulation.start)
+        self.minutes = fleet.minutes
+        self.counts = GenerationCounts()
+        self.truths: dict[str, VehicleTruth] = {}
+        self.vehicles: list[_VehicleState] = []
+        for vehicle in fleet.vehicles:
+            truth = VehicleTruth(vehicle.vehicle_id, vehicle.faulty, [vehicle.charger])
+            self.truths[vehicle.vehicle_id] = truth
+            self.vehicles.append(
+                _VehicleState(
+                    vehicle,
+                    VehicleModel(vehicle, random.Random(f"{seed}/physics/{vehicle.vehicle_id}")),
+                    DeviceMess(simulation.mess, random.Random(f"{seed}/mess/{vehicle.vehicle_id}")),
+                    truth,
+                )
+            )
+        self.meters = [
+            _MeterState(
+                charger,
+                random.Random(f"{seed}/grid/{charger.meter_id}"),
+                DeviceMess(simulation.mess, random.Random(f"{seed}/mess/{charger.meter_id}")),
+            )
+            for charger in fleet.chargers
+        ]
+        self.meter_index = {meter.charger.meter_id: i for i, meter in enumerate(self.meters)}
+        assigned_ms = _epoch_ms(simulation.assignments_start)
+        for state in self.vehicles:
+            meter = self.meters[self.meter_index[state.vehicle.charger.meter_id]]
+            meter.spans.append((assigned_ms, _FOREVER, state.truth))
+        self.timestamp = _TimestampFormat()
+        # Deliveries owed to a later minute: (minute, order, is_meter, payload).
+        self.pending: list[tuple[int, int, bool, Payload]] = []
+        self.order = itertools.count()
+
+    def minute(self, index: int) -> Minute:
+        """Advance every device by minute `index` and collect what is delivered in it."""
+        minute_ms = self.start_ms + index * 60_000
+        out = Minute(
+            index=index,
+            at=self.start + timedelta(minutes=index),
+            meters=[],
+            vehicles=[],
+            changes=[],
+        )
+        self.timestamp.next_minute()
+        # AC kWh each meter draws this minute: only a meter feeding a charging car draws.
+        drawn = [0.0] * len(self.meters)
+        for state in self.vehicles:
+            self._vehicle(state, out, minute_ms, drawn)
+        for meter, ac in zip(self.meters, drawn, strict=True):
+            self._meter(meter, ac, out, minute_ms)
+        while self.pending and self.pending[0][0] <= index:
+            _, _, is_meter, payload = heapq.heappop(self.pending)
+            (out.meters if is_meter else out.vehicles).append(payload)
+        return out
+
+    def final(self) -> Minute:
+        """The late readings and retries still owed when the run ends."""
+        out = Minute(
+            index=self.minutes,
+            at=self.start + timedelta(minutes=self.minutes),
+            meters=[],
+            vehicles=[],
+            changes=[],
+            final=True,
+        )
+        while self.pending:
+            _, _, is_meter, payload = heapq.heappop(self.pending)
+            (out.meters if is_meter else out.vehicles).append(payload)
+        return out
+
+    def _move(self, state: _VehicleState, change: ChargerChange, out: Minute, at_ms: int) -> None:
+        # The move takes this minute, which draws nothing on either meter: a jittered
+        # timestamp on either side of the change cannot shift energy between them.
+        old = self.meters[self.meter_index[state.vehicle.charger.meter_id]]
+        new = self.meters[self.meter_index[change.spare.meter_id]]
+        old.spans[-1] = (old.spans[-1][0], at_ms, state.truth)
+        new.spans.append((at_ms, _FOREVER, state.truth))
+        state.model.switch_charger(change.spare)
+        state.truth.chargers.append(change.spare)
+        out.changes.append(
+            AssignmentChange(state.vehicle.vehicle_id, change.spare.meter_id, out.at)
+        )
+
+    def _vehicle(
+        self, state: _VehicleState, out: Minute, minute_ms: int, drawn: list[float]
+    ) -> None:
+        change = state.vehicle.change
+        if change is not None and out.index == change.at_minute:
+            self._move(state, change, out, minute_ms)
+        model, truth, counts = state.model, state.truth, self.counts
+        dc = model.step()
+        if dc > 0.0:
+            drawn[self.meter_index[model.charger.meter_id]] = dc / model.charger.efficiency
+            truth.charging_minutes += 1
+        dc_sent = round(dc, 4)
+        truth.dc_true += dc_sent
+        counts.taken += 1
+        fate = state.mess.fate(out.index)
+        if fate is None:
+            counts.lost += 1
+            if dc > 0.0:
+                truth.lost_while_charging += 1
+            return
+        truth.dc_sent += dc_sent
+        truth.vehicle_points += 1
+        payload = {
+            "vehicleId": state.vehicle.vehicle_id,
+            # Rounded down: 100.00 only once the battery is really full.
+            "soc": math.floor(model.soc * 100.0) / 100.0,
+            "kwhDeliveredDc": dc_sent,
+            "batteryTemp": round(model.temperature, 1),
+            "timestamp": self.timestamp(minute_ms + fate.jitter_ms),
+        }
+        self._deliver(out, fate, False, payload)
+
+    def _meter(self, meter: _MeterState, ac: float, out: Minute, minute_ms: int) -> None:
+        counts = self.counts
+        ac_sent = round(ac, 4)
+        # Drawn whether or not the reading gets through: the mess never changes the grid.
+        deviation = meter.grid.gauss(0.0, _VOLTAGE_SIGMA)
+        deviation = max(-_VOLTAGE_SPREAD, min(_VOLTAGE_SPREAD, deviation))
+        counts.taken += 1
+        fate = meter.mess.fate(out.index)
+        owner = meter.owner(minute_ms + (fate.jitter_ms if fate else 0))
+        if owner is not None:
+            owner.ac_true += ac_sent
+        if fate is None:
+            counts.lost += 1
+            if ac > 0.0 and owner is not None:
+                owner.lost_while_charging += 1
+            return
+        if owner is not None:
+            owner.ac_sent += ac_sent
+            owner.meter_points += 1
+        payload = {
+            "meterId": meter.charger.meter_id,
+            "kwhConsumedAc": ac_sent,
+            "voltage": round(meter.charger.nominal_voltage * (1.0 + deviation), 1),
+            "timestamp": self.timestamp(minute_ms + fate.jitter_ms),
+        }
+        self._deliver(out, fate, True, payload)
+
+    def _deliver(self, out: Minute, fate: Fate, is_meter: bool, payload: Payload) -> None:
+        if fate is ON_TIME:  # most readings: straight into this minute
+            (out.meters if is_meter else out.vehicles).append(payload)
+            return
+        counts = self.counts
+        if fate.jitter_ms:
+            counts.jittered += 1
+        delivery = out.index + fate.delay_minutes
+        sends = [delivery]
+        if fate.delay_minutes:
+            counts.late += 1
+        if fate.retry_after_minutes is not None:
+            # The identical payload again: the engine must answer "duplicate".
+            counts.retries += 1
+            sends.append(delivery + fate.retry_after_minutes)
+        for minute in sends:
+            if minute <= out.index:
+                (out.meters if is_meter else out.vehicles).append(payload)
+            else:
+                heapq.heappush(self.pending, (minute, next(self.order), is_meter, payload))
