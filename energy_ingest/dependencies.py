@@ -34,7 +34,11 @@ class EngineState:
         return self.maintenance is not None and not self.maintenance.done()
 
 
-def get_engine(request: Request) -> EngineState:
+# Dependencies are `async def` even when they do not await: FastAPI runs a plain `def` one in
+# a worker thread, two thread hand-offs per request for a dictionary lookup.
+
+
+async def get_engine(request: Request) -> EngineState:
     engine: EngineState = request.app.state.engine
     return engine
 
@@ -42,11 +46,11 @@ def get_engine(request: Request) -> EngineState:
 EngineDep = Annotated[EngineState, Depends(get_engine)]
 
 
-def get_settings(engine: EngineDep) -> Settings:
+async def get_settings(engine: EngineDep) -> Settings:
     return engine.settings
 
 
-def get_writer(engine: EngineDep) -> ReadingWriter:
+async def get_writer(engine: EngineDep) -> ReadingWriter:
     return engine.writer
 
 

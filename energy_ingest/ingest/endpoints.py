@@ -14,7 +14,7 @@ from energy_ingest.ingest.service import IngestService, ReadingModel
 router = APIRouter(prefix="/v1/ingest", tags=["ingest"])
 
 
-def get_ingest_service(engine: EngineDep) -> IngestService:
+async def get_ingest_service(engine: EngineDep) -> IngestService:
     return IngestService(
         engine.writer, engine.limits, engine.settings.max_batch_items, engine.metrics
     )
