@@ -33,7 +33,10 @@ async def _prepare_write_connection(connection: asyncpg.Connection) -> None:
 
 def is_outage(error: BaseException) -> bool:
     """Whether `error` means the database is unreachable or went away (not a bad statement)."""
-    if isinstance(error, OSError | TimeoutError | asyncpg.InterfaceError):
+    if isinstance(
+        error,
+        OSError | TimeoutError | asyncpg.InterfaceError | asyncpg.exceptions.InternalClientError,
+    ):
         return True
     if isinstance(error, asyncpg.PostgresError):
         # Class 08: connection exception; 57: operator intervention (shutdown, terminated

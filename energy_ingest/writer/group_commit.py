@@ -28,6 +28,9 @@ DATABASE_FAILURES: tuple[type[BaseException], ...] = (
     DatabaseUnavailable,
     asyncpg.PostgresError,
     asyncpg.InterfaceError,
+    # A connection whose backend was killed mid-statement can also fail with asyncpg's
+    # internal protocol-state error.
+    asyncpg.exceptions.InternalClientError,
     OSError,
     asyncio.TimeoutError,
 )
