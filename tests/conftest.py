@@ -28,6 +28,9 @@ from energy_ingest.db.migrations import migrate
 from energy_ingest.db.sql import quote_identifier
 from energy_ingest.dependencies import EngineState
 from energy_ingest.writer.group_commit import GroupCommitWriter
+from tests.figures import print_figures, record_figures
+
+__all__ = ["record_figures"]  # a fixture for every test: figures printed at the end
 
 
 def with_database(url: str, database: str) -> str:
@@ -152,3 +155,7 @@ async def engine(settings: Settings) -> AsyncIterator[Engine]:
 @pytest.fixture
 def client(engine: Engine) -> httpx.AsyncClient:
     return engine.client
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    print_figures(terminalreporter)

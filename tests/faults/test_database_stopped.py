@@ -20,9 +20,9 @@ import pytest
 
 from energy_ingest.db.embedded import EmbeddedServer
 from tests.faults.audit import audit, live_over_http
-from tests.faults.conftest import RecordFigures
 from tests.faults.load import Fleet, Ledger, Load
 from tests.faults.processes import EngineProcess, engine_process
+from tests.figures import RecordFigures
 
 OUTAGE_SECONDS = 3.0
 

@@ -6,9 +6,9 @@ import asyncio
 import random
 
 from tests.faults.audit import audit, live_over_http
-from tests.faults.conftest import RecordFigures
 from tests.faults.load import Fleet, Ledger, Load
 from tests.faults.processes import engine_process, living_members
+from tests.figures import RecordFigures
 
 ROUNDS = 3
 

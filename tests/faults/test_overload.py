@@ -8,9 +8,9 @@ import time
 import httpx
 
 from tests.faults.audit import audit
-from tests.faults.conftest import RecordFigures
 from tests.faults.load import BATCH_SHAPES, Fleet, Ledger, Load, send_one
 from tests.faults.processes import EngineProcess, engine_process
+from tests.figures import RecordFigures
 
 FLOOD_SECONDS = 6.0
 # A small queue (two requests' worth) and one commit at a time: the writer, not the HTTP

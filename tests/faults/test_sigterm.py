@@ -9,9 +9,9 @@ import httpx
 import pytest
 
 from tests.faults.audit import audit
-from tests.faults.conftest import RecordFigures
 from tests.faults.load import Fleet, Ledger, Load
 from tests.faults.processes import engine_process, living_members
+from tests.figures import RecordFigures
 
 
 async def _first_refusal(base_url: str, stopping: asyncio.Task[int]) -> float:

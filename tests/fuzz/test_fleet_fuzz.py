@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from energy_ingest.config import Settings
-from tests.fuzz.conftest import RecordFigures
+from tests.figures import RecordFigures
 from tests.fuzz.contract import Fuzzer, fuzz_settings, invalid_rows
 from tests.fuzz.strategies import (
     encode,

@@ -10,7 +10,7 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from energy_ingest.config import Settings
-from tests.fuzz.conftest import RecordFigures
+from tests.figures import RecordFigures
 from tests.fuzz.contract import Fuzzer, fuzz_settings, invalid_rows
 from tests.fuzz.strategies import encode, ingest_bodies
 

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from energy_ingest.config import Settings
 from tests.factories import meter_reading, minute, vehicle_reading
-from tests.fuzz.conftest import RecordFigures
+from tests.figures import RecordFigures
 from tests.fuzz.contract import Fuzzer, fuzz_settings, invalid_rows
 from tests.fuzz.strategies import hostile_ids, offsets, path_segment, query_strings
 
