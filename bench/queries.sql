@@ -1,36 +1,148 @@
--- SQL of the HTTP ingest benchmark: the seed's one-transaction-per-reading write path (the
--- naive baseline), the throw-away databases, and the checks run after each path.
+-- SQL of the benchmark (never of the engine). The first part only touches the server and the
+-- catalog; the second follows the engine's schema (energy_ingest/db/migrations/) and changes
+-- with it: the storage floor, the naive per-reading writer, the analytics bulk load.
+
+-- =============================================================================================
+-- Server, scratch databases, catalog
+-- =============================================================================================
 
 -- name: create_database
 -- {database} is a quoted identifier (DDL takes no bind parameters).
 CREATE DATABASE {database};
 
 -- name: drop_database
--- FORCE: an engine that died mid-run may still hold connections.
+-- FORCE: a server that died mid-run may still hold connections.
 DROP DATABASE IF EXISTS {database} WITH (FORCE);
 
 -- name: checkpoint
--- Each measured path starts with a clean WAL so the previous one's checkpoint does not land in it.
+-- Each measured phase starts with clean buffers so the previous one's checkpoint does not land
+-- in it.
 CHECKPOINT;
 
--- name: show_server_settings
+-- name: show_server
 SELECT current_setting('server_version') AS server_version,
        current_setting('fsync') AS fsync,
        current_setting('synchronous_commit') AS synchronous_commit,
        current_setting('full_page_writes') AS full_page_writes,
+       current_setting('wal_sync_method') AS wal_sync_method,
        current_setting('shared_buffers') AS shared_buffers,
        current_setting('max_wal_size') AS max_wal_size;
 
+-- name: list_table_columns
+-- The storage floor COPYs exactly the columns history has, in their order.
+SELECT attname AS column_name
+FROM pg_attribute
+WHERE attrelid = $1::regclass AND attnum > 0 AND NOT attisdropped
+ORDER BY attnum;
+
+-- name: measure_history_storage
+-- Every partition of each history table (or those named in $2): heap, indexes, free-space and
+-- visibility maps.
+SELECT parent.relname AS history_table,
+       count(*) AS partitions,
+       coalesce(sum(pg_total_relation_size(child.oid)), 0) AS total_bytes,
+       coalesce(sum(pg_relation_size(child.oid)), 0) AS heap_bytes,
+       coalesce(sum(pg_indexes_size(child.oid)), 0) AS index_bytes
+FROM pg_inherits
+JOIN pg_class AS parent ON parent.oid = pg_inherits.inhparent
+JOIN pg_class AS child ON child.oid = pg_inherits.inhrelid
+JOIN pg_namespace AS ns ON ns.oid = parent.relnamespace
+WHERE parent.relname = ANY($1::text[])
+  AND ns.nspname = current_schema()
+  AND ($2::text[] IS NULL OR child.relname = ANY($2::text[]))
+GROUP BY parent.relname
+ORDER BY parent.relname;
+
+-- name: vacuum_analyze
+-- What autovacuum does to append-only partitions soon after a load: visibility map, hint bits,
+-- planner statistics.
+VACUUM (ANALYZE);
+
+-- =============================================================================================
+-- Following the engine's schema
+-- =============================================================================================
+
 -- name: count_stored_rows
-SELECT (SELECT count(*) FROM meter_readings) AS meter_history,
-       (SELECT count(*) FROM vehicle_readings) AS vehicle_history,
+SELECT (SELECT count(*) FROM meter_readings) AS meter_readings,
+       (SELECT count(*) FROM vehicle_readings) AS vehicle_readings,
        (SELECT count(*) FROM meter_live) AS meter_live,
        (SELECT count(*) FROM vehicle_live) AS vehicle_live;
 
+-- name: count_history_rows
+-- All rows, or those before $1 (the closed days).
+SELECT (SELECT count(*) FROM meter_readings WHERE $1::timestamptz IS NULL OR ts < $1)
+           AS meter_readings,
+       (SELECT count(*) FROM vehicle_readings WHERE $1::timestamptz IS NULL OR ts < $1)
+           AS vehicle_readings;
+
+-- name: register_meters
+-- Device dictionary: history stores meter_key. Sorted, so keys follow the ids' order.
+INSERT INTO meters (meter_id)
+SELECT meter_id FROM unnest($1::text[]) AS new (meter_id)
+ORDER BY meter_id
+ON CONFLICT (meter_id) DO NOTHING;
+
+-- name: get_meter_keys
+SELECT meter_id AS device_id, meter_key AS device_key
+FROM meters
+WHERE meter_id = ANY($1::text[]);
+
+-- name: register_vehicles
+-- Same as register_meters.
+INSERT INTO vehicles (vehicle_id)
+SELECT vehicle_id FROM unnest($1::text[]) AS new (vehicle_id)
+ORDER BY vehicle_id
+ON CONFLICT (vehicle_id) DO NOTHING;
+
+-- name: get_vehicle_keys
+SELECT vehicle_id AS device_id, vehicle_key AS device_key
+FROM vehicles
+WHERE vehicle_id = ANY($1::text[]);
+
+-- ---------------------------------------------------------------------------------------------
+-- Storage floor: history by binary COPY (bench/floor.py, columns read from the catalog), then
+-- the live state in one set-based statement per kind and transaction.
+-- ---------------------------------------------------------------------------------------------
+
+-- name: floor_upsert_meter_live
+-- One row per meter (the newest of the transaction), sorted by meter id; the same
+-- forward-only rule as the engine's live upsert.
+INSERT INTO meter_live (ts, received_at, kwh_consumed_ac, voltage, meter_id)
+SELECT ts, now(), kwh_consumed_ac, voltage, meter_id
+FROM unnest($1::timestamptz[], $2::double precision[], $3::double precision[], $4::text[])
+    AS live (ts, kwh_consumed_ac, voltage, meter_id)
+ON CONFLICT (meter_id) DO UPDATE
+SET ts = EXCLUDED.ts,
+    received_at = EXCLUDED.received_at,
+    kwh_consumed_ac = EXCLUDED.kwh_consumed_ac,
+    voltage = EXCLUDED.voltage
+WHERE meter_live.ts < EXCLUDED.ts;
+
+-- name: floor_upsert_vehicle_live
+-- Same shape and reasons as floor_upsert_meter_live.
+INSERT INTO vehicle_live (ts, received_at, soc, kwh_delivered_dc, battery_temp, vehicle_id)
+SELECT ts, now(), soc, kwh_delivered_dc, battery_temp, vehicle_id
+FROM unnest($1::timestamptz[], $2::double precision[], $3::double precision[],
+            $4::double precision[], $5::text[])
+    AS live (ts, soc, kwh_delivered_dc, battery_temp, vehicle_id)
+ON CONFLICT (vehicle_id) DO UPDATE
+SET ts = EXCLUDED.ts,
+    received_at = EXCLUDED.received_at,
+    soc = EXCLUDED.soc,
+    kwh_delivered_dc = EXCLUDED.kwh_delivered_dc,
+    battery_temp = EXCLUDED.battery_temp
+WHERE vehicle_live.ts < EXCLUDED.ts;
+
+-- ---------------------------------------------------------------------------------------------
+-- Naive baseline (bench/naive_writer.py): the seed's write path, one reading per transaction.
+-- ---------------------------------------------------------------------------------------------
+
 -- name: naive_insert_meter_reading
--- The seed's history write: a plain INSERT, one row per statement.
-INSERT INTO meter_readings (ts, received_at, kwh_consumed_ac, voltage, meter_id)
-VALUES ($1, now(), $2, $3, $4);
+-- One row per statement. A retry is skipped instead of stored twice (the seed stored it twice):
+-- the baseline keeps the engine's data rules, only its write pattern is the seed's.
+INSERT INTO meter_readings (ts, received_at, kwh_consumed_ac, voltage, meter_key)
+VALUES ($1, now(), $2, $3, $4)
+ON CONFLICT (meter_key, ts) DO NOTHING;
 
 -- name: naive_upsert_meter_live
 -- The seed's live write: an unconditional upsert (a late reading overwrites a newer state).
@@ -43,12 +155,13 @@ SET ts = EXCLUDED.ts,
     voltage = EXCLUDED.voltage;
 
 -- name: naive_insert_vehicle_reading
--- Same shape as naive_insert_meter_reading.
-INSERT INTO vehicle_readings (ts, received_at, soc, kwh_delivered_dc, battery_temp, vehicle_id)
-VALUES ($1, now(), $2, $3, $4, $5);
+-- Same as naive_insert_meter_reading; $2…$4 are soc, kwh_delivered_dc, battery_temp.
+INSERT INTO vehicle_readings (ts, received_at, soc, kwh_delivered_dc, battery_temp, vehicle_key)
+VALUES ($1, now(), $2, $3, $4, $5)
+ON CONFLICT (vehicle_key, ts) DO NOTHING;
 
 -- name: naive_upsert_vehicle_live
--- Same shape as naive_upsert_meter_live.
+-- Same as naive_upsert_meter_live.
 INSERT INTO vehicle_live (ts, received_at, soc, kwh_delivered_dc, battery_temp, vehicle_id)
 VALUES ($1, now(), $2, $3, $4, $5)
 ON CONFLICT (vehicle_id) DO UPDATE
@@ -57,3 +170,76 @@ SET ts = EXCLUDED.ts,
     soc = EXCLUDED.soc,
     kwh_delivered_dc = EXCLUDED.kwh_delivered_dc,
     battery_temp = EXCLUDED.battery_temp;
+
+-- ---------------------------------------------------------------------------------------------
+-- Analytics fleet (bench/analytics.py): dictionaries registered first, so meter_key n and
+-- vehicle_key n are the meter and the vehicle of one charging point.
+-- ---------------------------------------------------------------------------------------------
+
+-- name: insert_bench_assignments
+-- $1 vehicles, $2 their meters (same length), from $3 on, open-ended.
+INSERT INTO vehicle_meter_assignments (vehicle_id, meter_id, during)
+SELECT vehicle_id, meter_id, tstzrange($3::timestamptz, NULL, '[)')
+FROM unnest($1::text[], $2::text[]) AS pair (vehicle_id, meter_id);
+
+-- name: bulk_insert_meter_history
+-- Every meter every $3 over [$1, $2), in arrival order (time, then meter): each meter's rows
+-- spread over the heap as after real ingest, and the primary key filled the way ingest fills
+-- it. Values are plausible functions of key and time: 3.7/7.4/11 kW chargers, 225–245 V.
+INSERT INTO meter_readings (ts, received_at, kwh_consumed_ac, voltage, meter_key)
+SELECT t.ts,
+       t.ts + interval '2 seconds',
+       (1 + m.meter_key % 3) * 3.7 * extract(epoch FROM $3::interval) / 3600
+           * (0.95 + ((m.meter_key * 7919 + extract(epoch FROM t.ts)::bigint / 60) % 101) / 2020.0),
+       225 + m.meter_key % 15 + ((m.meter_key + extract(epoch FROM t.ts)::bigint / 60) % 9) * 0.5,
+       m.meter_key
+FROM generate_series($1::timestamptz, $2::timestamptz - $3::interval, $3::interval) AS t (ts)
+CROSS JOIN meters AS m
+ORDER BY t.ts, m.meter_key;
+
+-- name: bulk_insert_vehicle_history
+-- Same shape as bulk_insert_meter_history: DC is the same point's AC at 80–96 % efficiency.
+INSERT INTO vehicle_readings (ts, received_at, kwh_delivered_dc, soc, battery_temp, vehicle_key)
+SELECT t.ts,
+       t.ts + interval '2 seconds',
+       (1 + v.vehicle_key % 3) * 3.7 * extract(epoch FROM $3::interval) / 3600
+           * (0.95 + ((v.vehicle_key * 7919 + extract(epoch FROM t.ts)::bigint / 60) % 101) / 2020.0)
+           * (0.80 + (v.vehicle_key % 17) / 100.0),
+       (10 + (v.vehicle_key * 13 + extract(epoch FROM t.ts)::bigint / 600) % 90)::real,
+       (18 + v.vehicle_key % 15 + (extract(epoch FROM t.ts)::bigint / 60 % 30) / 10.0)::real,
+       v.vehicle_key
+FROM generate_series($1::timestamptz, $2::timestamptz - $3::interval, $3::interval) AS t (ts)
+CROSS JOIN vehicles AS v
+ORDER BY t.ts, v.vehicle_key;
+
+-- name: bulk_upsert_meter_live
+-- Live state as the newest bulk reading left it ($1 its time, $2 the interval).
+INSERT INTO meter_live (ts, received_at, kwh_consumed_ac, voltage, meter_id)
+SELECT $1::timestamptz, now(),
+       (1 + meter_key % 3) * 3.7 * extract(epoch FROM $2::interval) / 3600,
+       225 + meter_key % 15,
+       meter_id
+FROM meters
+ON CONFLICT (meter_id) DO UPDATE
+SET ts = EXCLUDED.ts,
+    received_at = EXCLUDED.received_at,
+    kwh_consumed_ac = EXCLUDED.kwh_consumed_ac,
+    voltage = EXCLUDED.voltage
+WHERE meter_live.ts < EXCLUDED.ts;
+
+-- name: bulk_upsert_vehicle_live
+-- Same as bulk_upsert_meter_live.
+INSERT INTO vehicle_live (ts, received_at, soc, kwh_delivered_dc, battery_temp, vehicle_id)
+SELECT $1::timestamptz, now(),
+       10 + (vehicle_key * 13) % 90,
+       (1 + vehicle_key % 3) * 3.7 * extract(epoch FROM $2::interval) / 3600 * 0.88,
+       18 + vehicle_key % 15,
+       vehicle_id
+FROM vehicles
+ON CONFLICT (vehicle_id) DO UPDATE
+SET ts = EXCLUDED.ts,
+    received_at = EXCLUDED.received_at,
+    soc = EXCLUDED.soc,
+    kwh_delivered_dc = EXCLUDED.kwh_delivered_dc,
+    battery_temp = EXCLUDED.battery_temp
+WHERE vehicle_live.ts < EXCLUDED.ts;

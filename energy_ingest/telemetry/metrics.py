@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import os
 from collections.abc import Sequence
 
@@ -68,12 +69,11 @@ class EngineMetrics:
 
     def count_outcomes(self, readings: Sequence[Reading], outcomes: Sequence[Outcome]) -> None:
         """One committed batch's outcomes, by kind."""
-        tally: dict[tuple[str, str], int] = {}
-        for reading, outcome in zip(readings, outcomes, strict=True):
-            kind = "meter" if isinstance(reading, MeterReading) else "vehicle"
-            tally[kind, outcome.value] = tally.get((kind, outcome.value), 0) + 1
-        for (kind, outcome_name), count in tally.items():
-            self.readings.labels(kind, outcome_name).inc(count)
+        # Counter over (type, outcome) pairs counts in C: this runs for every reading stored.
+        pairs = zip(map(type, readings), outcomes, strict=True)
+        for (model, outcome), count in collections.Counter(pairs).items():
+            kind = "meter" if model is MeterReading else "vehicle"
+            self.readings.labels(kind, outcome.value).inc(count)
 
     def set_pool(self, name: str, size: int, idle: int) -> None:
         self.pool_connections.labels(name, "in_use").set(size - idle)

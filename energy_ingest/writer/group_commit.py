@@ -234,16 +234,20 @@ class GroupCommitWriter:
                 logger.exception("batch of %d readings failed unexpectedly", len(readings))
                 self._fail(batch, EngineError(f"internal error while writing: {exc}"))
                 return
-            self._metrics.batch_commit_seconds.observe(time.perf_counter() - started)
-            self._metrics.batch_readings.observe(len(readings))
-            self._metrics.count_outcomes(readings, outcomes)
-            self._record(outcomes)
+            # Answer first: the batch is committed, nothing after this may keep a request waiting.
             offset = 0
             for request in batch:
                 count = len(request.readings)
                 if not request.future.done():
                     request.future.set_result(outcomes[offset : offset + count])
                 offset += count
+            try:
+                self._metrics.batch_commit_seconds.observe(time.perf_counter() - started)
+                self._metrics.batch_readings.observe(len(readings))
+                self._metrics.count_outcomes(readings, outcomes)
+                self._record(outcomes)
+            except Exception:
+                logger.exception("recording the metrics of a committed batch failed")
         finally:
             self._slots.release()
 

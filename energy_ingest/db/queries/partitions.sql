@@ -37,7 +37,9 @@ JOIN pg_index ON pg_index.indrelid = child.oid AND pg_index.indisprimary
 JOIN pg_class AS index_class ON index_class.oid = pg_index.indexrelid
 WHERE parent.relname = ANY($1::text[])
   AND ns.nspname = current_schema()
-  AND NOT coalesce(index_class.reloptions, '{}') @> ARRAY['fillfactor=100'];
+  AND NOT coalesce(index_class.reloptions, '{}') @> ARRAY['fillfactor=100']
+  -- An empty partition has nothing to pack; marking it done would skip it once it is filled.
+  AND pg_relation_size(child.oid) > 0;
 
 -- name: try_lock_compaction
 -- One compactor at a time across processes; the others skip this round.

@@ -122,3 +122,20 @@ async def test_the_engine_applies_retention_by_itself(
             await asyncio.sleep(0.02)
         else:
             raise AssertionError(f"{name} was not dropped")
+
+
+async def test_an_empty_closed_day_is_left_for_when_it_has_rows(
+    database_url: str, db: asyncpg.Connection
+) -> None:
+    today = datetime.now(UTC).date()
+    closed = today - timedelta(days=COMPACTED_DAY_OFFSET)
+    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
+    try:
+        partitions = PartitionManager(pool)
+        await partitions.ensure([closed])
+        assert await partitions.compact_closed(before=today - timedelta(days=1)) == []
+        await _load_day(db, datetime(closed.year, closed.month, closed.day, tzinfo=UTC))
+        compacted = await partitions.compact_closed(before=today - timedelta(days=1))
+        assert partition_name("meter_readings", closed) in compacted
+    finally:
+        await pool.close()

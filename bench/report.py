@@ -1,0 +1,382 @@
+"""The benchmark's report: the machine, every figure with its ratio to its baseline, the targets."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+from bench.database import redact
+
+LOG_PROBLEM_MARKERS = (
+    "Traceback",
+    "Exception",
+    " ERROR ",
+    " WARNING ",
+    " CRITICAL ",
+    '"level": "error"',
+    '"level": "warning"',
+    '"level": "critical"',
+)
+# One line per request (the engine's own, uvicorn's): counted, left out of the committed log.
+ACCESS_LOG_MARKERS = (
+    '"logger": "energy_ingest.access"',
+    '"logger": "uvicorn.access"',
+    " energy_ingest.access: ",
+    " uvicorn.access: ",
+)
+
+# Targets are printed next to the figures (✓/✗); the bench never fails on them.
+TARGET_FLOOR_SHARE = 0.70
+TARGET_HTTP_READINGS_PER_SECOND = 20_000
+TARGET_SINGLE_OVER_NAIVE = 3.0
+TARGET_ANALYTICS_GROWTH = 1.5
+TARGET_BYTES_PER_READING = 100.0
+
+
+def scrub(text: str, folders: dict[str, str]) -> str:
+    """`text` with each folder of this machine replaced by a placeholder."""
+    for folder, placeholder in sorted(folders.items(), key=lambda item: -len(item[0])):
+        text = text.replace(folder, placeholder)
+    return text
+
+
+def redacted_command() -> str:
+    """How the bench was started, without passwords or absolute paths."""
+    cwd = str(Path.cwd())
+    parts = []
+    for part in sys.orig_argv:
+        if "://" in part:
+            part = redact(part)
+        elif part.startswith(cwd + "/"):
+            part = part[len(cwd) + 1 :]
+        elif part.startswith("/"):
+            part = Path(part).name
+        parts.append(part)
+    return " ".join(parts)
+
+
+def log_problems(text: str) -> list[str]:
+    """Lines of a server log that speak of errors, warnings or exceptions."""
+    return [line for line in text.splitlines() if any(m in line for m in LOG_PROBLEM_MARKERS)]
+
+
+def condense_log(text: str) -> tuple[str, dict[str, int]]:
+    """The log without its per-request access lines, and how many each server section had."""
+    kept: list[str] = []
+    access: dict[str, int] = {}
+    section = "start"
+    for line in text.splitlines():
+        if line.startswith("===== ") and line.endswith(" ====="):
+            section = line.strip("= ")
+        if any(marker in line for marker in ACCESS_LOG_MARKERS):
+            logger = "uvicorn.access" if "uvicorn.access" in line else "energy_ingest.access"
+            key = f"{section}: {logger}"
+            access[key] = access.get(key, 0) + 1
+            continue
+        kept.append(line)
+    return "\n".join(kept) + "\n", access
+
+
+STORAGE_SOURCES = (
+    ("engine_storage", "written by the engine through HTTP, open day"),
+    ("bulk_storage", "bulk-loaded in arrival order"),
+    ("compacted_storage", "bulk-loaded, closed days after the engine's index compaction"),
+)
+
+# --- rendering ------------------------------------------------------------------------------
+
+
+def _workers(count: int) -> str:
+    return f"{count} worker{'s' if count > 1 else ''}"
+
+
+def _mark(ok: bool) -> str:
+    return "✓" if ok else "✗"
+
+
+def _ratio(value: float, baseline: float) -> float:
+    return value / baseline if baseline else 0.0
+
+
+def _ms(seconds_ms: float) -> str:
+    return f"{seconds_ms:.1f} ms"
+
+
+def _rate(value: float) -> str:
+    return f"{value:,.0f}"
+
+
+def targets(report: dict[str, Any]) -> list[tuple[str, str, bool]]:
+    """(target, what was measured, met) for every target whose figures this run has."""
+    found: list[tuple[str, str, bool]] = []
+    floor = report.get("floor")
+    engines = report.get("engine", [])
+    naive = report.get("naive")
+    for engine in engines:
+        batch = engine["batch"]
+        label = _workers(engine["workers"])
+        if floor:
+            share = _ratio(batch["readings_per_second"], floor["readings_per_second"])
+            found.append(
+                (
+                    f"batch ingest ≥ {TARGET_FLOOR_SHARE:.0%} of the storage floor ({label})",
+                    f"{share:.1%}",
+                    share >= TARGET_FLOOR_SHARE,
+                )
+            )
+        found.append(
+            (
+                f"≥ {TARGET_HTTP_READINGS_PER_SECOND:,} readings/s through HTTP, batch ({label})",
+                _rate(batch["readings_per_second"]),
+                batch["readings_per_second"] >= TARGET_HTTP_READINGS_PER_SECOND,
+            )
+        )
+        if naive:
+            ratio = _ratio(
+                engine["single"]["requests_per_second"], naive["single"]["requests_per_second"]
+            )
+            found.append(
+                (
+                    f"single-reading requests/s ≥ {TARGET_SINGLE_OVER_NAIVE:g}× naive ({label})",
+                    f"{ratio:.2f}×",
+                    ratio >= TARGET_SINGLE_OVER_NAIVE,
+                )
+            )
+    analytics = report.get("analytics")
+    if analytics and "seven_days" in analytics and "one_day" in analytics:
+        ratio = _ratio(analytics["seven_days"]["p50_ms"], analytics["one_day"]["p50_ms"])
+        found.append(
+            (
+                f"analytics p50 with {report['options']['analytics_days']} days of history "
+                f"≤ {TARGET_ANALYTICS_GROWTH:g}× p50 with 1 day",
+                f"{ratio:.2f}×",
+                ratio <= TARGET_ANALYTICS_GROWTH,
+            )
+        )
+    for source, title in STORAGE_SOURCES:
+        storage = report.get(source)
+        if not storage:
+            continue
+        for table, figures in storage.items():
+            found.append(
+                (
+                    f"≤ {TARGET_BYTES_PER_READING:g} B per reading, {table} ({title})",
+                    f"{figures['bytes_per_reading']:.1f} B",
+                    figures["bytes_per_reading"] <= TARGET_BYTES_PER_READING,
+                )
+            )
+    return found
+
+
+def _results_table(report: dict[str, Any]) -> list[str]:
+    options = report["options"]
+    rows: list[tuple[str, str, str, str]] = []
+    floor = report.get("floor")
+    naive = report.get("naive")
+    if floor:
+        rows.append(
+            (
+                f"1 storage floor: binary COPY into history + live upsert, "
+                f"{floor['transaction_size']:,} readings a transaction, "
+                f"{floor['connections']} connections",
+                f"{_rate(floor['readings_per_second'])} readings/s",
+                "itself",
+                "1.00×",
+            )
+        )
+    for engine in report.get("engine", []):
+        batch = engine["batch"]
+        rows.append(
+            (
+                f"2 engine, batch HTTP, {_workers(engine['workers'])} ({options['batch_size']:,} "
+                f"readings a request, {options['batch_clients']} clients)",
+                f"{_rate(batch['readings_per_second'])} readings/s",
+                "storage floor (1)",
+                f"{_ratio(batch['readings_per_second'], floor['readings_per_second']):.2f}×"
+                if floor
+                else "—",
+            )
+        )
+    for engine in report.get("engine", []):
+        single = engine["single"]
+        ratio = "—"
+        if naive:
+            base = naive["single"]
+            ratio = (
+                f"{_ratio(single['requests_per_second'], base['requests_per_second']):.2f}× "
+                f"(p50 {_ratio(single['p50_ms'], base['p50_ms']):.2f}×, "
+                f"p99 {_ratio(single['p99_ms'], base['p99_ms']):.2f}×)"
+            )
+        rows.append(
+            (
+                f"3 engine, one reading a request, {_workers(engine['workers'])}, "
+                f"{options['single_clients']} clients",
+                f"{_rate(single['requests_per_second'])} requests/s, "
+                f"p50 {_ms(single['p50_ms'])}, p99 {_ms(single['p99_ms'])}",
+                "naive, one reading a request (4)",
+                ratio,
+            )
+        )
+    if naive:
+        single = naive["single"]
+        rows.append(
+            (
+                f"4 naive (one transaction per reading, same HTTP stack, "
+                f"{naive['connections']} connections), one reading a request, "
+                f"{options['single_clients']} clients",
+                f"{_rate(single['requests_per_second'])} requests/s, "
+                f"p50 {_ms(single['p50_ms'])}, p99 {_ms(single['p99_ms'])}",
+                "itself",
+                "1.00×",
+            )
+        )
+        batch = naive["batch"]
+        rows.append(
+            (
+                f"4 naive, batch HTTP (reference; {options['batch_size']:,} readings a request, "
+                f"{options['batch_clients']} clients)",
+                f"{_rate(batch['readings_per_second'])} readings/s",
+                "storage floor (1)",
+                f"{_ratio(batch['readings_per_second'], floor['readings_per_second']):.2f}×"
+                if floor
+                else "—",
+            )
+        )
+    analytics = report.get("analytics")
+    if analytics:
+        one = analytics.get("one_day")
+        for key, title in (
+            ("one_day", "1 day"),
+            ("seven_days", f"{options['analytics_days']} days"),
+        ):
+            figures = analytics.get(key)
+            if not figures:
+                continue
+            baseline = "itself" if key == "one_day" else "analytics with 1 day (5)"
+            ratio = "1.00×"
+            if key != "one_day" and one:
+                ratio = (
+                    f"p50 {_ratio(figures['p50_ms'], one['p50_ms']):.2f}×, "
+                    f"p99 {_ratio(figures['p99_ms'], one['p99_ms']):.2f}×"
+                )
+            rows.append(
+                (
+                    f"5 GET /v1/analytics/performance/{{vehicleId}} (24 h), {title} of history "
+                    f"({figures['history_rows']:,} rows), {figures['clients']} clients",
+                    f"p50 {_ms(figures['p50_ms'])}, p99 {_ms(figures['p99_ms'])}",
+                    baseline,
+                    ratio,
+                )
+            )
+    bulk = report.get("bulk_storage") or {}
+    for source, title in STORAGE_SOURCES:
+        for table, figures in (report.get(source) or {}).items():
+            per_reading = figures["bytes_per_reading"]
+            if source != "bulk_storage" and table in bulk:
+                baseline = "bulk-loaded in arrival order (6)"
+                ratio = f"{_ratio(per_reading, bulk[table]['bytes_per_reading']):.2f}×"
+            else:
+                baseline = f"target {TARGET_BYTES_PER_READING:g} B"
+                ratio = f"{_ratio(per_reading, TARGET_BYTES_PER_READING):.2f}×"
+            rows.append(
+                (
+                    f"6 history storage, {table}, {title} ({figures['readings']:,} readings, "
+                    f"{figures['partitions']} partitions)",
+                    f"{per_reading:.1f} B/reading",
+                    baseline,
+                    ratio,
+                )
+            )
+    lines = ["| figure | measured | baseline (same run) | ratio |", "|---|---:|---|---:|"]
+    lines += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows]
+    return lines
+
+
+def _engine_line(version: dict[str, Any] | None) -> str:
+    if not version or not version.get("commit"):
+        return "Engine: version unknown (not a git work tree)."
+    changes = " plus uncommitted changes" if version["local_changes"] else ""
+    return f"Engine: commit {version['commit']}{changes}."
+
+
+def _foreign_load_lines(load: dict[str, Any] | None) -> list[str]:
+    if not load:
+        return []
+    phases = ", ".join(
+        f"{phase['phase']} {phase['share_of_machine']:.0%}" for phase in load["phases"]
+    )
+    line = (
+        f"Other processes on this machine (not started by this run) used "
+        f"{load['foreign_cpu_seconds']:g} CPU-seconds meanwhile, "
+        f"{load['share_of_machine']:.0%} of all its cores over the run (by phase: {phases})."
+    )
+    if load.get("includes_database_server"):
+        line += " (This counts the database server's processes too: it was not started here.)"
+    if load["share_of_machine"] > 0.05:
+        line += " The ratios compare paths that shared the machine with them unevenly."
+    return [line, ""]
+
+
+def render_markdown(report: dict[str, Any]) -> str:
+    """The report as a short Markdown page: setup, the table, the targets, the checks."""
+    machine, server = report["machine"], report["postgres"]
+    lines = [
+        "# Energy-ingest benchmark",
+        "",
+        f"`{report['command']}` ({report['started_at']}, {report['run_seconds']:.0f} s)",
+        "",
+        f"Machine: {machine['usable_cores']} cores ({machine['cpu']}), {machine['memory_gib']} GiB "
+        f"RAM, {machine['os']}, Python {machine['python']}. Servers, PostgreSQL and the load "
+        "generator share these cores; all traffic is loopback.",
+        "",
+        _engine_line(report.get("engine_version")),
+        "",
+        f"PostgreSQL {server['server_version']} ({report['database']}): fsync={server['fsync']}, "
+        f"synchronous_commit={server['synchronous_commit']}, "
+        f"full_page_writes={server['full_page_writes']}, "
+        f"shared_buffers={server['shared_buffers']}.",
+        "",
+        *_foreign_load_lines(report.get("foreign_load")),
+        "## Results",
+        "",
+        *_results_table(report),
+        "",
+        "## Targets (printed, never asserted)",
+        "",
+        "| target | measured | |",
+        "|---|---:|:-:|",
+    ]
+    lines += [f"| {target} | {value} | {_mark(ok)} |" for target, value, ok in targets(report)]
+    lines += ["", "## How it was measured", ""]
+    lines += [f"- {note}" for note in report["notes"]]
+    lines += ["", "## Checks", ""]
+    if report["problems"]:
+        lines += [f"- ✗ {problem}" for problem in report["problems"]]
+    else:
+        lines.append(
+            "- every request answered as expected, every reading stored, no error or "
+            "warning in the servers' logs."
+        )
+    access = report.get("server_access_log_lines")
+    if access:
+        counts = ", ".join(f"{section} {count:,}" for section, count in access.items())
+        lines.append(
+            f"- servers ran with their default settings, access log included; its per-request "
+            f"lines are counted here and left out of latest-servers.log: {counts}."
+        )
+    profiles = report.get("profiles")
+    if profiles:
+        lines += ["", "## Profiles (py-spy, share of the server's CPU samples)", ""]
+        for profile in profiles:
+            packages = ", ".join(
+                f"{name} {share:.0%}" for name, share in profile["packages_self"][:6]
+            )
+            functions = ", ".join(
+                f"{name} {share:.0%}" for name, share in profile["functions_self"][:6]
+            )
+            lines.append(
+                f"- {profile['file']} ({profile['samples']} samples): by package "
+                f"{packages}; top functions {functions}"
+            )
+    return "\n".join(lines) + "\n"
