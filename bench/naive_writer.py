@@ -19,7 +19,7 @@ from energy_ingest.config import Settings
 from energy_ingest.db.partitions import PartitionManager, day_of
 from energy_ingest.db.pool import Database
 from energy_ingest.errors import DatabaseUnavailable, ServiceUnavailable
-from energy_ingest.ingest.schemas import MeterReading, Outcome, Reading
+from energy_ingest.ingest.schemas import Outcome, Reading, ValidMeterReading
 from energy_ingest.writer.group_commit import DATABASE_FAILURES
 
 DEFAULT_CONNECTIONS = 10
@@ -50,11 +50,11 @@ _VEHICLE = _KindStatements(
 
 
 def _statements(reading: Reading) -> _KindStatements:
-    return _METER if isinstance(reading, MeterReading) else _VEHICLE
+    return _METER if isinstance(reading, ValidMeterReading) else _VEHICLE
 
 
 def _values(reading: Reading) -> tuple[float, ...]:
-    if isinstance(reading, MeterReading):
+    if isinstance(reading, ValidMeterReading):
         return (reading.kwh_consumed_ac, reading.voltage)
     return (reading.soc, reading.kwh_delivered_dc, reading.battery_temp)
 

@@ -14,6 +14,7 @@ from energy_ingest.ingest.schemas import (
     MeterReading,
     Outcome,
     Reading,
+    ValidMeterReading,
     VehicleReading,
     validate_reading,
 )
@@ -24,7 +25,7 @@ ReadingModel = type[MeterReading] | type[VehicleReading]
 
 
 def _id_field(reading: Reading) -> str:
-    return "meterId" if isinstance(reading, MeterReading) else "vehicleId"
+    return "meterId" if isinstance(reading, ValidMeterReading) else "vehicleId"
 
 
 class IngestService:

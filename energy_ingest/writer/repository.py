@@ -8,7 +8,7 @@ from datetime import datetime
 
 from energy_ingest.db.pool import WriteConnection
 from energy_ingest.db.sql import sql
-from energy_ingest.ingest.schemas import MeterReading, Outcome, Reading
+from energy_ingest.ingest.schemas import Outcome, Reading, ValidMeterReading
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,7 +71,7 @@ class DeviceKeys:
 
 
 def _values(reading: Reading) -> tuple[float, ...]:
-    if isinstance(reading, MeterReading):
+    if isinstance(reading, ValidMeterReading):
         return (reading.kwh_consumed_ac, reading.voltage)
     return (reading.soc, reading.kwh_delivered_dc, reading.battery_temp)
 
@@ -93,7 +93,7 @@ class _KindBatch:
 def _split(readings: Sequence[Reading]) -> tuple[_KindBatch, _KindBatch]:
     meters, vehicles = _KindBatch(_METER), _KindBatch(_VEHICLE)
     for seq, reading in enumerate(readings):
-        batch = meters if isinstance(reading, MeterReading) else vehicles
+        batch = meters if isinstance(reading, ValidMeterReading) else vehicles
         key = (reading.device_id, reading.timestamp)
         leader = batch.leader_of.get(key)
         if leader is None:
@@ -110,7 +110,7 @@ def _records(
     records: list[tuple[object, ...]] = []
     for seq in batch.leaders:
         reading = readings[seq]
-        if isinstance(reading, MeterReading):
+        if isinstance(reading, ValidMeterReading):
             records.append(
                 (
                     seq,

@@ -12,6 +12,8 @@ from energy_ingest.errors import FieldProblem
 from energy_ingest.ingest.schemas import (
     Limits,
     MeterReading,
+    ValidMeterReading,
+    ValidVehicleReading,
     VehicleReading,
     parse_timestamp,
     validate_reading,
@@ -39,16 +41,16 @@ def test_valid_readings_of_both_kinds_pass_and_are_normalised_to_utc() -> None:
     meter = validate_reading(
         meter_reading(at=minute(-2), meter_id="M-1.a_b:c"), LIMITS, MeterReading
     )
-    assert isinstance(meter, MeterReading)
+    assert isinstance(meter, ValidMeterReading)
     assert meter.meter_id == "M-1.a_b:c"
     assert meter.timestamp.tzinfo == UTC
     vehicle = validate_reading(vehicle_reading(), LIMITS, None)
-    assert isinstance(vehicle, VehicleReading)
+    assert isinstance(vehicle, ValidVehicleReading)
 
 
 def test_integers_are_numbers() -> None:
     item = meter_reading(kwh=2, voltage=230)
-    assert isinstance(validate_reading(item, LIMITS, MeterReading), MeterReading)
+    assert isinstance(validate_reading(item, LIMITS, MeterReading), ValidMeterReading)
 
 
 @pytest.mark.parametrize(
@@ -61,7 +63,7 @@ def test_ids_must_be_1_to_64_safe_characters(bad_id: str) -> None:
 
 def test_an_id_of_64_characters_is_accepted() -> None:
     item = meter_reading(meter_id="x" * 64)
-    assert isinstance(validate_reading(item, LIMITS, MeterReading), MeterReading)
+    assert isinstance(validate_reading(item, LIMITS, MeterReading), ValidMeterReading)
 
 
 @pytest.mark.parametrize("value", [True, "12.5", None, [1], {"v": 1}])
@@ -186,8 +188,8 @@ def test_a_reading_must_be_an_object(item: Any) -> None:
 
 
 def test_the_kind_is_recognised_from_the_id_field() -> None:
-    assert isinstance(validate_reading(meter_reading(), LIMITS, None), MeterReading)
-    assert isinstance(validate_reading(vehicle_reading(), LIMITS, None), VehicleReading)
+    assert isinstance(validate_reading(meter_reading(), LIMITS, None), ValidMeterReading)
+    assert isinstance(validate_reading(vehicle_reading(), LIMITS, None), ValidVehicleReading)
 
 
 def test_an_object_with_both_ids_or_neither_is_refused_with_a_reason() -> None:
@@ -197,3 +199,23 @@ def test_an_object_with_both_ids_or_neither_is_refused_with_a_reason() -> None:
     assert "both" in problem.message
     [problem] = problems({"timestamp": iso(minute(-1))})
     assert "neither" in problem.message
+
+
+@pytest.mark.parametrize(
+    "item",
+    [
+        meter_reading(kwh=0, voltage=2000),
+        meter_reading(kwh=100, voltage=0.5, meter_id="x" * 64),
+        vehicle_reading(soc=100, kwh=0, temp=-60),
+        vehicle_reading(soc=0.1, kwh=99.9, temp=100, vehicle_id="a.b_c:d-e"),
+    ],
+)
+def test_the_plain_fast_path_and_the_full_validation_agree(item: dict[str, Any]) -> None:
+    from energy_ingest.ingest import schemas
+
+    now = datetime.now(UTC)
+    model = MeterReading if "meterId" in item else VehicleReading
+    plain = schemas._accept_plainly_valid(item, LIMITS, model, now)
+    assert plain is not None
+    full = model.model_validate(item).model_dump()
+    assert plain._asdict() == full
