@@ -25,6 +25,7 @@ from bench.readings import meter_id, vehicle_id
 from bench.servers import HOST
 from bench.sql import bench_sql
 from energy_ingest.db.partitions import PartitionManager
+from energy_ingest.db.sql import sql
 
 PERFORMANCE_PATH = "/v1/analytics/performance/{vehicle}"
 # Rows of one INSERT … SELECT: its ORDER BY sorts in memory with the session's work_mem.
@@ -57,8 +58,8 @@ async def register_fleet(url: str, fleet: Fleet, assigned_from: datetime) -> Non
     connection = await asyncpg.connect(url)
     try:
         async with connection.transaction():
-            await connection.execute(bench_sql("register_meters"), sorted(fleet.meters))
-            await connection.execute(bench_sql("register_vehicles"), sorted(fleet.vehicles))
+            await connection.execute(sql("register_meters"), sorted(fleet.meters))
+            await connection.execute(sql("register_vehicles"), sorted(fleet.vehicles))
             await connection.execute(
                 bench_sql("insert_bench_assignments"),
                 fleet.vehicles[: fleet.assigned],

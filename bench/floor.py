@@ -19,6 +19,7 @@ import asyncpg
 from bench.readings import Kind, Reading
 from bench.sql import bench_sql
 from energy_ingest.db.migrations import AnyConnection
+from energy_ingest.db.sql import sql
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,8 +89,8 @@ async def _device_keys(
     keys: dict[Kind, dict[str, int]] = {}
     for kind, target in _TARGETS.items():
         device_ids = sorted({reading.device_id for reading in readings if reading.kind == kind})
-        await connection.execute(bench_sql(target.register), device_ids)
-        rows = await connection.fetch(bench_sql(target.keys), device_ids)
+        await connection.execute(sql(target.register), device_ids)
+        rows = await connection.fetch(sql(target.keys), device_ids)
         keys[kind] = {row["device_id"]: row["device_key"] for row in rows}
     return keys
 

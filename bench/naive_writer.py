@@ -18,6 +18,7 @@ from bench.sql import bench_sql
 from energy_ingest.config import Settings
 from energy_ingest.db.partitions import PartitionManager, day_of
 from energy_ingest.db.pool import Database
+from energy_ingest.db.sql import sql
 from energy_ingest.errors import DatabaseUnavailable, ServiceUnavailable
 from energy_ingest.ingest.schemas import Outcome, Reading, ValidMeterReading
 from energy_ingest.writer.group_commit import DATABASE_FAILURES
@@ -152,8 +153,8 @@ class PerReadingWriter:
         async with pool.acquire() as connection:
             for kind, device_ids in missing.items():
                 ordered = sorted(device_ids)
-                await connection.execute(bench_sql(kind.register), ordered)
-                for row in await connection.fetch(bench_sql(kind.keys), ordered):
+                await connection.execute(sql(kind.register), ordered)
+                for row in await connection.fetch(sql(kind.keys), ordered):
                     self._keys[kind.keys][row["device_id"]] = row["device_key"]
 
     async def _write_one(self, pool: asyncpg.Pool, reading: Reading) -> Outcome:

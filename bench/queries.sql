@@ -75,30 +75,6 @@ SELECT (SELECT count(*) FROM meter_readings WHERE $1::timestamptz IS NULL OR ts 
        (SELECT count(*) FROM vehicle_readings WHERE $1::timestamptz IS NULL OR ts < $1)
            AS vehicle_readings;
 
--- name: register_meters
--- Device dictionary: history stores meter_key. Sorted, so keys follow the ids' order.
-INSERT INTO meters (meter_id)
-SELECT meter_id FROM unnest($1::text[]) AS new (meter_id)
-ORDER BY meter_id
-ON CONFLICT (meter_id) DO NOTHING;
-
--- name: get_meter_keys
-SELECT meter_id AS device_id, meter_key AS device_key
-FROM meters
-WHERE meter_id = ANY($1::text[]);
-
--- name: register_vehicles
--- Same as register_meters.
-INSERT INTO vehicles (vehicle_id)
-SELECT vehicle_id FROM unnest($1::text[]) AS new (vehicle_id)
-ORDER BY vehicle_id
-ON CONFLICT (vehicle_id) DO NOTHING;
-
--- name: get_vehicle_keys
-SELECT vehicle_id AS device_id, vehicle_key AS device_key
-FROM vehicles
-WHERE vehicle_id = ANY($1::text[]);
-
 -- ---------------------------------------------------------------------------------------------
 -- Storage floor: history by binary COPY (bench/floor.py, columns read from the catalog), then
 -- the live state in one set-based statement per kind and transaction.
