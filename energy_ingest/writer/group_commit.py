@@ -7,7 +7,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from types import TracebackType
 
 import asyncpg
@@ -44,14 +44,13 @@ class _Request:
 
 @dataclass(slots=True)
 class WriterStats:
-    """Counters the tests and /readyz read; never reset."""
+    """Counters the tests read; never reset. Outcome counts are in the Prometheus metrics."""
 
     batches_committed: int = 0
     readings_committed: int = 0
     batches_failed: int = 0
     largest_batch: int = 0
     rejected_overload: int = 0
-    outcomes: dict[str, int] = field(default_factory=lambda: {o.value: 0 for o in Outcome})
 
 
 class GroupCommitWriter:
@@ -263,8 +262,6 @@ class GroupCommitWriter:
         stats.batches_committed += 1
         stats.readings_committed += len(outcomes)
         stats.largest_batch = max(stats.largest_batch, len(outcomes))
-        for outcome in outcomes:
-            stats.outcomes[outcome.value] += 1
 
     @staticmethod
     def _fail(batch: list[_Request], error: EngineError) -> None:
