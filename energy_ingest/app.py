@@ -18,6 +18,10 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from energy_ingest import __version__
 from energy_ingest.analytics.endpoints import router as analytics_router
+from energy_ingest.auth.bootstrap import ensure_admin_key
+from energy_ingest.auth.endpoints import router as keys_router
+from energy_ingest.auth.guard import KeyGuard
+from energy_ingest.auth.schemas import CreateKey
 from energy_ingest.config import Settings
 from energy_ingest.db.embedded import embedded_postgres
 from energy_ingest.db.migrations import migrate
@@ -45,8 +49,9 @@ _MAINTENANCE_INTERVAL_SECONDS = 3600.0
 _CONNECT_ATTEMPTS = 30
 
 
-async def _migrate_when_reachable(url: str) -> None:
-    """Apply migrations, waiting up to ~30 s for a database that is still starting."""
+async def _migrate_when_reachable(url: str, settings: Settings) -> None:
+    """Apply migrations (and mint the first admin key), waiting up to ~30 s for a database
+    that is still starting."""
     for attempt in range(1, _CONNECT_ATTEMPTS + 1):
         try:
             connection = await asyncpg.connect(url)
@@ -60,6 +65,7 @@ async def _migrate_when_reachable(url: str) -> None:
             applied = await migrate(connection)
             if applied:
                 logger.info("migrations applied: %s", ", ".join(applied))
+            await ensure_admin_key(connection, settings)
             return
         finally:
             await connection.close()
@@ -88,8 +94,9 @@ async def engine_lifespan(app: FastAPI) -> AsyncIterator[None]:
         url = settings.database_url
         if url is None:
             url = await asyncio.to_thread(stack.enter_context, embedded_postgres(settings.data_dir))
-        await _migrate_when_reachable(url)
+        await _migrate_when_reachable(url, settings)
         database = await stack.enter_async_context(open_database(url, settings))
+        keys = await stack.enter_async_context(KeyGuard(database, enabled=settings.auth_enabled))
         partitions = PartitionManager(database.write_pool)
         await partitions.refresh()
         await partitions.prepare_ahead(settings.partition_days_ahead)
@@ -109,6 +116,7 @@ async def engine_lifespan(app: FastAPI) -> AsyncIterator[None]:
             writer=writer,
             limits=Limits.from_settings(settings),
             metrics=metrics,
+            keys=keys,
             maintenance=maintenance,
         )
         try:
@@ -161,7 +169,12 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
     )
     # Bodies parsed by hand reference these models; publish their schemas as components.
     _, definitions = models_json_schema(
-        [(MeterReading, "validation"), (VehicleReading, "validation"), (AssignMeter, "validation")],
+        [
+            (MeterReading, "validation"),
+            (VehicleReading, "validation"),
+            (AssignMeter, "validation"),
+            (CreateKey, "validation"),
+        ],
         ref_template="#/components/schemas/{model}",
     )
     schema.setdefault("components", {}).setdefault("schemas", {}).update(definitions["$defs"])
@@ -203,6 +216,7 @@ def create_app(settings: Settings, *, writer_factory: WriterFactory | None = Non
         analytics_router,
         live_router,
         fleet_router,
+        keys_router,
         health_router,
         telemetry_router,
     ):

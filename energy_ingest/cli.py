@@ -16,7 +16,17 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import asyncpg
 import click
+import orjson
+from pydantic import ValidationError
 
+from energy_ingest.auth.keys import ApiKey, DeviceKind, key_id, ordered, parse_scopes
+from energy_ingest.auth.service import (
+    InvalidKeyRequest,
+    check_key_request,
+    create_key,
+    list_keys,
+    revoke_key,
+)
 from energy_ingest.config import Settings
 from energy_ingest.db.embedded import embedded_postgres
 from energy_ingest.db.migrations import migrate
@@ -31,7 +41,15 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 def _settings(**overrides: Any) -> Settings:
     """Environment first, then the options given on the command line."""
-    return Settings(**{key: value for key, value in overrides.items() if value is not None})
+    try:
+        return Settings(**{key: value for key, value in overrides.items() if value is not None})
+    except ValidationError as error:
+        problems = [
+            f"{'.'.join(str(part) for part in problem['loc']) or 'settings'}: "
+            + str(problem["msg"]).removeprefix("Value error, ")
+            for problem in error.errors()
+        ]
+        raise click.UsageError("\n".join(problems)) from None
 
 
 def _database_url(stack: ExitStack, settings: Settings) -> str:
@@ -84,23 +102,53 @@ def main(log_level: str, log_format: str) -> None:
 @click.option("--host", envvar="EIE_HOST", help="Address to bind (default 127.0.0.1).")
 @click.option("--port", envvar="EIE_PORT", type=int, help="Port to bind (default 8000).")
 @click.option("--workers", envvar="EIE_WORKERS", type=int, help="Worker processes (default 1).")
+@click.option(
+    "--auth/--no-auth",
+    "auth_enabled",
+    envvar="EIE_AUTH_ENABLED",
+    default=None,
+    help="Require API keys (the default). --no-auth is for local use and is refused unless "
+    "the engine listens on a loopback address.",
+)
+@click.option(
+    "--admin-key-file",
+    envvar="EIE_ADMIN_KEY_FILE",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Where the first start also writes the admin key it creates (mode 0600).",
+)
 @_database_option
 @_data_dir_option
 def serve(
     host: str | None,
     port: int | None,
     workers: int | None,
+    auth_enabled: bool | None,
+    admin_key_file: Path | None,
     database_url: str | None,
     data_dir: Path | None,
 ) -> None:
-    """Run the HTTP API (embedded PostgreSQL unless a database URL is given)."""
+    """Run the HTTP API (embedded PostgreSQL unless a database URL is given).
+
+    The first start on a database without API keys creates an admin key and prints it once.
+    """
     import uvicorn
 
     from energy_ingest.app import create_app
 
     settings = _settings(
-        host=host, port=port, workers=workers, database_url=database_url, data_dir=data_dir
+        host=host,
+        port=port,
+        workers=workers,
+        auth_enabled=auth_enabled,
+        admin_key_file=admin_key_file,
+        database_url=database_url,
+        data_dir=data_dir,
     )
+    if not settings.auth_enabled:
+        click.echo(
+            f"authentication is OFF: anyone who can reach {settings.host} may write and read",
+            err=True,
+        )
     with ExitStack() as stack, _stop_on_signal():
         url = _database_url(stack, settings)
         settings = settings.model_copy(update={"database_url": url})
@@ -114,10 +162,11 @@ def serve(
             )
             return
         # Several processes share the port; each builds its app from the environment, so the
-        # resolved URL (perhaps the embedded server's) is handed down that way. Migrations run
-        # once here first; each worker's start-up then finds nothing left to apply.
-        asyncio.run(_migrate(url))
+        # resolved URL (perhaps the embedded server's) is handed down that way. Migrations (and
+        # the first admin key) run once here first; each worker's start-up finds nothing to do.
+        asyncio.run(_migrate(url, settings))
         os.environ["EIE_DATABASE_URL"] = url
+        os.environ["EIE_AUTH_ENABLED"] = str(settings.auth_enabled).lower()
         if not os.environ.get(MULTIPROCESS_ENV):
             # Each worker writes its metric samples here; a scrape of any of them sums all.
             os.environ[MULTIPROCESS_ENV] = stack.enter_context(
@@ -158,10 +207,16 @@ def _stop_on_signal() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
-async def _migrate(url: str) -> list[str]:
+async def _migrate(url: str, settings: Settings | None = None) -> list[str]:
+    """Apply migrations; with `settings` (serving), also mint the first admin key if due."""
+    from energy_ingest.auth.bootstrap import ensure_admin_key
+
     connection = await asyncpg.connect(url)
     try:
-        return await migrate(connection)
+        applied = await migrate(connection)
+        if settings is not None:
+            await ensure_admin_key(connection, settings)
+        return applied
     finally:
         await connection.close()
 
@@ -180,6 +235,157 @@ def db_migrate(database_url: str | None, data_dir: Path | None) -> None:
     with ExitStack() as stack:
         applied = asyncio.run(_migrate(_database_url(stack, settings)))
     click.echo("applied: " + ", ".join(applied) if applied else "schema is up to date")
+
+
+# --- keys: API keys, straight in the database (the engine may be running) -------------------
+
+
+def _on_database(
+    database_url: str | None, data_dir: Path | None, work: Callable[[asyncpg.Connection], Any]
+) -> Any:
+    """Run `work` on a migrated database: the URL's, or the embedded one (running or not)."""
+    settings = _settings(database_url=database_url, data_dir=data_dir)
+
+    async def run(url: str) -> Any:
+        connection = await asyncpg.connect(url)
+        try:
+            await migrate(connection)
+            return await work(connection)
+        finally:
+            await connection.close()
+
+    with ExitStack() as stack:
+        return asyncio.run(run(_database_url(stack, settings)))
+
+
+def _describe(key: ApiKey) -> str:
+    device = f"; only {key.device_kind or 'device'} {key.device_id}" if key.device_id else ""
+    name = f" ({key.name})" if key.name else ""
+    return f"key {key.prefix}{name}: {', '.join(ordered(key.scopes))}{device}"
+
+
+@main.group()
+def keys() -> None:
+    """API keys: create, list, revoke. Works while the engine runs; changes apply at once."""
+
+
+@keys.command("create")
+@click.option(
+    "--scope",
+    "scopes",
+    multiple=True,
+    required=True,
+    envvar="EIE_KEY_SCOPE",
+    show_envvar=True,
+    help="ingest (write readings), read (live state, analytics), admin (everything: "
+    "assignments, keys). Repeat or separate with commas.",
+)
+@click.option(
+    "--device",
+    envvar="EIE_KEY_DEVICE",
+    show_envvar=True,
+    help="Bind the key to this device id: it may only write (and read) that device.",
+)
+@click.option(
+    "--device-kind",
+    type=click.Choice([kind.value for kind in DeviceKind]),
+    envvar="EIE_KEY_DEVICE_KIND",
+    show_envvar=True,
+    help="With --device: only as a meter or only as a vehicle (default: either).",
+)
+@click.option("--name", default="", envvar="EIE_KEY_NAME", show_envvar=True, help="What it is for.")
+@click.option(
+    "--json", "as_json", is_flag=True, envvar="EIE_KEY_JSON", help="Print the key as JSON."
+)
+@_database_option
+@_data_dir_option
+def keys_create(
+    scopes: tuple[str, ...],
+    device: str | None,
+    device_kind: str | None,
+    name: str,
+    as_json: bool,
+    database_url: str | None,
+    data_dir: Path | None,
+) -> None:
+    """Create a key and print it (standard output, alone on its line) — the only time it is shown.
+
+    \b
+    energy-ingest keys create --scope ingest --device M-0042 --device-kind meter
+    KEY=$(energy-ingest keys create --scope read --name grafana)
+    """
+    try:
+        chosen = parse_scopes(scopes)
+        kind = DeviceKind(device_kind) if device_kind else None
+        check_key_request(chosen, device, kind, name)
+    except InvalidKeyRequest as problem:
+        option = {"scopes": "--scope", "deviceId": "--device", "deviceKind": "--device-kind"}
+        raise click.BadParameter(
+            str(problem), param_hint=option.get(problem.field, "--name")
+        ) from None
+    except ValueError as problem:
+        raise click.BadParameter(str(problem), param_hint="--scope") from None
+
+    async def work(connection: asyncpg.Connection) -> tuple[ApiKey, str]:
+        return await create_key(connection, chosen, device_id=device, device_kind=kind, name=name)
+
+    key, token = _on_database(database_url, data_dir, work)
+    if as_json:
+        click.echo(orjson.dumps({**key.as_json(), "key": token}, default=str).decode())
+    else:
+        click.echo(token)
+    click.echo(f"created {_describe(key)}. It is shown only this once: store it now.", err=True)
+
+
+@keys.command("list")
+@click.option("--json", "as_json", is_flag=True, envvar="EIE_KEY_JSON", help="Print JSON.")
+@_database_option
+@_data_dir_option
+def keys_list(as_json: bool, database_url: str | None, data_dir: Path | None) -> None:
+    """Every key ever created, revoked ones included (never a secret)."""
+    found: list[ApiKey] = _on_database(database_url, data_dir, list_keys)
+    if as_json:
+        click.echo(orjson.dumps([key.as_json() for key in found], default=str).decode())
+        return
+    if not found:
+        click.echo("no keys", err=True)
+        return
+    rows = [
+        (
+            key.prefix,
+            ",".join(ordered(key.scopes)),
+            f"{key.device_kind or 'any'}:{key.device_id}" if key.device_id else "-",
+            key.created_at.strftime("%Y-%m-%d %H:%M"),
+            key.revoked_at.strftime("revoked %Y-%m-%d %H:%M") if key.revoked_at else "active",
+            key.name,
+        )
+        for key in found
+    ]
+    header = ("ID", "SCOPES", "DEVICE", "CREATED (UTC)", "STATUS", "NAME")
+    widths = [max(len(row[column]) for row in (header, *rows)) for column in range(5)]
+    for row in (header, *rows):
+        cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=False)]
+        click.echo("  ".join([*cells, row[5]]).rstrip())
+
+
+@keys.command("revoke")
+@click.argument("key")
+@_database_option
+@_data_dir_option
+def keys_revoke(key: str, database_url: str | None, data_dir: Path | None) -> None:
+    """Revoke KEY (its id, or the whole key): every engine process refuses it at once."""
+    prefix = key_id(key)
+    if prefix is None:
+        raise click.BadParameter("give a key id (12 hex digits) or a whole key", param_hint="KEY")
+
+    async def work(connection: asyncpg.Connection) -> ApiKey | None:
+        return await revoke_key(connection, prefix)
+
+    revoked: ApiKey | None = _on_database(database_url, data_dir, work)
+    if revoked is None:
+        raise click.ClickException(f"no key has the id {prefix}")
+    assert revoked.revoked_at is not None
+    click.echo(f"revoked {_describe(revoked)} (since {revoked.revoked_at.isoformat()})")
 
 
 # --- simulate and demo: a fleet driven through the HTTP API -----------------------------------
@@ -326,6 +532,7 @@ def _run_options(
         threshold=options["threshold"],
         timeout_seconds=options["timeout"],
         worst=options["worst"],
+        api_key=options.get("api_key"),
     )
 
 
@@ -357,6 +564,13 @@ _FLEET_DEFAULTS: dict[str, Any] = {
     show_default=True,
     show_envvar=True,
     help="Base URL of the running engine; only its HTTP API is used.",
+)
+@click.option(
+    "--api-key",
+    envvar="EIE_API_KEY",
+    show_envvar=True,
+    help="An admin key of the engine (the simulator assigns meters as well as sending "
+    "readings). Not needed when the engine runs with --no-auth.",
 )
 @click.option(
     "--backfill",
@@ -406,6 +620,7 @@ _FLEET_DEFAULTS: dict[str, Any] = {
 @_fleet_options(_FLEET_DEFAULTS, "EIE_SIM_")
 def simulate(
     url: str,
+    api_key: str | None,
     backfill_span: timedelta | None,
     realtime: bool,
     duration: timedelta,
@@ -429,7 +644,7 @@ def simulate(
     if realtime and options.get("start") is not None:
         raise click.UsageError("--start is for --backfill; real time places its clock itself")
     run = _run_options(
-        options,
+        {**options, "api_key": api_key},
         duration=duration if realtime else backfill_span or duration,
         realtime=realtime,
         url=url,

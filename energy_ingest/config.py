@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any
@@ -21,6 +22,16 @@ def _seconds_or_iso(value: Any) -> Any:
 
 
 Duration = Annotated[timedelta, BeforeValidator(_seconds_or_iso)]
+
+
+def is_loopback(host: str) -> bool:
+    """Whether binding `host` keeps the engine reachable from this machine only."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # another host name: it may resolve to anything
 
 
 class Settings(BaseSettings):
@@ -45,6 +56,18 @@ class Settings(BaseSettings):
     workers: int = Field(default=1, ge=1, le=64)
 
     access_log: bool = Field(default=True, description="Log one line per request (with its id).")
+
+    # --- authentication -----------------------------------------------------------------------
+    auth_enabled: bool = Field(
+        default=True,
+        description="Require an API key on every /v1 endpoint. Off only for local use: the "
+        "engine refuses to run without keys on an address other than loopback.",
+    )
+    admin_key_file: Path | None = Field(
+        default=None,
+        description="Where the first start writes the admin key it creates (mode 0600), besides "
+        "printing it once.",
+    )
 
     # --- validation bounds (every bound is a setting) --------------------------------------
     max_kwh_per_reading: float = Field(default=100.0, gt=0)
@@ -104,6 +127,17 @@ class Settings(BaseSettings):
             raise ValueError(
                 "retention_days must exceed max_backfill: a back-filled reading would otherwise"
                 " land in a day that retention drops"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _no_open_engine_beyond_loopback(self) -> Settings:
+        if not self.auth_enabled and not is_loopback(self.host):
+            raise ValueError(
+                f"authentication is off (EIE_AUTH_ENABLED=false) but the engine would listen on "
+                f"{self.host}, which is not a loopback address: anyone who reaches it could write "
+                "and read every device. Bind to 127.0.0.1, or leave authentication on and create "
+                "keys with `energy-ingest keys create`."
             )
         return self
 

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Request, Security
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from energy_ingest.auth.guard import KeyGuard, Principal
+from energy_ingest.auth.keys import Scope
 from energy_ingest.config import Settings
 from energy_ingest.db.partitions import PartitionManager
 from energy_ingest.db.pool import Database, ReadConnection, WriteConnection
@@ -27,6 +30,7 @@ class EngineState:
     writer: ReadingWriter
     limits: Limits
     metrics: EngineMetrics
+    keys: KeyGuard
     maintenance: asyncio.Task[None] | None = None
 
     def maintenance_running(self) -> bool:
@@ -68,3 +72,24 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 WriterDep = Annotated[ReadingWriter, Depends(get_writer)]
 ReadConn = Annotated[ReadConnection, Depends(read_connection)]
 WriteConn = Annotated[WriteConnection, Depends(write_connection)]
+
+
+# Declared for the OpenAPI document (/docs gets an "Authorize" button); the guard reads the
+# header itself so that a missing key and a malformed one get the engine's own 401.
+_bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer eie_…`")
+
+
+def _requires(scope: Scope) -> Callable[..., Awaitable[Principal]]:
+    async def authorize(
+        request: Request,
+        engine: EngineDep,
+        _: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
+    ) -> Principal:
+        return await engine.keys.authorize(request.headers.get("authorization"), scope)
+
+    return authorize
+
+
+IngestKey = Annotated[Principal, Depends(_requires(Scope.INGEST))]
+ReadKey = Annotated[Principal, Depends(_requires(Scope.READ))]
+AdminKey = Annotated[Principal, Depends(_requires(Scope.ADMIN))]

@@ -69,6 +69,32 @@ class RequestTimedOut(EngineError):
     code = "request_timeout"
 
 
+class Unauthorized(EngineError):
+    """No key, a malformed one, an unknown one or a revoked one: the same answer for each."""
+
+    status_code = 401
+    code = "unauthorized"
+
+    def __init__(self, message: str, *, token_given: bool) -> None:
+        super().__init__(message)
+        self.token_given = token_given
+
+    def headers(self) -> dict[str, str]:
+        # RFC 6750: say which scheme to use; name the error only when a token was sent.
+        challenge = 'Bearer realm="energy-ingest"'
+        if self.token_given:
+            challenge += ', error="invalid_token"'
+        return {"WWW-Authenticate": challenge}
+
+
+class Forbidden(EngineError):
+    """A valid key without the scope, or bound to another device. Never says whether a device
+    exists: the check comes before any lookup."""
+
+    status_code = 403
+    code = "forbidden"
+
+
 class NotFound(EngineError):
     status_code = 404
     code = "not_found"

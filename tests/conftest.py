@@ -114,7 +114,9 @@ async def db(database_url: str) -> AsyncIterator[asyncpg.Connection]:
 
 @pytest.fixture
 def settings(database_url: str, tmp_path: Path) -> Settings:
-    return Settings(database_url=database_url, data_dir=tmp_path / "unused")
+    # Authentication has its own tests (tests/integration/auth); elsewhere it is off, as for
+    # local use on loopback, so each test shows the feature it is about.
+    return Settings(database_url=database_url, data_dir=tmp_path / "unused", auth_enabled=False)
 
 
 @dataclass

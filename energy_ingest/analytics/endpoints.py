@@ -9,7 +9,8 @@ from fastapi import APIRouter, Query, Response
 
 from energy_ingest.analytics.schemas import Performance
 from energy_ingest.analytics.service import resolve_window, vehicle_performance
-from energy_ingest.dependencies import ReadConn, SettingsDep
+from energy_ingest.auth.keys import DeviceKind
+from energy_ingest.dependencies import ReadConn, ReadKey, SettingsDep
 from energy_ingest.http import json_response, parse_query_timestamps
 from energy_ingest.ingest.schemas import require_device_id
 
@@ -25,6 +26,7 @@ router = APIRouter(prefix="/v1/analytics", tags=["analytics"])
     },
 )
 async def performance(
+    principal: ReadKey,
     vehicleId: str,
     connection: ReadConn,
     settings: SettingsDep,
@@ -33,6 +35,7 @@ async def performance(
     ] = None,
     end: Annotated[str | None, Query(alias="to", description="ISO 8601; default now")] = None,
 ) -> Response:
+    principal.require_device(DeviceKind.VEHICLE, vehicleId)
     require_device_id("vehicleId", vehicleId)
     parsed = parse_query_timestamps(**{"from": start, "to": end})
     window = resolve_window(

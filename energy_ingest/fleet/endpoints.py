@@ -8,7 +8,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request, Response
 from pydantic import ValidationError
 
-from energy_ingest.dependencies import ReadConn, SettingsDep, WriteConn
+from energy_ingest.auth.keys import DeviceKind
+from energy_ingest.dependencies import AdminKey, ReadConn, ReadKey, SettingsDep, WriteConn
 from energy_ingest.errors import ValidationFailed
 from energy_ingest.fleet import repository, service
 from energy_ingest.fleet.schemas import Assignment, AssignMeter
@@ -40,6 +41,7 @@ _CONFLICT: dict[int | str, dict[str, Any]] = {
     },
 )
 async def assign_meter(
+    _: AdminKey,
     vehicleId: str,
     request: Request,
     connection: WriteConn,
@@ -62,6 +64,7 @@ async def assign_meter(
     responses={404: {"description": "The vehicle has no current assignment."}, **_CONFLICT},
 )
 async def end_assignment(
+    _: AdminKey,
     vehicleId: str,
     connection: WriteConn,
     at: Annotated[str | None, Query(description="When it ends (ISO 8601); default now")] = None,
@@ -72,7 +75,8 @@ async def end_assignment(
 
 
 @router.get("/{vehicleId}/assignments", response_model=list[Assignment])
-async def list_assignments(vehicleId: str, connection: ReadConn) -> Response:
+async def list_assignments(principal: ReadKey, vehicleId: str, connection: ReadConn) -> Response:
+    principal.require_device(DeviceKind.VEHICLE, vehicleId)
     require_device_id("vehicleId", vehicleId)
     rows = await repository.list_vehicle_assignments(connection, vehicleId)
     return json_response([service.assignment_json(row) for row in rows])

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request, Response
 
-from energy_ingest.dependencies import EngineDep
+from energy_ingest.dependencies import EngineDep, IngestKey
 from energy_ingest.http import json_response, read_json_body
 from energy_ingest.ingest.schemas import BatchResult, MeterReading, VehicleReading
 from energy_ingest.ingest.service import IngestService, ReadingModel
@@ -37,6 +37,8 @@ _SINGLE_ANSWERS: dict[int | str, dict[str, Any]] = {
     200: {"description": "An exact re-send of a stored reading (`status: duplicate`)."},
     201: {"description": "Stored (`status: stored`)."},
     400: {"description": "The body is not JSON."},
+    401: {"description": "No API key, or not a valid one."},
+    403: {"description": "The key lacks the ingest scope, or is bound to another device."},
     409: {"description": "Same device and timestamp already stored with other values."},
     422: {"description": "A field breaks a rule; every failure names the field and the rule."},
     503: {"description": "Overloaded or database unavailable; retry after `Retry-After`."},
@@ -44,6 +46,8 @@ _SINGLE_ANSWERS: dict[int | str, dict[str, Any]] = {
 _BATCH_ANSWERS: dict[int | str, dict[str, Any]] = {
     201: {"model": BatchResult, "description": "At least one item stored or duplicate."},
     400: {"description": "The body is not JSON."},
+    401: {"description": "No API key, or not a valid one."},
+    403: {"description": "No ingest scope, or an item of another device than the key's."},
     413: {"description": "More items than the batch limit, or too large a body."},
     422: {"model": BatchResult, "description": "No item succeeded."},
     503: {"description": "Overloaded or database unavailable; nothing was stored."},
@@ -56,12 +60,14 @@ def _add_ingest_route(path: str, model: ReadingModel | None, *, batch: bool, sum
     if batch:
         body = {"type": "array", "items": body}
 
-    async def ingest(request: Request, service: IngestServiceDep, engine: EngineDep) -> Response:
+    async def ingest(
+        principal: IngestKey, request: Request, service: IngestServiceDep, engine: EngineDep
+    ) -> Response:
         document = await read_json_body(request, engine.settings)
         if batch:
-            status, answer = await service.ingest_batch(document, model)
+            status, answer = await service.ingest_batch(document, model, principal)
         else:
-            status, answer = await service.ingest_one(document, model)
+            status, answer = await service.ingest_one(document, model, principal)
         return json_response(answer, status)
 
     router.add_api_route(
@@ -95,10 +101,12 @@ _add_ingest_route(
     openapi_extra=_body_doc({"oneOf": [_EITHER, {"type": "array", "items": _EITHER}]}),
     summary="Ingest one reading or an array mixing both kinds (recognised by meterId/vehicleId)",
 )
-async def ingest_any(request: Request, service: IngestServiceDep, engine: EngineDep) -> Response:
+async def ingest_any(
+    principal: IngestKey, request: Request, service: IngestServiceDep, engine: EngineDep
+) -> Response:
     body = await read_json_body(request, engine.settings)
     if isinstance(body, list):
-        status, answer = await service.ingest_batch(body, None)
+        status, answer = await service.ingest_batch(body, None, principal)
     else:
-        status, answer = await service.ingest_one(body, None)
+        status, answer = await service.ingest_one(body, None, principal)
     return json_response(answer, status)

@@ -5,7 +5,15 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from energy_ingest.errors import Conflict, FieldProblem, PayloadTooLarge, ValidationFailed
+from energy_ingest.auth.guard import Principal
+from energy_ingest.auth.keys import DeviceKind
+from energy_ingest.errors import (
+    Conflict,
+    FieldProblem,
+    Forbidden,
+    PayloadTooLarge,
+    ValidationFailed,
+)
 from energy_ingest.http import format_timestamp
 from energy_ingest.ingest.schemas import (
     BatchError,
@@ -28,6 +36,10 @@ def _id_field(reading: Reading) -> str:
     return "meterId" if isinstance(reading, ValidMeterReading) else "vehicleId"
 
 
+def _kind(reading: Reading) -> DeviceKind:
+    return DeviceKind.METER if isinstance(reading, ValidMeterReading) else DeviceKind.VEHICLE
+
+
 class IngestService:
     """The ingest use cases: one reading, or a batch with per-item outcomes."""
 
@@ -43,12 +55,15 @@ class IngestService:
         self._limits = limits
         self._max_batch_items = max_batch_items
 
-    async def ingest_one(self, item: Any, model: ReadingModel | None) -> tuple[int, dict[str, Any]]:
-        """One reading → (status code, body): 201 stored, 200 duplicate; 409/422 raised."""
+    async def ingest_one(
+        self, item: Any, model: ReadingModel | None, principal: Principal
+    ) -> tuple[int, dict[str, Any]]:
+        """One reading → (status code, body): 201 stored, 200 duplicate; 403/409/422 raised."""
         checked = validate_reading(item, self._limits, model)
         if isinstance(checked, list):
             self._count_rejected(checked)
             raise ValidationFailed(checked)
+        principal.require_device(_kind(checked), checked.device_id)
         (outcome,) = await self._writer.write([checked])
         id_field = _id_field(checked)
         if outcome is Outcome.CONFLICT:
@@ -64,9 +79,13 @@ class IngestService:
             self._metrics.rejected.labels(problems[0].rule).inc()
 
     async def ingest_batch(
-        self, items: Any, model: ReadingModel | None
+        self, items: Any, model: ReadingModel | None, principal: Principal
     ) -> tuple[int, dict[str, Any]]:
-        """A JSON array → (201 or 422, summary); valid items are stored even when others fail."""
+        """A JSON array → (201 or 422, summary); valid items are stored even when others fail.
+
+        A device-bound key sending another device's reading gets 403 and nothing is stored:
+        that is a compromised or misconfigured device, not a bad reading.
+        """
         if not isinstance(items, list):
             raise ValidationFailed(
                 [
@@ -98,6 +117,13 @@ class IngestService:
             else:
                 valid.append(checked)
                 positions.append(index)
+        if principal.device_id is not None:
+            for index, reading in zip(positions, valid, strict=True):
+                if not principal.may_access(_kind(reading), reading.device_id):
+                    raise Forbidden(
+                        f"item {index}: this key may only access {principal.bound_to()};"
+                        " nothing in the batch was stored"
+                    )
         outcomes = await self._writer.write(valid)
         stored = duplicates = 0
         for index, reading, outcome in zip(positions, valid, outcomes, strict=True):

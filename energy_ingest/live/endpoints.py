@@ -7,7 +7,8 @@ from typing import Any
 
 from fastapi import APIRouter, Response
 
-from energy_ingest.dependencies import ReadConn
+from energy_ingest.auth.keys import DeviceKind
+from energy_ingest.dependencies import ReadConn, ReadKey
 from energy_ingest.errors import NotFound
 from energy_ingest.http import json_response
 from energy_ingest.ingest.schemas import require_device_id
@@ -27,7 +28,8 @@ def _freshness(ts: datetime, received_at: datetime) -> dict[str, Any]:
     response_model=MeterLive,
     responses={404: {"description": "No reading of this meter was ever stored."}},
 )
-async def meter_live(meterId: str, connection: ReadConn) -> Response:
+async def meter_live(principal: ReadKey, meterId: str, connection: ReadConn) -> Response:
+    principal.require_device(DeviceKind.METER, meterId)
     require_device_id("meterId", meterId)
     row = await repository.get_meter_live(connection, meterId)
     if row is None:
@@ -47,7 +49,8 @@ async def meter_live(meterId: str, connection: ReadConn) -> Response:
     response_model=VehicleLive,
     responses={404: {"description": "No reading of this vehicle was ever stored."}},
 )
-async def vehicle_live(vehicleId: str, connection: ReadConn) -> Response:
+async def vehicle_live(principal: ReadKey, vehicleId: str, connection: ReadConn) -> Response:
+    principal.require_device(DeviceKind.VEHICLE, vehicleId)
     require_device_id("vehicleId", vehicleId)
     row = await repository.get_vehicle_live(connection, vehicleId)
     if row is None:

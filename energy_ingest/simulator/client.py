@@ -20,6 +20,10 @@ class UnexpectedAnswer(Exception):
     """The engine answered something the simulator cannot carry on from."""
 
 
+class AccessRefused(UnexpectedAnswer):
+    """The engine refused the API key (401) or its scope (403)."""
+
+
 class EngineUnreachable(UnexpectedAnswer):
     """No answer from the engine after every retry."""
 
@@ -80,6 +84,11 @@ class EngineClient:
                     raise EngineUnreachable(f"{method} {path}: {error!r}") from error
                 await self._sleep(_BACKOFF_SECONDS[min(failures, len(_BACKOFF_SECONDS)) - 1])
                 continue
+            if response.status_code in (401, 403):
+                raise AccessRefused(
+                    f"{method} {path}: {response.status_code} {response.text}; the simulator "
+                    "needs an admin key (it assigns meters): pass it with --api-key or EIE_API_KEY"
+                )
             if response.status_code != 503:
                 return response
             if delivered is not None:

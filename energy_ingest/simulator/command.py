@@ -59,6 +59,11 @@ class RunOptions:
     threshold: float = 0.85
     timeout_seconds: float = 60.0
     worst: int = 10
+    api_key: str | None = None
+
+    def headers(self) -> dict[str, str]:
+        """The Authorization header, when a key is given."""
+        return {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,6 +143,7 @@ async def run(
                     base_url=options.url,
                     timeout=options.timeout_seconds,
                     limits=httpx.Limits(max_connections=max(concurrency, 16)),
+                    headers=options.headers(),
                 )
             )
         client = EngineClient(http)

@@ -142,6 +142,10 @@ def free_port(host: str, wanted: int) -> int:
     raise DemoFailed(f"no free port to listen on at {host}")
 
 
+def _key_file(options: DemoOptions) -> Path:
+    return options.folder / "admin.key"
+
+
 def _log_tail(path: Path, lines: int = 25) -> str:
     try:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
@@ -157,7 +161,7 @@ async def _start_engine(
     environment = {
         key: value
         for key, value in os.environ.items()
-        if key not in {"DATABASE_URL", "EIE_DATABASE_URL"}
+        if key not in {"DATABASE_URL", "EIE_DATABASE_URL", "EIE_AUTH_ENABLED"}
     }
     try:
         engine = await asyncio.create_subprocess_exec(
@@ -171,6 +175,9 @@ async def _start_engine(
             str(port),
             "--data-dir",
             str(database_folder),
+            # A fresh database: the engine mints its first admin key and hands it over here.
+            "--admin-key-file",
+            str(_key_file(options)),
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -214,11 +221,11 @@ async def _stop_engine(engine: asyncio.subprocess.Process, console: Console) -> 
     return engine.returncode
 
 
-def _print_next_steps(console: Console, base: str, result: RunResult) -> None:
+def _print_next_steps(console: Console, base: str, result: RunResult, api_key: str) -> None:
     simulation = result.simulation
     start, end = simulation.window
     window = f"from={quote(wire_time(start))}&to={quote(wire_time(end))}"
-    lines: list[tuple[str, str]] = [("API documentation", f"{base}/docs")]
+    lines: list[tuple[str, str]] = [("API documentation (Authorize: the key)", f"{base}/docs")]
     if result.detection is not None:
         worst_vehicle = worst(result.detection, 1)[0]
         lines += [
@@ -246,14 +253,18 @@ def _print_next_steps(console: Console, base: str, result: RunResult) -> None:
                 f"{base}/v1/analytics/performance/{moved.vehicle_id}?{window}",
             )
         )
-    lines.append(("readiness and writer state", f"{base}/readyz"))
-    console.print("[bold]Try next[/] (curl or a browser):")
+    lines.append(("readiness and writer state (no key)", f"{base}/readyz"))
+    console.print(f"[bold]The demo's admin key[/] (this engine only): {api_key}", soft_wrap=True)
+    console.print(
+        f'[bold]Try next[/] with  curl -H "Authorization: Bearer $KEY"  (KEY={api_key}):',
+        soft_wrap=True,
+    )
     width = max(len(label) for label, _ in lines)
     for label, url in lines:
         console.print(f"  {label:<{width}}  {url}", soft_wrap=True)
     console.print(
         f"  {'a fleet reporting live':<{width}}  energy-ingest simulate --realtime "
-        f"--url {base} --prefix live --vehicles 100 --duration 1h",
+        f"--url {base} --api-key $KEY --prefix live --vehicles 100 --duration 1h",
         soft_wrap=True,
     )
 
@@ -281,13 +292,17 @@ async def _demo(options: DemoOptions, console: Console) -> int:
                 outcome = "interrupted"
                 return EXIT_INTERRUPTED
             ready = time.monotonic() - began
+            api_key = _key_file(options).read_text().strip()
+            http.headers["Authorization"] = f"Bearer {api_key}"
             console.print(f"engine ready in {ready:.1f} s; simulating the fleet …\n")
-            result = await run(replace(options.run, url=base), console, http=http, stop=stop)
+            result = await run(
+                replace(options.run, url=base, api_key=api_key), console, http=http, stop=stop
+            )
         if result.tally.interrupted:
             outcome = "interrupted"
             return EXIT_INTERRUPTED
         console.print()
-        _print_next_steps(console, base, result)
+        _print_next_steps(console, base, result, api_key)
         console.print(
             f"\nthe demo took {time.monotonic() - began:.0f} s (engine start {ready:.0f} s, "
             f"{result.tally.sent:,} readings in {result.tally.elapsed:.0f} s). "

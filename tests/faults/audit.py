@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -111,7 +112,7 @@ async def audit(database_url: str, ledger: Ledger) -> Audit:
     return result
 
 
-async def live_over_http(base_url: str, ledger: Ledger) -> list[str]:
+async def live_over_http(base_url: str, ledger: Ledger, headers: Mapping[str, str]) -> list[str]:
     """GET …/{id}/live of every device: each answer must show a reading that history holds.
 
     Problems found, empty when every device's live answer is its newest acknowledged reading
@@ -119,7 +120,7 @@ async def live_over_http(base_url: str, ledger: Ledger) -> list[str]:
     """
     problems: list[str] = []
     newest = ledger.newest()
-    async with httpx.AsyncClient(base_url=base_url, timeout=30) as client:
+    async with httpx.AsyncClient(base_url=base_url, timeout=30, headers=headers) as client:
         for (kind, device_id), (acknowledged_at, sent) in sorted(newest.items()):
             answer = await client.get(f"/v1/analytics/{kind}/{device_id}/live")
             if answer.status_code != 200:

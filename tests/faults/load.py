@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
@@ -165,8 +165,10 @@ class Load:
         max_requests: int = 200_000,
         timeout: float = 60.0,
         seed: int = 0,
+        headers: Mapping[str, str] | None = None,
     ) -> None:
         self.base_url = base_url
+        self.headers = dict(headers or {})
         self.fleet = fleet
         self.ledger = ledger
         self.clients = clients
@@ -244,7 +246,7 @@ class Load:
         figures = self.figures
         limits = httpx.Limits(max_connections=1)
         async with httpx.AsyncClient(
-            base_url=self.base_url, timeout=self.timeout, limits=limits
+            base_url=self.base_url, timeout=self.timeout, limits=limits, headers=self.headers
         ) as client:
             while self._running():
                 shape = rng.choice(self.shapes)
@@ -287,10 +289,12 @@ class Load:
         figures.acknowledged_at.append(time.monotonic())
 
 
-async def send_one(base_url: str, fleet: Fleet, ledger: Ledger) -> httpx.Response:
+async def send_one(
+    base_url: str, fleet: Fleet, ledger: Ledger, headers: Mapping[str, str]
+) -> httpx.Response:
     """POST the next reading of the fleet's first device; written down if acknowledged."""
     reading = fleet.next_reading(fleet.devices[0])
-    async with httpx.AsyncClient(base_url=base_url, timeout=60) as client:
+    async with httpx.AsyncClient(base_url=base_url, timeout=60, headers=headers) as client:
         answer = await client.post(_PATHS[reading.kind], json=reading.body())
     if answer.status_code in (200, 201):
         ledger.acknowledge([reading])

@@ -68,14 +68,23 @@ class EngineProcess:
         self.workers = workers
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
+        # Authentication stays on, as in production: the first start mints the admin key and
+        # writes it here, and every request of the tests carries it.
+        self.key_file = scratch / "admin.key"
         self._environment = {
             **{k: v for k, v in os.environ.items() if not k.startswith(_ISOLATED)},
             "EIE_LOG_LEVEL": "warning",
+            "EIE_ADMIN_KEY_FILE": str(self.key_file),
             **(environment or {}),
         }
         self._log = log
         self._scratch = scratch
         self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """The Authorization header with the admin key the engine's first start created."""
+        return {"Authorization": f"Bearer {self.key_file.read_text().strip()}"}
 
     @property
     def pid(self) -> int:

@@ -96,7 +96,7 @@ async def test_postgres_immediate_shutdown_mid_load(
     ledger = Ledger()
     async with engine_process(own_postgres.url) as engine:
         await engine.start()
-        async with Load(engine.base_url, fleet, ledger, clients=8) as load:
+        async with Load(engine.base_url, fleet, ledger, headers=engine.headers, clients=8) as load:
             await load.wait_for_acknowledgements(3_000)
             stopping = time.monotonic()
             await asyncio.to_thread(own_postgres.stop_immediately)
@@ -125,7 +125,7 @@ async def test_postgres_immediate_shutdown_mid_load(
 
         result = await audit(own_postgres.url, ledger)
         result.assert_nothing_lost()
-        assert not await live_over_http(engine.base_url, ledger)
+        assert not await live_over_http(engine.base_url, ledger, engine.headers)
         assert await engine.terminate() == 0
 
     record_figures(

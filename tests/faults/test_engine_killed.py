@@ -24,7 +24,14 @@ async def test_kill_9_mid_load_loses_no_acknowledged_reading(
     async with engine_process(database_url, workers=2) as engine:
         await engine.start()
         for round_number in range(ROUNDS):
-            async with Load(engine.base_url, fleet, ledger, clients=12, seed=round_number) as load:
+            async with Load(
+                engine.base_url,
+                fleet,
+                ledger,
+                headers=engine.headers,
+                clients=12,
+                seed=round_number,
+            ) as load:
                 await load.wait_for_acknowledgements(3_000)
                 await asyncio.sleep(rng.uniform(0.1, 0.6))  # somewhere mid-load, not on a boundary
                 group = engine.pid
@@ -42,7 +49,7 @@ async def test_kill_9_mid_load_loses_no_acknowledged_reading(
             restarts.append(await engine.start())
             after_restart = await audit(database_url, ledger)
             after_restart.assert_nothing_lost()
-            assert not await live_over_http(engine.base_url, ledger)
+            assert not await live_over_http(engine.base_url, ledger, engine.headers)
         assert await engine.terminate() == 0
 
     record_figures(

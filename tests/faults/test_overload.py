@@ -42,6 +42,7 @@ async def test_flood_is_refused_with_503_and_service_resumes(
             engine.base_url,
             fleet,
             ledger,
+            headers=engine.headers,
             clients=48,
             shapes=BATCH_SHAPES,
             batch_size=(500, 1000),
@@ -60,7 +61,7 @@ async def test_flood_is_refused_with_503_and_service_resumes(
         deadline = ended + 60
         while True:
             sent = time.monotonic()
-            answer = await send_one(engine.base_url, fleet, ledger)
+            answer = await send_one(engine.base_url, fleet, ledger, engine.headers)
             if answer.status_code == 201:
                 break
             assert answer.status_code == 503, answer.text

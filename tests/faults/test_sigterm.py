@@ -39,7 +39,7 @@ async def test_sigterm_under_load_commits_every_accepted_reading_and_exits_0(
     async with engine_process(database_url, workers=workers) as engine:
         await engine.start()
         group = engine.pid
-        async with Load(engine.base_url, fleet, ledger, clients=12) as load:
+        async with Load(engine.base_url, fleet, ledger, headers=engine.headers, clients=12) as load:
             await load.wait_for_acknowledgements(5_000)
             answered_before = len(load.figures.acknowledged_at)
             signalled = time.monotonic()

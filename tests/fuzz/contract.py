@@ -67,13 +67,17 @@ class Fuzzer:
         *,
         content_type: str | None = "application/json",
         unroutable: bool = False,
+        extra_headers: dict[str, bytes] | None = None,
     ) -> httpx.Response:
         """One request; fails the example unless the answer keeps the contract.
 
         `unroutable`: the path cannot match a route (an id with a '/', an empty id), where a
         redirect to the path without its trailing '/' is routing, not the engine.
         """
-        headers = {"content-type": content_type} if content_type and body is not None else {}
+        headers: dict[bytes, bytes] = (
+            {b"content-type": content_type.encode()} if content_type and body is not None else {}
+        )
+        headers.update({name.encode(): value for name, value in (extra_headers or {}).items()})
         self.tally.requests += 1
         try:
             answer = self._run(self.client.request(method, url, content=body, headers=headers))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -35,14 +36,42 @@ def test_db_migrate_brings_a_database_up_to_date(database_url: str) -> None:
     assert "up to date" in result.stdout  # the test database was cloned from a migrated one
 
 
-def test_serve_on_the_embedded_database_keeps_data_across_restarts(tmp_path: Path) -> None:
+def _wait_ready(process: subprocess.Popen[str], base: str) -> None:
+    deadline = time.monotonic() + 60
+    while True:
+        assert process.poll() is None, process.stdout.read() if process.stdout else ""
+        try:
+            if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        assert time.monotonic() < deadline, "the engine did not become ready"
+        time.sleep(0.2)
+
+
+def _cli(env: dict[str, str], *arguments: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*_command(), *arguments], env=env, capture_output=True, text=True, timeout=120
+    )
+
+
+def _bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def test_serve_is_secure_by_default_and_keeps_data_and_keys_across_restarts(
+    tmp_path: Path,
+) -> None:
     env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "EIE_DATABASE_URL"}}
+    env = {k: v for k, v in env.items() if not k.startswith("EIE_")}
     env["EIE_DATA_DIR"] = str(tmp_path / "engine-data")
+    key_file = tmp_path / "admin.key"
     reading = meter_reading(meter_id="restart-proof")
+    admin = ""
     for run in range(2):
         port = _free_port()
         process = subprocess.Popen(
-            [*_command(), "serve", "--port", str(port)],
+            [*_command(), "serve", "--port", str(port), "--admin-key-file", str(key_file)],
             env=env,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
@@ -50,21 +79,97 @@ def test_serve_on_the_embedded_database_keeps_data_across_restarts(tmp_path: Pat
         )
         try:
             base = f"http://127.0.0.1:{port}"
-            deadline = time.monotonic() + 60
-            while True:
-                assert process.poll() is None, process.stdout.read() if process.stdout else ""
-                try:
-                    if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                assert time.monotonic() < deadline, "the engine did not become ready"
-                time.sleep(0.2)
-            answer = httpx.post(f"{base}/v1/ingest/meter", json=reading, timeout=10)
+            _wait_ready(process, base)
+            if run == 0:
+                admin = key_file.read_text().strip()
+            refused = httpx.post(f"{base}/v1/ingest/meter", json=reading, timeout=10)
+            assert refused.status_code == 401
+            answer = httpx.post(
+                f"{base}/v1/ingest/meter", json=reading, headers=_bearer(admin), timeout=10
+            )
             assert answer.json()["status"] == ("stored" if run == 0 else "duplicate")
+            if run == 0:
+                # The operator's flow, in a second terminal while the engine runs: a key for
+                # one meter, used, then revoked.
+                created = _cli(
+                    env,
+                    "keys",
+                    "create",
+                    "--scope",
+                    "ingest",
+                    "--device",
+                    "restart-proof",
+                    "--device-kind",
+                    "meter",
+                    "--name",
+                    "m1",
+                )
+                assert created.returncode == 0, created.stderr
+                meter_key = created.stdout.strip()
+                assert meter_key.startswith("eie_")
+                assert "\n" not in meter_key
+                other = meter_reading(meter_id="another-meter")
+                forbidden = httpx.post(
+                    f"{base}/v1/ingest/meter", json=other, headers=_bearer(meter_key), timeout=10
+                )
+                assert forbidden.status_code == 403
+                listed = _cli(env, "keys", "list")
+                assert listed.returncode == 0, listed.stderr
+                assert meter_key[4:16] in listed.stdout
+                assert "meter:restart-proof" in listed.stdout
+                assert meter_key[17:] not in listed.stdout
+                revoked = _cli(env, "keys", "revoke", meter_key[4:16])
+                assert revoked.returncode == 0, revoked.stderr
+                refused = httpx.post(
+                    f"{base}/v1/ingest/meter", json=reading, headers=_bearer(meter_key), timeout=10
+                )
+                assert refused.status_code == 401
         finally:
             process.send_signal(signal.SIGTERM)
             output, _ = process.communicate(timeout=60)
         assert process.returncode == 0, output
+        # Shown once: by the first start only, never in a log line.
+        assert output.count(admin) == (1 if run == 0 else 0), output
+        assert not any(admin in line for line in output.splitlines() if line.startswith("{"))
     # Clean stop: the embedded server was shut down with the engine.
     assert not (tmp_path / "engine-data" / "postmaster.pid").exists()
+
+
+def test_serve_refuses_to_run_without_keys_beyond_loopback(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EIE_")}
+    env["EIE_AUTH_ENABLED"] = "false"
+    env["EIE_DATA_DIR"] = str(tmp_path / "never-created")
+    for host in ("0.0.0.0", "::", "192.0.2.10", "engine.example.com"):
+        refused = _cli(env, "serve", "--host", host)
+        assert refused.returncode == 2, refused.stderr
+        assert "not a loopback address" in refused.stderr
+    flag = _cli({**env, "EIE_AUTH_ENABLED": "true"}, "serve", "--no-auth", "--host", "0.0.0.0")
+    assert flag.returncode == 2
+    assert "not a loopback address" in flag.stderr
+    assert not (tmp_path / "never-created").exists()  # refused before anything started
+
+
+def test_keys_commands_explain_their_mistakes(database_url: str) -> None:
+    env = {**os.environ, "DATABASE_URL": database_url}
+    for arguments, message in (
+        (("--scope", "root"), "unknown scope 'root'"),
+        (("--scope", "admin", "--device", "M1"), "cannot be bound to a device"),
+        (("--scope", "read", "--device-kind", "meter"), "needs a device id"),
+        (("--scope", "ingest", "--device", "bad id"), "must be 1–64 characters"),
+    ):
+        result = _cli(env, "keys", "create", *arguments)
+        assert result.returncode == 2, arguments
+        assert message in result.stderr, result.stderr
+    missing = _cli(env, "keys", "revoke", "0123456789ab")
+    assert missing.returncode == 1
+    assert "no key has the id 0123456789ab" in missing.stderr
+    assert _cli(env, "keys", "revoke", "nonsense").returncode == 2
+    created = _cli(env, "keys", "create", "--scope", "read,ingest", "--json")
+    assert created.returncode == 0, created.stderr
+    body = json.loads(created.stdout)
+    assert body["scopes"] == ["ingest", "read"]
+    assert body["key"].startswith(f"eie_{body['id']}_")
+    by_whole_key = _cli(env, "keys", "revoke", body["key"])
+    assert by_whole_key.returncode == 0
+    listed = json.loads(_cli(env, "keys", "list", "--json").stdout)
+    assert [(item["id"], item["revokedAt"] is not None) for item in listed] == [(body["id"], True)]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -367,11 +366,9 @@ async def test_status_follows_the_efficiency(
 
 
 async def test_the_threshold_comes_from_the_efficiency_threshold_setting(
-    database_url: str, tmp_path: Path, ago: Ago
+    settings: Settings, ago: Ago
 ) -> None:
-    settings = Settings(
-        database_url=database_url, data_dir=tmp_path / "unused", efficiency_threshold=0.95
-    )
+    settings = settings.model_copy(update={"efficiency_threshold": 0.95})
     async with start_engine(settings) as engine:
         await send_meter(engine.client, "ev-1", 1.0, [ago(1)])
         await send_vehicle(engine.client, "ev-1", 0.9, [ago(1)])

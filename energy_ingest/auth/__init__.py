@@ -1,0 +1,1 @@
+"""API keys: hashed storage, scopes, device binding, and the guard every endpoint passes."""

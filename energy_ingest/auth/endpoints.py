@@ -1,0 +1,82 @@
+"""POST/GET /v1/keys and DELETE /v1/keys/{keyId}: key management for admin keys."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request, Response
+from pydantic import ValidationError
+
+from energy_ingest.auth import service
+from energy_ingest.auth.keys import DeviceKind, Scope, key_id
+from energy_ingest.auth.schemas import CreatedKey, CreateKey, KeyInfo
+from energy_ingest.dependencies import AdminKey, EngineDep, ReadConn, WriteConn
+from energy_ingest.errors import FieldProblem, NotFound, ValidationFailed
+from energy_ingest.http import json_response, read_json_body
+from energy_ingest.ingest.schemas import problems_from
+
+router = APIRouter(prefix="/v1/keys", tags=["keys"])
+
+# Every handler takes the key first: FastAPI resolves dependencies in order, so a request
+# without the admin scope is refused before it borrows a database connection.
+
+
+@router.post(
+    "",
+    status_code=201,
+    response_model=CreatedKey,
+    responses={422: {"description": "A field breaks a rule (named in the answer)."}},
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/CreateKey"}}},
+        }
+    },
+)
+async def create_key(
+    _: AdminKey, request: Request, engine: EngineDep, connection: WriteConn
+) -> Response:
+    body = await read_json_body(request, engine.settings)
+    try:
+        command = CreateKey.model_validate(body)
+    except ValidationError as error:
+        raise ValidationFailed(problems_from(error)) from None
+    try:
+        key, token = await service.create_key(
+            connection,
+            {Scope(scope) for scope in command.scopes},
+            device_id=command.device_id,
+            device_kind=DeviceKind(command.device_kind) if command.device_kind else None,
+            name=command.name,
+        )
+    except service.InvalidKeyRequest as problem:
+        raise ValidationFailed(
+            [FieldProblem(field=problem.field, rule="combination", message=str(problem))]
+        ) from None
+    return json_response({**key.as_json(), "key": token}, 201)
+
+
+@router.get("", response_model=list[KeyInfo])
+async def list_keys(_: AdminKey, connection: ReadConn) -> Response:
+    return json_response([key.as_json() for key in await service.list_keys(connection)])
+
+
+@router.delete(
+    "/{keyId}",
+    response_model=KeyInfo,
+    responses={404: {"description": "No key has this id."}},
+)
+async def revoke_key(_: AdminKey, keyId: str, engine: EngineDep, connection: WriteConn) -> Response:
+    # Only the public id: a whole key in a URL would end up in access logs and proxies.
+    prefix = key_id(keyId)
+    if prefix is None or prefix != keyId:
+        raise ValidationFailed(
+            [
+                FieldProblem(
+                    field="keyId", rule="pattern", message="must be a key id (12 hex digits)"
+                )
+            ]
+        )
+    key = await service.revoke_key(connection, prefix)
+    if key is None:
+        raise NotFound(f"no key has the id {prefix}")
+    engine.keys.forget(prefix)  # this process at once; the others through the notification
+    return json_response(key.as_json())

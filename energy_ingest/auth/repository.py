@@ -1,0 +1,59 @@
+"""SQL of API keys."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import asyncpg
+
+from energy_ingest.auth.keys import ApiKey, StoredKey
+from energy_ingest.db.migrations import AnyConnection
+from energy_ingest.db.sql import sql
+
+
+async def lock_keys(connection: AnyConnection) -> None:
+    """Hold the keys' advisory lock until the transaction ends."""
+    await connection.execute(sql("lock_api_keys"))
+
+
+async def count_keys(connection: AnyConnection) -> int:
+    count: int = await connection.fetchval(sql("count_api_keys"))
+    return count
+
+
+async def insert_key(
+    connection: AnyConnection,
+    *,
+    prefix: str,
+    secret_hash: bytes,
+    name: str,
+    scopes: Sequence[str],
+    device_id: str | None,
+    device_kind: str | None,
+) -> ApiKey:
+    row = await connection.fetchrow(
+        sql("insert_api_key"), prefix, secret_hash, name, list(scopes), device_id, device_kind
+    )
+    assert row is not None
+    return ApiKey.from_row(row)
+
+
+async def get_key(connection: AnyConnection, prefix: str) -> StoredKey | None:
+    row: asyncpg.Record | None = await connection.fetchrow(sql("get_api_key"), prefix)
+    if row is None:
+        return None
+    return StoredKey(key=ApiKey.from_row(row), secret_hash=bytes(row["secret_hash"]))
+
+
+async def list_keys(connection: AnyConnection) -> list[ApiKey]:
+    return [ApiKey.from_row(row) for row in await connection.fetch(sql("list_api_keys"))]
+
+
+async def revoke_key(connection: AnyConnection, prefix: str) -> ApiKey | None:
+    row = await connection.fetchrow(sql("revoke_api_key"), prefix)
+    return ApiKey.from_row(row) if row is not None else None
+
+
+async def check_connection(connection: AnyConnection) -> None:
+    """Raise if `connection` no longer answers."""
+    await connection.fetchval(sql("check_database"))

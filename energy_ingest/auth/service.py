@@ -1,0 +1,85 @@
+"""Key management shared by the CLI and the HTTP API: create, list, revoke, first admin key."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from energy_ingest.auth import repository
+from energy_ingest.auth.keys import ApiKey, DeviceKind, Scope, generate_key, ordered
+from energy_ingest.db.migrations import AnyConnection
+from energy_ingest.ingest.schemas import DEVICE_ID_RULE, is_device_id
+
+MAX_NAME_LENGTH = 200
+
+
+class InvalidKeyRequest(ValueError):
+    """A key that must not be created (the message says which rule); nothing was stored."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+def check_key_request(
+    scopes: Iterable[Scope], device_id: str | None, device_kind: DeviceKind | None, name: str
+) -> None:
+    """Refuse a combination the table's constraints would refuse, with a clearer message."""
+    if not set(scopes):
+        raise InvalidKeyRequest("scopes", "give at least one scope: ingest, read or admin")
+    if device_id is not None and not is_device_id(device_id):
+        raise InvalidKeyRequest("deviceId", DEVICE_ID_RULE)
+    if device_kind is not None and device_id is None:
+        raise InvalidKeyRequest("deviceKind", "a device kind needs a device id")
+    if device_id is not None and Scope.ADMIN in set(scopes):
+        raise InvalidKeyRequest(
+            "scopes", "an admin key cannot be bound to a device (administration is fleet-wide)"
+        )
+    if len(name) > MAX_NAME_LENGTH:
+        raise InvalidKeyRequest("name", f"must be at most {MAX_NAME_LENGTH} characters")
+
+
+async def create_key(
+    connection: AnyConnection,
+    scopes: Iterable[Scope],
+    *,
+    device_id: str | None = None,
+    device_kind: DeviceKind | None = None,
+    name: str = "",
+) -> tuple[ApiKey, str]:
+    """Store a new key; return its record and the token, which is never shown again."""
+    scopes = frozenset(scopes)
+    check_key_request(scopes, device_id, device_kind, name)
+    new = generate_key()
+    key = await repository.insert_key(
+        connection,
+        prefix=new.prefix,
+        secret_hash=new.secret_hash,
+        name=name,
+        scopes=ordered(scopes),
+        device_id=device_id,
+        device_kind=device_kind.value if device_kind else None,
+    )
+    return key, new.token
+
+
+async def create_first_admin_key(connection: AnyConnection) -> str | None:
+    """The token of a new admin key if no key was ever created; None otherwise.
+
+    Several processes may start at once (workers, replicas): the advisory lock lets exactly one
+    of them mint the key.
+    """
+    async with connection.transaction():
+        await repository.lock_keys(connection)
+        if await repository.count_keys(connection):
+            return None
+        _, token = await create_key(connection, {Scope.ADMIN}, name="first admin key")
+        return token
+
+
+async def list_keys(connection: AnyConnection) -> list[ApiKey]:
+    return await repository.list_keys(connection)
+
+
+async def revoke_key(connection: AnyConnection, prefix: str) -> ApiKey | None:
+    """Revoke a key by its id; None when there is no such key. Revoking twice is harmless."""
+    return await repository.revoke_key(connection, prefix)
