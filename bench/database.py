@@ -10,7 +10,9 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
+from bench.http_load import BENCH_KEY
 from bench.sql import bench_sql
+from energy_ingest.auth.repository import insert_key
 from energy_ingest.db.migrations import migrate
 from energy_ingest.db.partitions import HISTORY_TABLES, PartitionManager
 from energy_ingest.db.sql import quote_identifier
@@ -50,6 +52,26 @@ async def scratch_database(admin_url: str, name: str) -> AsyncIterator[str]:
         yield with_database(admin_url, name)
     finally:
         await _execute(admin_url, drop)
+
+
+async def install_key(url: str) -> None:
+    """The bench's admin key in the database of `url` (migrated), through the engine's own SQL.
+
+    With a key present the engine mints no first admin key, so none is printed in the log.
+    """
+    connection = await asyncpg.connect(url)
+    try:
+        await insert_key(
+            connection,
+            prefix=BENCH_KEY.prefix,
+            secret_hash=BENCH_KEY.secret_hash,
+            name="bench",
+            scopes=["admin"],
+            device_id=None,
+            device_kind=None,
+        )
+    finally:
+        await connection.close()
 
 
 async def prepare_schema(url: str, days: Iterable[date]) -> None:

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from bench.readings import Body
+from energy_ingest.auth.keys import generate_key
 
 Inspect = Callable[["Call", int, bytes], str | None]
 """Looks at one answer (call, status, body); returns a problem to report, or None."""
@@ -30,9 +31,17 @@ class Call:
     readings: int
 
 
+# The servers run with authentication on, as in production; this admin key is installed in every
+# database the bench makes (`bench.database.install_key`) and sent with every /v1 request.
+BENCH_KEY = generate_key()
+
+
 def encode_call(method: str, path: str, body: bytes | None = None) -> bytes:
-    """An HTTP/1.1 request with a fixed Host (loopback) and, for a body, JSON headers."""
+    """An HTTP/1.1 request with a fixed Host (loopback), the bench's key for /v1 paths, and,
+    for a body, JSON headers."""
     head = f"{method} {path} HTTP/1.1\r\nhost: 127.0.0.1\r\n"
+    if path.startswith("/v1/"):
+        head += f"authorization: Bearer {BENCH_KEY.token}\r\n"
     if body is None:
         return (head + "\r\n").encode("ascii")
     head += f"content-type: application/json\r\ncontent-length: {len(body)}\r\n\r\n"

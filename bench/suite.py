@@ -38,6 +38,7 @@ from bench.database import (
     checkpoint,
     count_stored_rows,
     history_storage,
+    install_key,
     prepare_schema,
     redact,
     scratch_database,
@@ -267,6 +268,7 @@ async def run_engine(run: Run, workers: int, number: int) -> dict[str, Any]:
     database = run.database_name(f"engine{workers}_{number}")
     async with scratch_database(run.admin_url, database) as url:
         await prepare_schema(url, run.days)
+        await install_key(url)
         port = free_port()
         command = engine_command(url, port, workers)
         async with running_server(name, command, port, run.log, options.startup_timeout) as server:
@@ -290,6 +292,7 @@ async def run_naive(run: Run, number: int) -> dict[str, Any]:
         calls.append(call)
     async with scratch_database(run.admin_url, run.database_name(f"naive_{number}")) as url:
         await prepare_schema(url, run.days)
+        await install_key(url)
         port = free_port()
         command = naive_command(url, port, options.naive_connections)
         async with running_server(name, command, port, run.log, options.startup_timeout) as server:
@@ -327,6 +330,7 @@ async def run_analytics(run: Run) -> tuple[dict[str, Any], dict[str, Any], dict[
     }
     async with scratch_database(run.admin_url, run.database_name("analytics")) as url:
         await prepare_schema(url, first_days)
+        await install_key(url)
         await analytics.register_fleet(url, fleet, start - timedelta(days=1))
         steps = [await analytics.load_history(url, day_start, end, interval, len(fleet.vehicles))]
         port = free_port()
