@@ -177,7 +177,26 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
         ],
         ref_template="#/components/schemas/{model}",
     )
-    schema.setdefault("components", {}).setdefault("schemas", {}).update(definitions["$defs"])
+    components = schema.setdefault("components", {})
+    components.setdefault("schemas", {}).update(definitions["$defs"])
+    # Every /v1 operation takes an API key ("Authorize" in /docs); the probes and /metrics do not.
+    components["securitySchemes"] = {
+        "apiKey": {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "An API key: `Authorization: Bearer eie_<id>_<secret>`.",
+        }
+    }
+    for path, operations in schema.get("paths", {}).items():
+        if path.startswith("/v1/"):
+            for operation in operations.values():
+                operation["security"] = [{"apiKey": []}]
+                answers = operation.setdefault("responses", {})
+                answers.setdefault("401", {"description": "No API key, or not a valid one."})
+                answers.setdefault(
+                    "403",
+                    {"description": "The key lacks the scope, or is bound to another device."},
+                )
     app.openapi_schema = schema
     return schema
 

@@ -7,8 +7,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, Request, Security
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi import Depends, Request
 
 from energy_ingest.auth.guard import KeyGuard, Principal
 from energy_ingest.auth.keys import Scope
@@ -74,17 +73,12 @@ ReadConn = Annotated[ReadConnection, Depends(read_connection)]
 WriteConn = Annotated[WriteConnection, Depends(write_connection)]
 
 
-# Declared for the OpenAPI document (/docs gets an "Authorize" button); the guard reads the
-# header itself so that a missing key and a malformed one get the engine's own 401.
-_bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer eie_…`")
-
-
-def _requires(scope: Scope) -> Callable[..., Awaitable[Principal]]:
-    async def authorize(
-        request: Request,
-        engine: EngineDep,
-        _: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
-    ) -> Principal:
+def _requires(scope: Scope) -> Callable[[Request], Awaitable[Principal]]:
+    # Reads the engine off the request itself rather than through EngineDep or FastAPI's
+    # HTTPBearer: each sub-dependency costs ~10 µs a request, on every request. The OpenAPI
+    # document declares the bearer scheme in `app._openapi` instead.
+    async def authorize(request: Request) -> Principal:
+        engine: EngineState = request.app.state.engine
         return await engine.keys.authorize(request.headers.get("authorization"), scope)
 
     return authorize

@@ -260,3 +260,16 @@ async def test_keys_never_reach_the_logs(
     assert caplog.records, "the requests were not logged at all"
     assert token[17:] not in caplog.text
     assert wrong[17:] not in caplog.text
+
+
+async def test_the_openapi_document_declares_the_key_on_v1_only(secured: Engine) -> None:
+    document = (await secured.client.get("/openapi.json")).json()
+    assert document["components"]["securitySchemes"]["apiKey"]["scheme"] == "bearer"
+    for path, operations in document["paths"].items():
+        for operation in operations.values():
+            expected: list[dict[str, list[str]]] | None = (
+                [{"apiKey": []}] if path.startswith("/v1/") else None
+            )
+            assert operation.get("security") == expected, path
+    for path in ("/healthz", "/readyz", "/metrics", "/docs"):
+        assert (await secured.client.get(path)).status_code == 200, path
