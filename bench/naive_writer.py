@@ -114,6 +114,9 @@ class PerReadingWriter:
         """True while the pool is open."""
         return self._pool is not None
 
+    def check_capacity(self, readings: int = 1) -> None:
+        """The seed had no queue to fill: every request is taken."""
+
     @property
     def queued_readings(self) -> int:
         """Readings accepted and not committed yet."""

@@ -63,6 +63,7 @@ def _add_ingest_route(path: str, model: ReadingModel | None, *, batch: bool, sum
     async def ingest(
         principal: IngestKey, request: Request, service: IngestServiceDep, engine: EngineDep
     ) -> Response:
+        engine.writer.check_capacity()
         document = await read_json_body(request, engine.settings)
         if batch:
             status, answer = await service.ingest_batch(document, model, principal)
@@ -104,6 +105,7 @@ _add_ingest_route(
 async def ingest_any(
     principal: IngestKey, request: Request, service: IngestServiceDep, engine: EngineDep
 ) -> Response:
+    engine.writer.check_capacity()
     body = await read_json_body(request, engine.settings)
     if isinstance(body, list):
         status, answer = await service.ingest_batch(body, None, principal)

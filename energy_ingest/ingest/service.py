@@ -98,6 +98,9 @@ class IngestService:
             raise PayloadTooLarge(
                 f"a batch holds at most {self._max_batch_items} readings; this one has {len(items)}"
             )
+        # Refused before any validation if it cannot fit: under a flood, validating doomed
+        # batches would take the CPU the writer needs to commit.
+        self._writer.check_capacity(len(items))
         now = datetime.now(UTC)
         valid: list[Reading] = []
         positions: list[int] = []

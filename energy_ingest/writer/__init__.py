@@ -25,6 +25,12 @@ class ReadingWriter(Protocol):
         """Resolve once the readings are committed; one outcome per reading, in order."""
         ...
 
+    def check_capacity(self, readings: int = 1) -> None:
+        """Raise Overloaded at once if `readings` more would not fit, so that a request can be
+        refused before its body is read or its items validated (shedding load must cost far
+        less than taking it)."""
+        ...
+
     @property
     def running(self) -> bool: ...
 

@@ -130,6 +130,15 @@ class GroupCommitWriter:
 
     # --- intake --------------------------------------------------------------------------------
 
+    def check_capacity(self, readings: int = 1) -> None:
+        """Overloaded now if `readings` more would not fit (see ReadingWriter)."""
+        if self._queued_readings + readings > self._queue_limit:
+            self.stats.rejected_overload += 1
+            raise Overloaded(
+                f"the write queue is full ({self._queued_readings} readings waiting); retry later",
+                self._retry_after,
+            )
+
     async def write(self, readings: Sequence[Reading]) -> list[Outcome]:
         """Queue `readings` and wait until their batch committed; one outcome per reading."""
         if not readings:
