@@ -258,6 +258,17 @@ def _on_database(
         return asyncio.run(run(_database_url(stack, settings)))
 
 
+def _json(document: Any) -> str:
+    from energy_ingest.http import format_timestamp
+
+    def default(value: Any) -> Any:
+        if isinstance(value, datetime):
+            return format_timestamp(value)  # as the HTTP API writes them
+        raise TypeError(f"cannot serialise {type(value).__name__}")
+
+    return orjson.dumps(document, default=default).decode()
+
+
 def _describe(key: ApiKey) -> str:
     device = f"; only {key.device_kind or 'device'} {key.device_id}" if key.device_id else ""
     name = f" ({key.name})" if key.name else ""
@@ -331,7 +342,7 @@ def keys_create(
 
     key, token = _on_database(database_url, data_dir, work)
     if as_json:
-        click.echo(orjson.dumps({**key.as_json(), "key": token}, default=str).decode())
+        click.echo(_json({**key.as_json(), "key": token}))
     else:
         click.echo(token)
     click.echo(f"created {_describe(key)}. It is shown only this once: store it now.", err=True)
@@ -345,7 +356,7 @@ def keys_list(as_json: bool, database_url: str | None, data_dir: Path | None) ->
     """Every key ever created, revoked ones included (never a secret)."""
     found: list[ApiKey] = _on_database(database_url, data_dir, list_keys)
     if as_json:
-        click.echo(orjson.dumps([key.as_json() for key in found], default=str).decode())
+        click.echo(_json([key.as_json() for key in found]))
         return
     if not found:
         click.echo("no keys", err=True)
