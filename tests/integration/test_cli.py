@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -173,3 +174,50 @@ def test_keys_commands_explain_their_mistakes(database_url: str) -> None:
     assert by_whole_key.returncode == 0
     listed = json.loads(_cli(env, "keys", "list", "--json").stdout)
     assert [(item["id"], item["revokedAt"] is not None) for item in listed] == [(body["id"], True)]
+
+
+def test_the_demo_runs_with_the_key_its_engine_minted(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EIE_")}
+    env.pop("DATABASE_URL", None)
+    folder = tmp_path / "demo"
+    process = subprocess.Popen(
+        [
+            *_command(),
+            "demo",
+            "--backfill",
+            "30m",
+            "--vehicles",
+            "20",
+            "--worst",
+            "3",
+            "--port",
+            str(_free_port()),
+            "--data-dir",
+            str(folder),
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    output = ""
+    try:
+        assert process.stdout is not None
+        deadline = time.monotonic() + 180
+        for line in process.stdout:  # until the demo says the engine keeps running
+            output += line
+            if "The engine keeps running" in line:
+                break
+            assert time.monotonic() < deadline, output
+        key = re.search(r"eie_[0-9a-f]{12}_[A-Za-z0-9_-]{43}", output)
+        assert key is not None, output
+        base = re.search(r"http://127\.0\.0\.1:\d+", output)
+        assert base is not None, output
+        listed = httpx.get(f"{base[0]}/v1/keys", headers=_bearer(key[0]), timeout=10)
+        assert listed.status_code == 200
+        assert [item["scopes"] for item in listed.json()] == [["admin"]]
+    finally:
+        process.send_signal(signal.SIGTERM)
+        rest, _ = process.communicate(timeout=120)
+    assert process.returncode == 0, output + rest
+    assert not folder.exists()  # a clean stop removes the demo folder
