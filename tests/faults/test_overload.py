@@ -30,6 +30,29 @@ async def _watch(engine: EngineProcess, until: asyncio.Event) -> None:
         await asyncio.sleep(0.1)
 
 
+def _batches(
+    engine: EngineProcess,
+    fleet: Fleet,
+    ledger: Ledger,
+    *,
+    clients: int,
+    seconds: float,
+    pause: float = 0.05,
+) -> Load:
+    """Clients posting batches of 500–1,000 readings; `pause` after each 503."""
+    return Load(
+        engine.base_url,
+        fleet,
+        ledger,
+        headers=engine.headers,
+        clients=clients,
+        shapes=BATCH_SHAPES,
+        batch_size=(500, 1000),
+        pause_after_refusal=pause,
+        max_seconds=seconds,
+    )
+
+
 async def test_flood_is_refused_with_503_and_service_resumes(
     database_url: str, record_figures: RecordFigures
 ) -> None:
@@ -38,16 +61,7 @@ async def test_flood_is_refused_with_503_and_service_resumes(
     async with engine_process(database_url, environment=_TIGHT_WRITER) as engine:
         await engine.start()
         # What it sustains: clients that back off after a 503, as well-behaved ones do.
-        calm = Load(
-            engine.base_url,
-            fleet,
-            ledger,
-            headers=engine.headers,
-            clients=8,
-            shapes=BATCH_SHAPES,
-            batch_size=(500, 1000),
-            max_seconds=CALM_SECONDS,
-        )
+        calm = _batches(engine, fleet, ledger, clients=8, seconds=CALM_SECONDS)
         calm_started = time.monotonic()
         async with calm:
             await asyncio.sleep(CALM_SECONDS)
@@ -56,17 +70,8 @@ async def test_flood_is_refused_with_503_and_service_resumes(
 
         flooding = asyncio.Event()
         watcher = asyncio.create_task(_watch(engine, flooding))
-        flood = Load(
-            engine.base_url,
-            fleet,
-            ledger,
-            headers=engine.headers,
-            clients=48,
-            shapes=BATCH_SHAPES,
-            batch_size=(500, 1000),
-            pause_after_refusal=0.0,  # a hostile flood does not honour Retry-After
-            max_seconds=FLOOD_SECONDS,
-        )
+        # A hostile flood does not honour Retry-After: it re-sends at once.
+        flood = _batches(engine, fleet, ledger, clients=48, seconds=FLOOD_SECONDS, pause=0.0)
         started = time.monotonic()
         async with flood:
             await asyncio.sleep(FLOOD_SECONDS)

@@ -47,6 +47,24 @@ async def wait_until(condition: object, *, attempts: int = 500) -> None:
     raise AssertionError("condition never became true")
 
 
+@asynccontextmanager
+async def queue_filled(engine: Engine, database_url: str, readings: int) -> AsyncIterator[None]:
+    """One batch stalled at its commit and `readings` more waiting in the queue behind it;
+    both are answered 201 once the block ends."""
+    writer = engine.writer
+    async with live_tables_locked(database_url):
+        stalled = asyncio.create_task(
+            engine.client.post("/v1/ingest/meter", json=meter_reading(meter_id="stalled"))
+        )
+        await wait_until(lambda: writer.batches_in_flight == 1)
+        batch = [meter_reading(meter_id=f"Q{i}") for i in range(readings)]
+        queued = asyncio.create_task(engine.client.post("/v1/ingest/meter/batch", json=batch))
+        await wait_until(lambda: writer.queued_readings == readings)
+        yield
+    assert (await stalled).status_code == 201
+    assert (await queued).status_code == 201
+
+
 async def test_concurrent_requests_share_one_batch(
     settings: Settings, database_url: str, db: asyncpg.Connection
 ) -> None:
@@ -80,15 +98,7 @@ async def test_a_full_queue_answers_503_with_retry_after(
         update={"writer_queue_limit": 5, "writer_concurrency": 1, "retry_after_seconds": 2}
     )
     async with start_engine(tight) as engine:
-        writer = engine.writer
-        async with live_tables_locked(database_url):
-            stalled = asyncio.create_task(
-                engine.client.post("/v1/ingest/meter", json=meter_reading(meter_id="stalled"))
-            )
-            await wait_until(lambda: writer.batches_in_flight == 1)
-            batch = [meter_reading(meter_id=f"Q{i}") for i in range(5)]
-            queued = asyncio.create_task(engine.client.post("/v1/ingest/meter/batch", json=batch))
-            await wait_until(lambda: writer.queued_readings == 5)
+        async with queue_filled(engine, database_url, 5):
             refused = await engine.client.post("/v1/ingest/vehicle", json=vehicle_reading())
             assert refused.status_code == 503
             assert refused.headers["retry-after"] == "2"
@@ -98,8 +108,6 @@ async def test_a_full_queue_answers_503_with_retry_after(
                 "/v1/ingest/meter", content=b"{not json", headers={"content-type": "text/plain"}
             )
             assert unread.status_code == 503
-        assert (await stalled).status_code == 201
-        assert (await queued).status_code == 201
         assert (
             await engine.client.post("/v1/ingest/vehicle", json=vehicle_reading())
         ).status_code == 201
@@ -111,27 +119,16 @@ async def test_a_batch_that_cannot_fit_is_refused_before_its_items_are_validated
     settings: Settings, database_url: str
 ) -> None:
     tight = settings.model_copy(update={"writer_queue_limit": 6, "writer_concurrency": 1})
-    async with start_engine(tight) as engine:
-        writer = engine.writer
-        async with live_tables_locked(database_url):
-            stalled = asyncio.create_task(
-                engine.client.post("/v1/ingest/meter", json=meter_reading(meter_id="stalled"))
-            )
-            await wait_until(lambda: writer.batches_in_flight == 1)
-            batch = [meter_reading(meter_id=f"Q{i}") for i in range(4)]
-            queued = asyncio.create_task(engine.client.post("/v1/ingest/meter/batch", json=batch))
-            await wait_until(lambda: writer.queued_readings == 4)
-            # Three items, two places left: 503 for the whole batch, not a 422 for the
-            # invalid items, because none of them was looked at.
-            doomed = [meter_reading(voltage=-1), meter_reading(voltage=-2), meter_reading()]
-            answer = await engine.client.post("/v1/ingest/meter/batch", json=doomed)
-            assert answer.status_code == 503
-            assert answer.json()["error"] == "overloaded"
-            # Two fit: validated, both invalid, nothing queued (so no wait for the stalled batch).
-            fits = await engine.client.post("/v1/ingest/meter/batch", json=doomed[:2])
-            assert fits.status_code == 422
-        assert (await stalled).status_code == 201
-        assert (await queued).status_code == 201
+    async with start_engine(tight) as engine, queue_filled(engine, database_url, 4):
+        # Three items, two places left: 503 for the whole batch, not a 422 for the
+        # invalid items, because none of them was looked at.
+        doomed = [meter_reading(voltage=-1), meter_reading(voltage=-2), meter_reading()]
+        answer = await engine.client.post("/v1/ingest/meter/batch", json=doomed)
+        assert answer.status_code == 503
+        assert answer.json()["error"] == "overloaded"
+        # Two fit: validated, both invalid, nothing queued (so no wait for the stalled batch).
+        fits = await engine.client.post("/v1/ingest/meter/batch", json=doomed[:2])
+        assert fits.status_code == 422
 
 
 async def test_the_database_going_away_gives_503_never_a_false_success(
