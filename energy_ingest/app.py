@@ -32,9 +32,10 @@ from energy_ingest.errors import EngineError, FieldProblem, ValidationFailed
 from energy_ingest.fleet.endpoints import router as fleet_router
 from energy_ingest.fleet.schemas import AssignMeter
 from energy_ingest.health.endpoints import router as health_router
-from energy_ingest.http import json_response
-from energy_ingest.ingest.endpoints import router as ingest_router
-from energy_ingest.ingest.schemas import Limits, MeterReading, VehicleReading
+from energy_ingest.http import error_response, json_response
+from energy_ingest.ingest.endpoints import OPENAPI_PATHS as INGEST_OPENAPI_PATHS
+from energy_ingest.ingest.endpoints import ROUTES as INGEST_ROUTES
+from energy_ingest.ingest.schemas import BatchResult, Limits, MeterReading, VehicleReading
 from energy_ingest.live.endpoints import router as live_router
 from energy_ingest.telemetry.endpoints import router as telemetry_router
 from energy_ingest.telemetry.logs import configure_logging
@@ -130,7 +131,7 @@ async def engine_lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 async def _engine_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, EngineError)
-    return json_response(exc.body(), exc.status_code, exc.headers())
+    return error_response(exc)
 
 
 async def _request_validation_error(request: Request, exc: Exception) -> Response:
@@ -167,6 +168,8 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
     schema = get_openapi(
         title=app.title, version=app.version, description=app.description, routes=app.routes
     )
+    # The ingest routes are bare ASGI endpoints (see ingest/endpoints.py): declared by hand.
+    schema["paths"] = {**INGEST_OPENAPI_PATHS, **schema.get("paths", {})}
     # Bodies parsed by hand reference these models; publish their schemas as components.
     _, definitions = models_json_schema(
         [
@@ -174,6 +177,7 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
             (VehicleReading, "validation"),
             (AssignMeter, "validation"),
             (CreateKey, "validation"),
+            (BatchResult, "serialization"),
         ],
         ref_template="#/components/schemas/{model}",
     )
@@ -230,8 +234,8 @@ def create_app(settings: Settings, *, writer_factory: WriterFactory | None = Non
     app.add_exception_handler(EngineError, _engine_error)
     app.add_exception_handler(RequestValidationError, _request_validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.router.routes.extend(INGEST_ROUTES)
     for router in (
-        ingest_router,
         analytics_router,
         live_router,
         fleet_router,

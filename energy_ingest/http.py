@@ -11,6 +11,7 @@ from fastapi import Request, Response
 
 from energy_ingest.config import Settings
 from energy_ingest.errors import (
+    EngineError,
     FieldProblem,
     MalformedRequest,
     PayloadTooLarge,
@@ -45,6 +46,11 @@ def json_response(
         media_type="application/json",
         headers=headers,
     )
+
+
+def error_response(error: EngineError) -> Response:
+    """The answer to an error the engine raises on purpose: its status, body and headers."""
+    return json_response(error.body(), error.status_code, error.headers())
 
 
 async def read_json_body(request: Request, settings: Settings) -> Any:
