@@ -21,6 +21,7 @@ from energy_ingest.auth import repository
 from energy_ingest.auth.keys import DeviceKind, Scope, StoredKey, split_token
 from energy_ingest.db.pool import Database
 from energy_ingest.errors import Forbidden, Unauthorized
+from energy_ingest.telemetry.logs import key_id
 
 logger = logging.getLogger(__name__)
 
@@ -110,6 +111,7 @@ class KeyGuard:
         if split is None:
             raise Unauthorized(_INVALID, token_given=True)
         prefix, secret = split
+        key_id.set(prefix)  # the access log names the key tried, accepted or not
         stored = await self._lookup(prefix)
         if stored is None or not stored.matches(secret):
             raise Unauthorized(_INVALID, token_given=True)

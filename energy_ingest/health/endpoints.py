@@ -41,6 +41,10 @@ async def readyz(engine: EngineDep) -> Response:
         checks["migrations"] = False
     ready = all(value for key, value in checks.items() if key != "pendingMigrations")
     checks["queuedReadings"] = engine.writer.queued_readings
+    if engine.keys.enabled:
+        # Informational: without its notification connection a process still checks every
+        # key, by a lookup per request instead of from its cache.
+        checks["keyNotifications"] = engine.keys.listening
     return json_response(
         {"status": "ready" if ready else "not-ready", "checks": checks}, 200 if ready else 503
     )

@@ -14,6 +14,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
+key_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("key_id", default=None)
+"""The public id of the API key a request presented (never the key): set by the key guard,
+written in the request's access line so that an operator can tell who wrote what."""
 
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(process)d %(name)s: %(message)s"
 # Attributes every LogRecord has; anything else was passed with `extra=` and is kept.

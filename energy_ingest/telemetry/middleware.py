@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from energy_ingest.telemetry.logs import request_id
+from energy_ingest.telemetry.logs import key_id, request_id
 
 logger = logging.getLogger("energy_ingest.access")
 
@@ -57,6 +57,7 @@ class RequestContextMiddleware:
         given = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
         current = given if _CLIENT_ID.match(given) else _new_request_id()
         token = request_id.set(current)
+        key_token = key_id.set(None)
         started = time.perf_counter()
         status = 500
 
@@ -80,15 +81,14 @@ class RequestContextMiddleware:
                 self.observe(scope["method"], template, status, seconds)
             if self.access_log:
                 # The route template, not the path: ids stay out of the access log's cardinality.
-                logger.info(
-                    "%s %s %d",
-                    scope["method"],
-                    scope["path"],
-                    status,
-                    extra={
-                        "status": status,
-                        "route": template,
-                        "durationMs": round(seconds * 1000, 2),
-                    },
-                )
+                extra = {
+                    "status": status,
+                    "route": template,
+                    "durationMs": round(seconds * 1000, 2),
+                }
+                presented = key_id.get()
+                if presented is not None:
+                    extra["keyId"] = presented
+                logger.info("%s %s %d", scope["method"], scope["path"], status, extra=extra)
+            key_id.reset(key_token)
             request_id.reset(token)

@@ -260,6 +260,12 @@ async def test_keys_never_reach_the_logs(
     assert caplog.records, "the requests were not logged at all"
     assert token[17:] not in caplog.text
     assert wrong[17:] not in caplog.text
+    # The access lines name the key that was presented by its public id, accepted or not.
+    access = [r for r in caplog.records if r.name == "energy_ingest.access"]
+    assert [(r.__dict__.get("keyId"), r.__dict__["status"]) for r in access] == [
+        (token[4:16], 201),
+        (token[4:16], 401),
+    ]
 
 
 async def test_the_openapi_document_declares_the_key_on_v1_only(secured: Engine) -> None:

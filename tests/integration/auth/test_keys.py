@@ -170,6 +170,9 @@ async def _cache_survives_until_the_listener_drops(
         await other.close()
     assert await _refused_within(secured.client, headers)
     await _until_listening(guard)  # it reconnects by itself
+    ready = (await secured.client.get("/readyz")).json()
+    assert ready["status"] == "ready"
+    assert ready["checks"]["keyNotifications"] is True
 
 
 async def _until_listening(guard: KeyGuard) -> None:
