@@ -283,6 +283,7 @@ def keys() -> None:
 @keys.command("create")
 @click.option(
     "--scope",
+    "--scopes",
     "scopes",
     multiple=True,
     required=True,
@@ -293,6 +294,8 @@ def keys() -> None:
 )
 @click.option(
     "--device",
+    "--device-id",
+    "device",
     envvar="EIE_KEY_DEVICE",
     show_envvar=True,
     help="Bind the key to this device id: it may only write (and read) that device.",
