@@ -9,7 +9,7 @@ import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -237,6 +237,25 @@ def db_migrate(database_url: str | None, data_dir: Path | None) -> None:
     click.echo("applied: " + ", ".join(applied) if applied else "schema is up to date")
 
 
+class _DurationType(click.ParamType[timedelta]):
+    name = "duration"
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> timedelta:
+        from energy_ingest.simulator.command import parse_duration
+
+        if isinstance(value, timedelta):
+            return value
+        try:
+            return parse_duration(str(value))
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+_DURATION = _DurationType()
+
+
 # --- keys: API keys, straight in the database (the engine may be running) -------------------
 
 
@@ -272,7 +291,10 @@ def _json(document: Any) -> str:
 def _describe(key: ApiKey) -> str:
     device = f"; only {key.device_kind or 'device'} {key.device_id}" if key.device_id else ""
     name = f" ({key.name})" if key.name else ""
-    return f"key {key.prefix}{name}: {', '.join(ordered(key.scopes))}{device}"
+    expiry = (
+        f"; expires {key.expires_at.astimezone(UTC):%Y-%m-%d %H:%M} UTC" if key.expires_at else ""
+    )
+    return f"key {key.prefix}{name}: {', '.join(ordered(key.scopes))}{device}{expiry}"
 
 
 @main.group()
@@ -309,6 +331,13 @@ def keys() -> None:
 )
 @click.option("--name", default="", envvar="EIE_KEY_NAME", show_envvar=True, help="What it is for.")
 @click.option(
+    "--expires-in",
+    type=_DURATION,
+    envvar="EIE_KEY_EXPIRES_IN",
+    show_envvar=True,
+    help="The key stops working after this long (e.g. 365d, 90d, 12h); default: never.",
+)
+@click.option(
     "--json", "as_json", is_flag=True, envvar="EIE_KEY_JSON", help="Print the key as JSON."
 )
 @_database_option
@@ -318,6 +347,7 @@ def keys_create(
     device: str | None,
     device_kind: str | None,
     name: str,
+    expires_in: timedelta | None,
     as_json: bool,
     database_url: str | None,
     data_dir: Path | None,
@@ -328,12 +358,18 @@ def keys_create(
     energy-ingest keys create --scope ingest --device M-0042 --device-kind meter
     KEY=$(energy-ingest keys create --scope read --name grafana)
     """
+    expires_at = datetime.now(UTC) + expires_in if expires_in is not None else None
     try:
         chosen = parse_scopes(scopes)
         kind = DeviceKind(device_kind) if device_kind else None
-        check_key_request(chosen, device, kind, name)
+        check_key_request(chosen, device, kind, name, expires_at)
     except InvalidKeyRequest as problem:
-        option = {"scopes": "--scope", "deviceId": "--device", "deviceKind": "--device-kind"}
+        option = {
+            "scopes": "--scope",
+            "deviceId": "--device",
+            "deviceKind": "--device-kind",
+            "expiresAt": "--expires-in",
+        }
         raise click.BadParameter(
             str(problem), param_hint=option.get(problem.field, "--name")
         ) from None
@@ -341,7 +377,9 @@ def keys_create(
         raise click.BadParameter(str(problem), param_hint="--scope") from None
 
     async def work(connection: asyncpg.Connection) -> tuple[ApiKey, str]:
-        return await create_key(connection, chosen, device_id=device, device_kind=kind, name=name)
+        return await create_key(
+            connection, chosen, device_id=device, device_kind=kind, name=name, expires_at=expires_at
+        )
 
     key, token = _on_database(database_url, data_dir, work)
     if as_json:
@@ -364,22 +402,34 @@ def keys_list(as_json: bool, database_url: str | None, data_dir: Path | None) ->
     if not found:
         click.echo("no keys", err=True)
         return
+    now = datetime.now(UTC)
+
+    def status(key: ApiKey) -> str:
+        if key.revoked_at is not None:
+            return key.revoked_at.astimezone(UTC).strftime("revoked %Y-%m-%d %H:%M")
+        if key.expires_at is not None and key.expires_at <= now:
+            return "expired"
+        return "active"
+
     rows = [
         (
             key.prefix,
             ",".join(ordered(key.scopes)),
             f"{key.device_kind or 'any'}:{key.device_id}" if key.device_id else "-",
-            key.created_at.strftime("%Y-%m-%d %H:%M"),
-            key.revoked_at.strftime("revoked %Y-%m-%d %H:%M") if key.revoked_at else "active",
+            key.created_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M"),
+            key.expires_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M")
+            if key.expires_at
+            else "never",
+            status(key),
             key.name,
         )
         for key in found
     ]
-    header = ("ID", "SCOPES", "DEVICE", "CREATED (UTC)", "STATUS", "NAME")
-    widths = [max(len(row[column]) for row in (header, *rows)) for column in range(5)]
+    header = ("ID", "SCOPES", "DEVICE", "CREATED (UTC)", "EXPIRES (UTC)", "STATUS", "NAME")
+    widths = [max(len(row[column]) for row in (header, *rows)) for column in range(6)]
     for row in (header, *rows):
         cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=False)]
-        click.echo("  ".join([*cells, row[5]]).rstrip())
+        click.echo("  ".join([*cells, row[6]]).rstrip())
 
 
 @keys.command("revoke")
@@ -405,22 +455,6 @@ def keys_revoke(key: str, database_url: str | None, data_dir: Path | None) -> No
 # --- simulate and demo: a fleet driven through the HTTP API -----------------------------------
 
 
-class _DurationType(click.ParamType[timedelta]):
-    name = "duration"
-
-    def convert(
-        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
-    ) -> timedelta:
-        from energy_ingest.simulator.command import parse_duration
-
-        if isinstance(value, timedelta):
-            return value
-        try:
-            return parse_duration(str(value))
-        except ValueError as exc:
-            self.fail(str(exc), param, ctx)
-
-
 class _TimestampType(click.ParamType[datetime]):
     name = "timestamp"
 
@@ -437,7 +471,6 @@ class _TimestampType(click.ParamType[datetime]):
             self.fail(str(exc), param, ctx)
 
 
-_DURATION = _DurationType()
 _SHARE = click.FloatRange(0.0, 1.0)
 
 

@@ -46,10 +46,11 @@ async def create_key(
             device_id=command.device_id,
             device_kind=DeviceKind(command.device_kind) if command.device_kind else None,
             name=command.name,
+            expires_at=command.expires_at,
         )
     except service.InvalidKeyRequest as problem:
         raise ValidationFailed(
-            [FieldProblem(field=problem.field, rule="combination", message=str(problem))]
+            [FieldProblem(field=problem.field, rule=problem.rule, message=str(problem))]
         ) from None
     return json_response({**key.as_json(), "key": token}, 201)
 

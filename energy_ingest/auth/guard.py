@@ -13,6 +13,7 @@ import contextlib
 import logging
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from types import TracebackType
 
 import asyncpg
@@ -118,6 +119,8 @@ class KeyGuard:
         key = stored.key
         if key.revoked_at is not None:
             raise Unauthorized("this API key was revoked", token_given=True)
+        if key.expires_at is not None and key.expires_at <= datetime.now(UTC):
+            raise Unauthorized("this API key expired", token_given=True)
         principal = Principal(
             key_id=key.prefix,
             scopes=key.scopes,

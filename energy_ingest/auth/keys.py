@@ -110,6 +110,7 @@ class ApiKey:
     device_kind: DeviceKind | None
     created_at: datetime
     revoked_at: datetime | None
+    expires_at: datetime | None = None
 
     @classmethod
     def from_row(cls, row: Any) -> ApiKey:
@@ -121,6 +122,7 @@ class ApiKey:
             device_kind=DeviceKind(row["device_kind"]) if row["device_kind"] else None,
             created_at=row["created_at"],
             revoked_at=row["revoked_at"],
+            expires_at=row["expires_at"],
         )
 
     def as_json(self) -> dict[str, Any]:
@@ -132,6 +134,7 @@ class ApiKey:
             "deviceKind": self.device_kind.value if self.device_kind else None,
             "createdAt": self.created_at,
             "revokedAt": self.revoked_at,
+            "expiresAt": self.expires_at,
         }
 
 

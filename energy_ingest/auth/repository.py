@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 
 import asyncpg
 
 from energy_ingest.auth.keys import ApiKey, StoredKey
 from energy_ingest.db.migrations import AnyConnection
 from energy_ingest.db.sql import sql
+
+
+class ExpiryNotAfterCreation(Exception):
+    """The key would expire before the database (whose clock counts) created it."""
 
 
 async def lock_keys(connection: AnyConnection) -> None:
@@ -30,10 +35,24 @@ async def insert_key(
     scopes: Sequence[str],
     device_id: str | None,
     device_kind: str | None,
+    expires_at: datetime | None = None,
 ) -> ApiKey:
-    row = await connection.fetchrow(
-        sql("insert_api_key"), prefix, secret_hash, name, list(scopes), device_id, device_kind
-    )
+    """Store a key; ExpiryNotAfterCreation if the database's clock is past `expires_at`."""
+    try:
+        row = await connection.fetchrow(
+            sql("insert_api_key"),
+            prefix,
+            secret_hash,
+            name,
+            list(scopes),
+            device_id,
+            device_kind,
+            expires_at,
+        )
+    except asyncpg.CheckViolationError as error:
+        if error.constraint_name == "api_keys_expire_after_creation":
+            raise ExpiryNotAfterCreation from None
+        raise
     assert row is not None
     return ApiKey.from_row(row)
 

@@ -8,7 +8,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from energy_ingest.auth.service import MAX_NAME_LENGTH
-from energy_ingest.ingest.schemas import DEVICE_ID_RULE, DeviceId
+from energy_ingest.ingest.schemas import DEVICE_ID_RULE, DeviceId, Timestamp
 
 ScopeName = Literal["ingest", "read", "admin"]
 DeviceKindName = Literal["meter", "vehicle"]
@@ -36,6 +36,11 @@ class CreateKey(BaseModel):
         description="With deviceId: only as a meter or only as a vehicle; unset allows both.",
     )
     name: str = Field(default="", max_length=MAX_NAME_LENGTH, description="What the key is for.")
+    expires_at: Timestamp | None = Field(
+        default=None,
+        alias="expiresAt",
+        description="When the key stops working (ISO 8601, in the future); unset: never.",
+    )
 
 
 class KeyInfo(BaseModel):
@@ -48,6 +53,7 @@ class KeyInfo(BaseModel):
     deviceKind: DeviceKindName | None
     createdAt: datetime
     revokedAt: datetime | None
+    expiresAt: datetime | None
 
 
 class CreatedKey(KeyInfo):

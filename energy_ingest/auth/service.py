@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import UTC, datetime
 
 from energy_ingest.auth import repository
 from energy_ingest.auth.keys import ApiKey, DeviceKind, Scope, generate_key, ordered
@@ -15,19 +16,24 @@ MAX_NAME_LENGTH = 200
 class InvalidKeyRequest(ValueError):
     """A key that must not be created (the message says which rule); nothing was stored."""
 
-    def __init__(self, field: str, message: str) -> None:
+    def __init__(self, field: str, message: str, rule: str = "combination") -> None:
         super().__init__(message)
         self.field = field
+        self.rule = rule
 
 
 def check_key_request(
-    scopes: Iterable[Scope], device_id: str | None, device_kind: DeviceKind | None, name: str
+    scopes: Iterable[Scope],
+    device_id: str | None,
+    device_kind: DeviceKind | None,
+    name: str,
+    expires_at: datetime | None = None,
 ) -> None:
     """Refuse a combination the table's constraints would refuse, with a clearer message."""
     if not set(scopes):
         raise InvalidKeyRequest("scopes", "give at least one scope: ingest, read or admin")
     if device_id is not None and not is_device_id(device_id):
-        raise InvalidKeyRequest("deviceId", DEVICE_ID_RULE)
+        raise InvalidKeyRequest("deviceId", DEVICE_ID_RULE, rule="pattern")
     if device_kind is not None and device_id is None:
         raise InvalidKeyRequest("deviceKind", "a device kind needs a device id")
     if device_id is not None and Scope.ADMIN in set(scopes):
@@ -36,6 +42,8 @@ def check_key_request(
         )
     if len(name) > MAX_NAME_LENGTH:
         raise InvalidKeyRequest("name", f"must be at most {MAX_NAME_LENGTH} characters")
+    if expires_at is not None and expires_at <= datetime.now(UTC):
+        raise InvalidKeyRequest("expiresAt", "must lie in the future", rule="future")
 
 
 async def create_key(
@@ -45,20 +53,25 @@ async def create_key(
     device_id: str | None = None,
     device_kind: DeviceKind | None = None,
     name: str = "",
+    expires_at: datetime | None = None,
 ) -> tuple[ApiKey, str]:
     """Store a new key; return its record and the token, which is never shown again."""
     scopes = frozenset(scopes)
-    check_key_request(scopes, device_id, device_kind, name)
+    check_key_request(scopes, device_id, device_kind, name, expires_at)
     new = generate_key()
-    key = await repository.insert_key(
-        connection,
-        prefix=new.prefix,
-        secret_hash=new.secret_hash,
-        name=name,
-        scopes=ordered(scopes),
-        device_id=device_id,
-        device_kind=device_kind.value if device_kind else None,
-    )
+    try:
+        key = await repository.insert_key(
+            connection,
+            prefix=new.prefix,
+            secret_hash=new.secret_hash,
+            name=name,
+            scopes=ordered(scopes),
+            device_id=device_id,
+            device_kind=device_kind.value if device_kind else None,
+            expires_at=expires_at,
+        )
+    except repository.ExpiryNotAfterCreation:
+        raise InvalidKeyRequest("expiresAt", "must lie in the future", rule="future") from None
     return key, new.token
 
 

@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import time
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -157,6 +158,8 @@ def test_keys_commands_explain_their_mistakes(database_url: str) -> None:
         (("--scope", "admin", "--device", "M1"), "cannot be bound to a device"),
         (("--scope", "read", "--device-kind", "meter"), "needs a device id"),
         (("--scope", "ingest", "--device", "bad id"), "must be 1–64 characters"),
+        (("--scope", "read", "--expires-in", "0s"), "must lie in the future"),
+        (("--scope", "read", "--expires-in", "soon"), "is not a duration"),
     ):
         result = _cli(env, "keys", "create", *arguments)
         assert result.returncode == 2, arguments
@@ -165,10 +168,12 @@ def test_keys_commands_explain_their_mistakes(database_url: str) -> None:
     assert missing.returncode == 1
     assert "no key has the id 0123456789ab" in missing.stderr
     assert _cli(env, "keys", "revoke", "nonsense").returncode == 2
-    created = _cli(env, "keys", "create", "--scope", "read,ingest", "--json")
+    created = _cli(env, "keys", "create", "--scope", "read,ingest", "--expires-in", "90d", "--json")
     assert created.returncode == 0, created.stderr
     body = json.loads(created.stdout)
     assert body["scopes"] == ["ingest", "read"]
+    lifetime = datetime.fromisoformat(body["expiresAt"]) - datetime.fromisoformat(body["createdAt"])
+    assert timedelta(days=89, hours=23) < lifetime <= timedelta(days=90)
     assert body["key"].startswith(f"eie_{body['id']}_")
     by_whole_key = _cli(env, "keys", "revoke", body["key"])
     assert by_whole_key.returncode == 0

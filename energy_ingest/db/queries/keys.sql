@@ -9,18 +9,19 @@ SELECT pg_advisory_xact_lock(hashtextextended('energy_ingest.api_keys', 0));
 SELECT count(*) FROM api_keys;
 
 -- name: insert_api_key
-INSERT INTO api_keys (prefix, secret_hash, name, scopes, device_id, device_kind)
-VALUES ($1, $2, $3, $4::text[], $5, $6)
-RETURNING prefix, name, scopes, device_id, device_kind, created_at, revoked_at;
+INSERT INTO api_keys (prefix, secret_hash, name, scopes, device_id, device_kind, expires_at)
+VALUES ($1, $2, $3, $4::text[], $5, $6, $7)
+RETURNING prefix, name, scopes, device_id, device_kind, created_at, revoked_at, expires_at;
 
 -- name: get_api_key
 -- The primary key's index: one lookup per key the engine has not cached.
-SELECT prefix, secret_hash, name, scopes, device_id, device_kind, created_at, revoked_at
+SELECT prefix, secret_hash, name, scopes, device_id, device_kind, created_at, revoked_at,
+       expires_at
 FROM api_keys
 WHERE prefix = $1;
 
 -- name: list_api_keys
-SELECT prefix, name, scopes, device_id, device_kind, created_at, revoked_at
+SELECT prefix, name, scopes, device_id, device_kind, created_at, revoked_at, expires_at
 FROM api_keys
 ORDER BY created_at, prefix;
 
@@ -29,4 +30,4 @@ ORDER BY created_at, prefix;
 UPDATE api_keys
 SET revoked_at = coalesce(revoked_at, now())
 WHERE prefix = $1
-RETURNING prefix, name, scopes, device_id, device_kind, created_at, revoked_at;
+RETURNING prefix, name, scopes, device_id, device_kind, created_at, revoked_at, expires_at;

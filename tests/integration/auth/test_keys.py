@@ -6,6 +6,7 @@ import asyncio
 import hashlib
 import stat
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import asyncpg
@@ -99,6 +100,8 @@ async def test_an_admin_creates_lists_and_revokes_keys(secured: Engine, make_key
         ({"scopes": ["read"], "deviceId": "no spaces"}, "deviceId", "pattern"),
         ({"scopes": ["read"], "owner": "me"}, "owner", "known_field"),
         ({"scopes": ["read"], "name": "x" * 201}, "name", "string_too_long"),
+        ({"scopes": ["read"], "expiresAt": "2020-01-01T00:00:00Z"}, "expiresAt", "future"),
+        ({"scopes": ["read"], "expiresAt": "tomorrow"}, "expiresAt", "format"),
     ],
 )
 async def test_a_key_that_must_not_exist_is_422_naming_the_field(
@@ -237,3 +240,38 @@ async def test_simultaneous_first_starts_mint_exactly_one_key(database_url: str)
         for connection in connections:
             await connection.close()
     assert len([token for token in tokens if token is not None]) == 1
+
+
+async def test_a_key_stops_working_when_it_expires(
+    secured: Engine, db: asyncpg.Connection, make_key: MakeKey
+) -> None:
+    client, admin = secured.client, await make_key("admin")
+    expires = datetime.now(UTC) + timedelta(seconds=3)
+    created = await client.post(
+        "/v1/keys",
+        json={"scopes": ["read"], "expiresAt": expires.isoformat()},
+        headers=admin,
+    )
+    assert created.status_code == 201, created.text
+    body = created.json()
+    assert datetime.fromisoformat(body["expiresAt"]) == expires
+    key = _bearer(body["key"])
+    assert (await client.get("/v1/analytics/meter/M1/live", headers=key)).status_code == 404
+    # Cached by now, and no notification comes at expiry: the guard checks the time itself.
+    await asyncio.sleep(max(0.0, (expires - datetime.now(UTC)).total_seconds()) + 0.05)
+    answer = await client.get("/v1/analytics/meter/M1/live", headers=key)
+    assert answer.status_code == 401
+    assert answer.json()["message"] == "this API key expired"
+
+    # An expiry moved into the past by hand (SQL) applies at once too, through the trigger.
+    other = await make_key("read")
+    assert (await client.get("/v1/analytics/meter/M1/live", headers=other)).status_code == 404
+    await db.execute(
+        "UPDATE api_keys SET created_at = now() - interval '2 days',"
+        " expires_at = now() - interval '1 day' WHERE prefix = $1",
+        other["Authorization"][11:23],
+    )
+    deadline = time.monotonic() + _REFUSAL_WAIT_SECONDS
+    while (await client.get("/v1/analytics/meter/M1/live", headers=other)).status_code != 401:
+        assert time.monotonic() < deadline, "an expired key still works"
+        await asyncio.sleep(0.01)
