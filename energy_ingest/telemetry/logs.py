@@ -13,6 +13,8 @@ import os
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
+
 request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
 key_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("key_id", default=None)
 """The public id of the API key a request presented (never the key): set by the key guard,
@@ -52,7 +54,12 @@ class JsonFormatter(logging.Formatter):
                 entry[key] = value
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
-        return json.dumps(entry, default=str)
+        # orjson: a few microseconds less than json on every access line, at every request;
+        # json for what orjson refuses (an integer beyond 64 bits in some library's extras).
+        try:
+            return orjson.dumps(entry, default=str).decode()
+        except orjson.JSONEncodeError:
+            return json.dumps(entry, default=str)
 
 
 def configure_logging(level: str | None = None, log_format: str | None = None) -> None:
