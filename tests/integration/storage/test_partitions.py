@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
@@ -14,6 +15,16 @@ from energy_ingest.db.partitions import PartitionManager, partition_name
 from tests.conftest import start_engine
 
 COMPACTED_DAY_OFFSET = 3
+
+
+@pytest.fixture
+async def partitions(database_url: str) -> AsyncIterator[PartitionManager]:
+    """The engine's partition manager for the test's database, on a pool of its own."""
+    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
+    try:
+        yield PartitionManager(pool)
+    finally:
+        await pool.close()
 
 
 async def _load_day(db: asyncpg.Connection, day: datetime) -> None:
@@ -43,60 +54,50 @@ async def _index_state(db: asyncpg.Connection, index: str) -> tuple[int, list[st
 
 
 async def test_closed_days_are_compacted_once_and_stay_readable(
-    database_url: str, db: asyncpg.Connection
+    partitions: PartitionManager, db: asyncpg.Connection
 ) -> None:
     today = datetime.now(UTC).date()
     closed = today - timedelta(days=COMPACTED_DAY_OFFSET)
-    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
-    try:
-        partitions = PartitionManager(pool)
-        await partitions.ensure([closed, today])
-        await _load_day(db, datetime(closed.year, closed.month, closed.day, tzinfo=UTC))
-        index = f"{partition_name('meter_readings', closed)}_pkey"
-        size_before, options_before = await _index_state(db, index)
-        assert options_before is None
+    await partitions.ensure([closed, today])
+    await _load_day(db, datetime(closed.year, closed.month, closed.day, tzinfo=UTC))
+    index = f"{partition_name('meter_readings', closed)}_pkey"
+    size_before, options_before = await _index_state(db, index)
+    assert options_before is None
 
-        compacted = await partitions.compact_closed(before=today - timedelta(days=1))
+    compacted = await partitions.compact_closed(before=today - timedelta(days=1))
 
-        assert partition_name("meter_readings", closed) in compacted
-        assert partition_name("meter_readings", today) not in compacted
-        size_after, options_after = await _index_state(db, index)
-        assert options_after == ["fillfactor=100"]
-        assert size_after < size_before * 0.9
-        assert await partitions.compact_closed(before=today - timedelta(days=1)) == []
-        # Still the same rows, still found by the index.
-        count = await db.fetchval(
-            "SELECT count(*) FROM meter_readings WHERE meter_key = 7 AND ts >= $1",
-            datetime(closed.year, closed.month, closed.day, tzinfo=UTC),
-        )
-        assert count == 241
-    finally:
-        await pool.close()
+    assert partition_name("meter_readings", closed) in compacted
+    assert partition_name("meter_readings", today) not in compacted
+    size_after, options_after = await _index_state(db, index)
+    assert options_after == ["fillfactor=100"]
+    assert size_after < size_before * 0.9
+    assert await partitions.compact_closed(before=today - timedelta(days=1)) == []
+    # Still the same rows, still found by the index.
+    count = await db.fetchval(
+        "SELECT count(*) FROM meter_readings WHERE meter_key = 7 AND ts >= $1",
+        datetime(closed.year, closed.month, closed.day, tzinfo=UTC),
+    )
+    assert count == 241
 
 
 async def test_retention_drops_whole_days_and_keeps_the_rest(
-    database_url: str, db: asyncpg.Connection
+    partitions: PartitionManager, db: asyncpg.Connection
 ) -> None:
     today = datetime.now(UTC).date()
     old, kept = today - timedelta(days=40), today - timedelta(days=39)
-    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
-    try:
-        partitions = PartitionManager(pool)
-        await partitions.ensure([old, kept, today])
-        dropped = await partitions.drop_before(kept)
-        assert sorted(dropped) == [
-            partition_name("meter_readings", old),
-            partition_name("vehicle_readings", old),
-        ]
-        names = {row["relname"] for row in await db.fetch("SELECT relname FROM pg_class")}
-        assert partition_name("meter_readings", kept) in names
-        assert partition_name("meter_readings", old) not in names
-        # A dropped day can be made again (it is forgotten, not cached as existing).
-        await partitions.ensure([old])
-        names = {row["relname"] for row in await db.fetch("SELECT relname FROM pg_class")}
-        assert partition_name("meter_readings", old) in names
-    finally:
-        await pool.close()
+    await partitions.ensure([old, kept, today])
+    dropped = await partitions.drop_before(kept)
+    assert sorted(dropped) == [
+        partition_name("meter_readings", old),
+        partition_name("vehicle_readings", old),
+    ]
+    names = {row["relname"] for row in await db.fetch("SELECT relname FROM pg_class")}
+    assert partition_name("meter_readings", kept) in names
+    assert partition_name("meter_readings", old) not in names
+    # A dropped day can be made again (it is forgotten, not cached as existing).
+    await partitions.ensure([old])
+    names = {row["relname"] for row in await db.fetch("SELECT relname FROM pg_class")}
+    assert partition_name("meter_readings", old) in names
 
 
 def test_retention_shorter_than_the_backfill_window_is_refused() -> None:
@@ -106,14 +107,10 @@ def test_retention_shorter_than_the_backfill_window_is_refused() -> None:
 
 
 async def test_the_engine_applies_retention_by_itself(
-    settings: Settings, database_url: str, db: asyncpg.Connection
+    settings: Settings, partitions: PartitionManager, db: asyncpg.Connection
 ) -> None:
     old = datetime.now(UTC).date() - timedelta(days=45)
-    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=1)
-    try:
-        await PartitionManager(pool).ensure([old])
-    finally:
-        await pool.close()
+    await partitions.ensure([old])
     name = partition_name("vehicle_readings", old)
     async with start_engine(settings.model_copy(update={"retention_days": 40})):
         for _ in range(500):
@@ -125,17 +122,12 @@ async def test_the_engine_applies_retention_by_itself(
 
 
 async def test_an_empty_closed_day_is_left_for_when_it_has_rows(
-    database_url: str, db: asyncpg.Connection
+    partitions: PartitionManager, db: asyncpg.Connection
 ) -> None:
     today = datetime.now(UTC).date()
     closed = today - timedelta(days=COMPACTED_DAY_OFFSET)
-    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
-    try:
-        partitions = PartitionManager(pool)
-        await partitions.ensure([closed])
-        assert await partitions.compact_closed(before=today - timedelta(days=1)) == []
-        await _load_day(db, datetime(closed.year, closed.month, closed.day, tzinfo=UTC))
-        compacted = await partitions.compact_closed(before=today - timedelta(days=1))
-        assert partition_name("meter_readings", closed) in compacted
-    finally:
-        await pool.close()
+    await partitions.ensure([closed])
+    assert await partitions.compact_closed(before=today - timedelta(days=1)) == []
+    await _load_day(db, datetime(closed.year, closed.month, closed.day, tzinfo=UTC))
+    compacted = await partitions.compact_closed(before=today - timedelta(days=1))
+    assert partition_name("meter_readings", closed) in compacted
