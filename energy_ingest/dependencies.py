@@ -53,10 +53,6 @@ async def get_settings(engine: EngineDep) -> Settings:
     return engine.settings
 
 
-async def get_writer(engine: EngineDep) -> ReadingWriter:
-    return engine.writer
-
-
 async def read_connection(engine: EngineDep) -> AsyncIterator[ReadConnection]:
     async with engine.database.read() as connection:
         yield connection
@@ -68,7 +64,6 @@ async def write_connection(engine: EngineDep) -> AsyncIterator[WriteConnection]:
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
-WriterDep = Annotated[ReadingWriter, Depends(get_writer)]
 ReadConn = Annotated[ReadConnection, Depends(read_connection)]
 WriteConn = Annotated[WriteConnection, Depends(write_connection)]
 
@@ -84,6 +79,5 @@ def _requires(scope: Scope) -> Callable[[Request], Awaitable[Principal]]:
     return authorize
 
 
-IngestKey = Annotated[Principal, Depends(_requires(Scope.INGEST))]
 ReadKey = Annotated[Principal, Depends(_requires(Scope.READ))]
 AdminKey = Annotated[Principal, Depends(_requires(Scope.ADMIN))]
