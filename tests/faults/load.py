@@ -19,7 +19,7 @@ from typing import Any, Literal
 import httpx
 import orjson
 
-from energy_ingest.http import format_timestamp
+from tests.factories import meter_reading, vehicle_reading
 
 Kind = Literal["meter", "vehicle"]
 Key = tuple[Kind, str, datetime]  # one reading: kind, device id, timestamp
@@ -45,23 +45,13 @@ class Reading:
         return (self.kind, self.device_id, self.at)
 
     def body(self) -> dict[str, Any]:
-        when = format_timestamp(self.at)
         if self.kind == "meter":
             kwh, voltage = self.values
-            return {
-                "meterId": self.device_id,
-                "kwhConsumedAc": kwh,
-                "voltage": voltage,
-                "timestamp": when,
-            }
+            return meter_reading(meter_id=self.device_id, kwh=kwh, voltage=voltage, at=self.at)
         soc, kwh, temperature = self.values
-        return {
-            "vehicleId": self.device_id,
-            "soc": soc,
-            "kwhDeliveredDc": kwh,
-            "batteryTemp": temperature,
-            "timestamp": when,
-        }
+        return vehicle_reading(
+            vehicle_id=self.device_id, soc=soc, kwh=kwh, temp=temperature, at=self.at
+        )
 
 
 @dataclass(slots=True)
