@@ -36,6 +36,7 @@ from energy_ingest.http import error_response, json_response
 from energy_ingest.ingest.endpoints import OPENAPI_PATHS as INGEST_OPENAPI_PATHS
 from energy_ingest.ingest.endpoints import ROUTES as INGEST_ROUTES
 from energy_ingest.ingest.schemas import BatchResult, Limits, MeterReading, VehicleReading
+from energy_ingest.ingest.service import IngestService
 from energy_ingest.live.endpoints import router as live_router
 from energy_ingest.telemetry.endpoints import router as telemetry_router
 from energy_ingest.telemetry.logs import configure_logging
@@ -115,7 +116,9 @@ async def engine_lifespan(app: FastAPI) -> AsyncIterator[None]:
             database=database,
             partitions=partitions,
             writer=writer,
-            limits=Limits.from_settings(settings),
+            ingest=IngestService(
+                writer, Limits.from_settings(settings), settings.max_batch_items, metrics
+            ),
             metrics=metrics,
             keys=keys,
             maintenance=maintenance,

@@ -14,7 +14,7 @@ from energy_ingest.auth.keys import Scope
 from energy_ingest.config import Settings
 from energy_ingest.db.partitions import PartitionManager
 from energy_ingest.db.pool import Database, ReadConnection, WriteConnection
-from energy_ingest.ingest.schemas import Limits
+from energy_ingest.ingest.service import IngestService
 from energy_ingest.telemetry.metrics import EngineMetrics
 from energy_ingest.writer import ReadingWriter
 
@@ -27,7 +27,7 @@ class EngineState:
     database: Database
     partitions: PartitionManager
     writer: ReadingWriter
-    limits: Limits
+    ingest: IngestService
     metrics: EngineMetrics
     keys: KeyGuard
     maintenance: asyncio.Task[None] | None = None

@@ -20,7 +20,7 @@ from energy_ingest.dependencies import EngineState
 from energy_ingest.errors import EngineError
 from energy_ingest.http import error_response, json_response, read_json_body
 from energy_ingest.ingest.schemas import MeterReading, VehicleReading
-from energy_ingest.ingest.service import IngestService, ReadingModel
+from energy_ingest.ingest.service import ReadingModel
 
 
 class IngestEndpoint:
@@ -46,13 +46,10 @@ class IngestEndpoint:
         )
         engine.writer.check_capacity()  # before the body is read: shedding must be cheap
         document = await read_json_body(request, engine.settings)
-        service = IngestService(
-            engine.writer, engine.limits, engine.settings.max_batch_items, engine.metrics
-        )
         batch = isinstance(document, list) if self.batch is None else self.batch
         if batch:
-            return await service.ingest_batch(document, self.model, principal)
-        return await service.ingest_one(document, self.model, principal)
+            return await engine.ingest.ingest_batch(document, self.model, principal)
+        return await engine.ingest.ingest_one(document, self.model, principal)
 
 
 _SPECS: list[tuple[str, ReadingModel | None, bool | None, str]] = [
