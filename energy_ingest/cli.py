@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import asyncpg
 import click
-import orjson
 from pydantic import ValidationError
 
 from energy_ingest.auth.keys import ApiKey, DeviceKind, key_id, ordered, parse_scopes
@@ -278,14 +277,9 @@ def _on_database(
 
 
 def _json(document: Any) -> str:
-    from energy_ingest.http import format_timestamp
+    from energy_ingest.http import encode_json
 
-    def default(value: Any) -> Any:
-        if isinstance(value, datetime):
-            return format_timestamp(value)  # as the HTTP API writes them
-        raise TypeError(f"cannot serialise {type(value).__name__}")
-
-    return orjson.dumps(document, default=default).decode()
+    return encode_json(document).decode()
 
 
 def _describe(key: ApiKey) -> str:

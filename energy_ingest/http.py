@@ -36,12 +36,17 @@ def _default(value: Any) -> Any:
     raise TypeError(f"cannot serialise {type(value).__name__}")
 
 
+def encode_json(content: Any) -> bytes:
+    """JSON as the API writes it (datetimes in the one wire format); the CLI prints the same."""
+    return orjson.dumps(content, default=_default, option=orjson.OPT_PASSTHROUGH_DATETIME)
+
+
 def json_response(
     content: Any, status_code: int = 200, headers: dict[str, str] | None = None
 ) -> Response:
     """A JSON answer; datetimes in the engine's one wire format."""
     return Response(
-        content=orjson.dumps(content, default=_default, option=orjson.OPT_PASSTHROUGH_DATETIME),
+        content=encode_json(content),
         status_code=status_code,
         media_type="application/json",
         headers=headers,
