@@ -80,7 +80,20 @@ class Settings(BaseSettings):
     max_clock_skew: Duration = timedelta(minutes=5)
     max_backfill: Duration = timedelta(days=30)
     max_batch_items: int = Field(default=10_000, ge=1)
-    max_body_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
+    # 10,000 vehicle readings with 64-character ids and 17-digit numbers, indented by four
+    # spaces, are 2.7 MiB: 4 MiB holds a full batch of the largest readings with room to spare.
+    max_body_bytes: int = Field(
+        default=4 * 1024 * 1024,
+        ge=1024,
+        description="Largest batch body (413 past it); sized for max_batch_items readings.",
+    )
+    # One such vehicle reading, indented, is 252 bytes: 4 KiB is sixteen times that, and
+    # bounds the work a single-reading request (or an admin request) can ask for.
+    max_single_body_bytes: int = Field(
+        default=4 * 1024,
+        ge=512,
+        description="Largest body of one reading or one admin request (413 past it).",
+    )
     body_timeout_seconds: float = Field(
         default=30.0, gt=0, description="A request body must arrive within this time (408)."
     )

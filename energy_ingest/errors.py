@@ -42,6 +42,10 @@ class MalformedRequest(EngineError):
     code = "malformed_json"
 
 
+MESSAGE_PROBLEMS = 10
+"""How many problems a ValidationFailed message spells out; `errors` carries them all."""
+
+
 class ValidationFailed(EngineError):
     """Valid JSON that breaks a rule; names every field and rule that failed."""
 
@@ -49,8 +53,12 @@ class ValidationFailed(EngineError):
     code = "validation_failed"
 
     def __init__(self, problems: list[FieldProblem]) -> None:
-        summary = "; ".join(f"{p.field}: {p.message}" for p in problems) or "invalid request"
-        super().__init__(summary)
+        # The message summarises, `errors` lists: a request breaking thousands of rules must
+        # not be answered (or logged) with thousands of sentences twice over.
+        shown = "; ".join(f"{p.field}: {p.message}" for p in problems[:MESSAGE_PROBLEMS])
+        if len(problems) > MESSAGE_PROBLEMS:
+            shown += f"; and {len(problems) - MESSAGE_PROBLEMS} more (see errors)"
+        super().__init__(shown or "invalid request")
         self.problems = problems
 
     def body(self) -> dict[str, Any]:
@@ -60,6 +68,21 @@ class ValidationFailed(EngineError):
 class PayloadTooLarge(EngineError):
     status_code = 413
     code = "payload_too_large"
+
+
+class UnsupportedMediaType(EngineError):
+    """A body that is not declared as JSON: a cross-site form or `text/plain` post, never JSON."""
+
+    status_code = 415
+    code = "unsupported_media_type"
+
+
+class ClientClosedRequest(EngineError):
+    """The client went away before its body arrived: nobody reads the answer and nothing
+    failed on our side (nginx's 499), so it is logged as an ordinary request."""
+
+    status_code = 499
+    code = "client_closed_request"
 
 
 class RequestTimedOut(EngineError):

@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 from fastapi import Request, Response
+from starlette.requests import ClientDisconnect
 
 from energy_ingest.config import Settings
 from energy_ingest.errors import (
+    ClientClosedRequest,
     EngineError,
     FieldProblem,
     MalformedRequest,
     PayloadTooLarge,
     RequestTimedOut,
+    UnsupportedMediaType,
     ValidationFailed,
 )
 from energy_ingest.ingest.schemas import parse_timestamp
@@ -58,32 +62,90 @@ def error_response(error: EngineError) -> Response:
     return json_response(error.body(), error.status_code, error.headers())
 
 
-async def read_json_body(request: Request, settings: Settings) -> Any:
-    """The request's JSON document: 413 past max_body_bytes, 408 when it takes longer than
-    body_timeout_seconds to arrive (a stalled client must not hold a connection forever), 400
-    when it is not JSON."""
-    max_bytes, timeout_seconds = settings.max_body_bytes, settings.body_timeout_seconds
+_JSON_MEDIA_TYPE = re.compile(r"application/(?:[a-z0-9!#$&^_.-]+\+)?json", re.IGNORECASE)
+_JSON_SPACE = b" \t\r\n"
+
+
+def require_json_content_type(request: Request) -> None:
+    """415 unless the body is declared as JSON (`application/json` or `application/<x>+json`).
+
+    A web page can make a browser send `text/plain` or a form to any address without asking
+    (a "simple" cross-site request) but never `application/json`: insisting on it keeps pages
+    from writing through a browser on the engine's machine.
+    """
+    declared = request.headers.get("content-type")
+    media_type = (declared or "").split(";", 1)[0].strip()
+    if _JSON_MEDIA_TYPE.fullmatch(media_type):
+        return
+    got = f"got {declared[:100]!r}" if declared else "none was sent"
+    raise UnsupportedMediaType(
+        f"send the body as JSON with the header Content-Type: application/json ({got})"
+    )
+
+
+async def read_body(
+    request: Request,
+    settings: Settings,
+    *,
+    max_bytes: int | None = None,
+    max_object_bytes: int | None = None,
+) -> bytes:
+    """The request's body, declared as JSON: 415 for another Content-Type, 413 past `max_bytes`
+    (default max_body_bytes) or past `max_object_bytes` when the document is an object (its
+    first non-space byte is `{`), 408 when it takes longer than body_timeout_seconds to arrive
+    (a stalled client must not hold a connection forever), 499 when the client leaves first."""
+    require_json_content_type(request)
+    limit = settings.max_body_bytes if max_bytes is None else max_bytes
+    timeout_seconds = settings.body_timeout_seconds
     declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > max_bytes:
-        raise PayloadTooLarge(f"the body is larger than the limit of {max_bytes} bytes")
+    declared_size = int(declared) if declared is not None and declared.isdigit() else None
+    if declared_size is not None and declared_size > limit:
+        raise PayloadTooLarge(f"the body is larger than the limit of {limit} bytes")
     chunks: list[bytes] = []
     size = 0
+    decided = max_object_bytes is None
     try:
         async with asyncio.timeout(timeout_seconds):
             async for chunk in request.stream():
+                if not decided and chunk.strip(_JSON_SPACE):
+                    # The first non-space byte tells a single reading from a batch.
+                    decided = True
+                    if chunk.lstrip(_JSON_SPACE)[:1] == b"{":
+                        limit = min(limit, max_object_bytes or limit)
+                        if declared_size is not None and declared_size > limit:
+                            raise PayloadTooLarge(
+                                f"one JSON object (a single reading) is larger than the limit"
+                                f" of {limit} bytes"
+                            )
                 size += len(chunk)
-                if size > max_bytes:
-                    raise PayloadTooLarge(f"the body is larger than the limit of {max_bytes} bytes")
+                if size > limit:
+                    raise PayloadTooLarge(f"the body is larger than the limit of {limit} bytes")
                 chunks.append(chunk)
     except TimeoutError:
         raise RequestTimedOut(f"the body did not arrive within {timeout_seconds:g} s") from None
-    body = b"".join(chunks)
+    except ClientDisconnect:
+        raise ClientClosedRequest(
+            "the client closed the connection before its body arrived"
+        ) from None
+    return b"".join(chunks)
+
+
+def parse_json(body: bytes) -> Any:
+    """A body's JSON document; 400 when it is empty or not JSON."""
     if not body.strip():
         raise MalformedRequest("the body is empty; send a JSON document")
     try:
         return orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         raise MalformedRequest(f"the body is not valid JSON: {exc}") from exc
+
+
+async def read_json_body(
+    request: Request, settings: Settings, *, max_bytes: int | None = None
+) -> Any:
+    """The request's JSON document (see `read_body` for the limits); 400 when it is not JSON.
+    Routes taking one small object pass `max_bytes=settings.max_single_body_bytes`."""
+    return parse_json(await read_body(request, settings, max_bytes=max_bytes))
 
 
 def parse_query_timestamps(**values: str | None) -> dict[str, datetime | None]:

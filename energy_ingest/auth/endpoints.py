@@ -34,7 +34,9 @@ router = APIRouter(prefix="/v1/keys", tags=["keys"])
 async def create_key(
     _: AdminKey, request: Request, engine: EngineDep, connection: WriteConn
 ) -> Response:
-    body = await read_json_body(request, engine.settings)
+    body = await read_json_body(
+        request, engine.settings, max_bytes=engine.settings.max_single_body_bytes
+    )
     try:
         command = CreateKey.model_validate(body)
     except ValidationError as error:

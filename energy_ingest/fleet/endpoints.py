@@ -48,7 +48,7 @@ async def assign_meter(
     settings: SettingsDep,
 ) -> Response:
     require_device_id("vehicleId", vehicleId)
-    body = await read_json_body(request, settings)
+    body = await read_json_body(request, settings, max_bytes=settings.max_single_body_bytes)
     try:
         command = AssignMeter.model_validate(body)
     except ValidationError as error:

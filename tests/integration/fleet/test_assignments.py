@@ -386,7 +386,9 @@ async def test_an_invalid_body_is_422_naming_the_field(
 
 
 async def test_a_body_that_is_not_json_is_400(client: httpx.AsyncClient) -> None:
-    response = await client.put("/v1/vehicles/ev-1/meter", content=b"meter-1")
+    response = await client.put(
+        "/v1/vehicles/ev-1/meter", content=b"meter-1", headers={"content-type": "application/json"}
+    )
 
     assert response.status_code == 400
 
