@@ -172,16 +172,39 @@ _PYDANTIC_RULES: dict[str, tuple[str, str]] = {
 }
 
 
+MAX_ITEM_PROBLEMS = 10
+"""Problems reported for one reading (or one request body); the last says how many more."""
+_NAMED_UNKNOWN_FIELDS = 9  # an item with too many fields names this many of the unknown ones
+_FIELD_NAME_CHARS = 64  # a field name is echoed at most this long: names come from the client
+
+
+def shown_name(name: object) -> str:
+    """A client-chosen field name as the answer repeats it: cut, so it cannot grow the answer."""
+    text = str(name)
+    return text if len(text) <= _FIELD_NAME_CHARS else text[:_FIELD_NAME_CHARS] + "…"
+
+
+def capped(problems: list[FieldProblem]) -> list[FieldProblem]:
+    """At most MAX_ITEM_PROBLEMS problems, the last of them counting the ones left out."""
+    if len(problems) <= MAX_ITEM_PROBLEMS:
+        return problems
+    left_out = len(problems) - MAX_ITEM_PROBLEMS + 1
+    return [
+        *problems[: MAX_ITEM_PROBLEMS - 1],
+        FieldProblem(field="body", rule="more", message=f"and {left_out} more problems"),
+    ]
+
+
 def problems_from(error: ValidationError) -> list[FieldProblem]:
-    """Pydantic's errors → our FieldProblems (wire field names, short rule names)."""
+    """Pydantic's errors → our FieldProblems (wire field names, short rule names), capped."""
     problems = []
     for item in error.errors(include_url=False):
-        field = ".".join(str(part) for part in item["loc"]) or "body"
+        field = ".".join(shown_name(part) for part in item["loc"]) or "body"
         rule, message = _PYDANTIC_RULES.get(item["type"], (item["type"], item["msg"]))
         if item["type"] == "value_error":
             rule, message = "format", str(item["ctx"]["error"]) if "ctx" in item else item["msg"]
         problems.append(FieldProblem(field=field, rule=rule, message=message))
-    return problems
+    return capped(problems)
 
 
 @dataclass(frozen=True, slots=True)
@@ -285,6 +308,11 @@ def validate_reading(
         model = kind
     if not isinstance(item, dict):
         return [FieldProblem(field="body", rule="type", message="must be a JSON object")]
+    known = _FIELDS[model]
+    if len(item) > len(known):
+        # Refused before any model sees it: pydantic reports every unknown field, one error
+        # each, so a body of a million names cost seconds and an answer ten times its size.
+        return _too_many_fields(item, known, model)
     now = now or datetime.now(UTC)
     plain = _accept_plainly_valid(item, limits, model, now)
     if plain is not None:
@@ -310,8 +338,37 @@ def validate_reading(
     return problems or reading
 
 
+def _too_many_fields(
+    item: dict[Any, Any], known: frozenset[str], model: type[MeterReading] | type[VehicleReading]
+) -> list[FieldProblem]:
+    """One problem per unknown field, for the first few; the last counts the others."""
+    kind = "meter" if model is MeterReading else "vehicle"
+    rule = f"is not a known field (a {kind} reading has {', '.join(sorted(known))})"
+    problems: list[FieldProblem] = []
+    for name in item:  # stops after a few: the cost does not grow with the item
+        if name not in known:
+            problems.append(FieldProblem(field=shown_name(name), rule="known_field", message=rule))
+            if len(problems) == _NAMED_UNKNOWN_FIELDS:
+                break
+    unknown_count = len(item) - sum(1 for name in known if name in item)
+    if unknown_count > len(problems):
+        problems.append(
+            FieldProblem(
+                field="body",
+                rule="known_field",
+                message=f"and {unknown_count - len(problems)} more unknown fields: the item has"
+                f" {len(item)} fields, a {kind} reading {len(known)}",
+            )
+        )
+    return problems
+
+
 _METER_FIELDS = frozenset({"meterId", "kwhConsumedAc", "voltage", "timestamp"})
 _VEHICLE_FIELDS = frozenset({"vehicleId", "soc", "kwhDeliveredDc", "batteryTemp", "timestamp"})
+_FIELDS: dict[type[MeterReading] | type[VehicleReading], frozenset[str]] = {
+    MeterReading: _METER_FIELDS,
+    VehicleReading: _VEHICLE_FIELDS,
+}
 
 
 def _number(value: Any, low: float, high: float) -> float | None:
@@ -383,4 +440,12 @@ class BatchResult(BaseModel):
     failed: int
     stored: int
     duplicates: int
-    errors: list[BatchError]
+    errors: list[BatchError] = Field(
+        description="The failed items by index, the first 1,000 of them (see errorsOmitted)."
+    )
+    errors_omitted: int = Field(
+        default=0,
+        alias="errorsOmitted",
+        description="Failed items not listed in errors: an answer stays small however many "
+        "items fail.",
+    )

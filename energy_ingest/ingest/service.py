@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import heapq
+import itertools
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,8 +20,6 @@ from energy_ingest.errors import (
 )
 from energy_ingest.http import format_timestamp
 from energy_ingest.ingest.schemas import (
-    BatchError,
-    BatchResult,
     Limits,
     MeterReading,
     Outcome,
@@ -30,6 +32,20 @@ from energy_ingest.telemetry.metrics import EngineMetrics
 from energy_ingest.writer import ReadingWriter
 
 ReadingModel = type[MeterReading] | type[VehicleReading]
+
+MAX_REPORTED_ERRORS = 1_000
+"""Failed items a batch answer lists; `errorsOmitted` counts the rest."""
+# A batch of readings holds one '[' and, per reading, one '{' and up to five ',' (six with a
+# decimal comma in its timestamp): sixteen per reading is far beyond any batch of readings.
+_STRUCTURE_BYTES_PER_ITEM = 16
+# Validation gives the event loop a turn every 512 items, or sooner once 2 ms have passed.
+_CLOCK_EVERY_ITEMS = 32
+_YIELD_EVERY_ITEMS = 512
+_YIELD_AFTER_SECONDS = 0.002
+_ID_FIELDS = (
+    ("meterId", DeviceKind.METER, MeterReading),
+    ("vehicleId", DeviceKind.VEHICLE, VehicleReading),
+)
 
 
 def _id_field(reading: Reading) -> str:
@@ -55,10 +71,24 @@ class IngestService:
         self._limits = limits
         self._max_batch_items = max_batch_items
 
+    def check_batch_body(self, body: bytes) -> None:
+        """413 for a batch body holding far more JSON values than max_batch_items readings can,
+        before it is parsed: a few MiB of `[]` or `0,` take the parser seconds and memory."""
+        budget = _STRUCTURE_BYTES_PER_ITEM * (self._max_batch_items + 1)
+        count = body.count(b"[") + body.count(b"{") + body.count(b",")
+        if count > budget:
+            raise PayloadTooLarge(
+                f"the body holds more JSON values than {self._max_batch_items} readings can"
+                f" ({count} of '[', '{{' and ','; a batch of readings has at most {budget})"
+            )
+
     async def ingest_one(
         self, item: Any, model: ReadingModel | None, principal: Principal
     ) -> tuple[int, dict[str, Any]]:
         """One reading → (status code, body): 201 stored, 200 duplicate; 403/409/422 raised."""
+        foreign = _foreign_device(item, model, principal)
+        if foreign is not None:
+            raise Forbidden(f"this key may only access {principal.bound_to()}")
         checked = validate_reading(item, self._limits, model)
         if isinstance(checked, list):
             self._count_rejected(checked)
@@ -84,7 +114,8 @@ class IngestService:
         """A JSON array → (201 or 422, summary); valid items are stored even when others fail.
 
         A device-bound key sending another device's reading gets 403 and nothing is stored:
-        that is a compromised or misconfigured device, not a bad reading.
+        that is a compromised or misconfigured device, not a bad reading. It is decided on the
+        raw items, before anything is validated, so such a batch costs a pass over its ids.
         """
         if not isinstance(items, list):
             raise ValidationFailed(
@@ -98,62 +129,108 @@ class IngestService:
             raise PayloadTooLarge(
                 f"a batch holds at most {self._max_batch_items} readings; this one has {len(items)}"
             )
+        if principal.device_id is not None:
+            for index, item in enumerate(items):
+                if _foreign_device(item, model, principal) is not None:
+                    raise Forbidden(
+                        f"item {index}: this key may only access {principal.bound_to()};"
+                        " nothing in the batch was stored"
+                    )
         # Refused before any validation if it cannot fit: under a flood, validating doomed
         # batches would take the CPU the writer needs to commit.
         self._writer.check_capacity(len(items))
         now = datetime.now(UTC)
         valid: list[Reading] = []
         positions: list[int] = []
-        errors: list[BatchError] = []
+        invalid: list[tuple[int, list[FieldProblem]]] = []
+        turn_started = time.perf_counter()
         for index, item in enumerate(items):
+            # Validation is synchronous: without these turns the worker's event loop (every
+            # other request, /healthz) would wait for a whole batch of 10,000 bad items.
+            if (
+                index
+                and index % _CLOCK_EVERY_ITEMS == 0
+                and (
+                    index % _YIELD_EVERY_ITEMS == 0
+                    or time.perf_counter() - turn_started > _YIELD_AFTER_SECONDS
+                )
+            ):
+                await asyncio.sleep(0)
+                turn_started = time.perf_counter()
             checked = validate_reading(item, self._limits, model, now)
             if isinstance(checked, list):
                 self._count_rejected(checked)
-                errors.append(
-                    BatchError(
-                        index=index,
-                        reason="invalid",
-                        message="; ".join(f"{p.field}: {p.message}" for p in checked),
-                        fields=[p.as_json() for p in checked],
-                    )
-                )
+                invalid.append((index, checked))
             else:
                 valid.append(checked)
                 positions.append(index)
-        if principal.device_id is not None:
-            for index, reading in zip(positions, valid, strict=True):
-                if not principal.may_access(_kind(reading), reading.device_id):
-                    raise Forbidden(
-                        f"item {index}: this key may only access {principal.bound_to()};"
-                        " nothing in the batch was stored"
-                    )
         outcomes = await self._writer.write(valid)
         stored = duplicates = 0
+        conflicts: list[tuple[int, Reading]] = []
         for index, reading, outcome in zip(positions, valid, outcomes, strict=True):
             if outcome is Outcome.STORED:
                 stored += 1
             elif outcome is Outcome.DUPLICATE:
                 duplicates += 1
             else:
-                errors.append(
-                    BatchError(
-                        index=index,
-                        reason="conflict",
-                        message=f"{_id_field(reading)} {reading.device_id} already has a"
-                        f" different reading at {format_timestamp(reading.timestamp)};"
-                        " the stored one is kept",
-                    )
-                )
-        errors.sort(key=lambda error: error.index)
-        result = BatchResult(
-            total=len(items),
-            successful=stored + duplicates,
-            failed=len(errors),
-            stored=stored,
-            duplicates=duplicates,
-            errors=errors,
-        )
-        answer = result.model_dump()
-        if not items:
-            answer["message"] = "the batch is empty: send at least one reading"
-        return (201 if result.successful else 422), answer
+                conflicts.append((index, reading))
+        failed = len(invalid) + len(conflicts)
+        errors = [
+            _invalid_error(index, problems) if reading is None else _conflict_error(index, reading)
+            for index, problems, reading in _first_failures(invalid, conflicts)
+        ]
+        answer = {
+            "total": len(items),
+            "successful": stored + duplicates,
+            "failed": failed,
+            "stored": stored,
+            "duplicates": duplicates,
+            "errors": errors,
+            "errorsOmitted": failed - len(errors),
+        }
+        # An empty array stores nothing and breaks no rule: 201 with zero counts, as the seed.
+        return (201 if stored + duplicates or not items else 422), answer
+
+
+def _foreign_device(item: Any, model: ReadingModel | None, principal: Principal) -> str | None:
+    """The id of another device than the key's that `item` names, read from the raw item."""
+    if principal.device_id is None or not isinstance(item, dict):
+        return None
+    for field, kind, reading_model in _ID_FIELDS:
+        if model is not None and model is not reading_model:
+            continue
+        value = item.get(field)
+        if type(value) is str and not principal.may_access(kind, value):
+            return value
+    return None
+
+
+def _first_failures(
+    invalid: list[tuple[int, list[FieldProblem]]], conflicts: list[tuple[int, Reading]]
+) -> list[tuple[int, list[FieldProblem], Reading | None]]:
+    """The first MAX_REPORTED_ERRORS failures by index, invalid items and conflicts merged."""
+    merged = heapq.merge(
+        ((index, problems, None) for index, problems in invalid),
+        ((index, [], reading) for index, reading in conflicts),
+        key=lambda failure: failure[0],
+    )
+    return list(itertools.islice(merged, MAX_REPORTED_ERRORS))
+
+
+def _invalid_error(index: int, problems: list[FieldProblem]) -> dict[str, Any]:
+    return {
+        "index": index,
+        "reason": "invalid",
+        "message": "; ".join(f"{p.field}: {p.message}" for p in problems),
+        "fields": [p.as_json() for p in problems],
+    }
+
+
+def _conflict_error(index: int, reading: Reading) -> dict[str, Any]:
+    return {
+        "index": index,
+        "reason": "conflict",
+        "message": f"{_id_field(reading)} {reading.device_id} already has a different reading"
+        f" at {format_timestamp(reading.timestamp)}; the stored one is kept",
+        "fields": [],
+    }
