@@ -343,11 +343,14 @@ def _too_many_fields(
 ) -> list[FieldProblem]:
     """One problem per unknown field, for the first few; the last counts the others."""
     kind = "meter" if model is MeterReading else "vehicle"
-    rule = f"is not a known field (a {kind} reading has {', '.join(sorted(known))})"
     problems: list[FieldProblem] = []
     for name in item:  # stops after a few: the cost does not grow with the item
         if name not in known:
-            problems.append(FieldProblem(field=shown_name(name), rule="known_field", message=rule))
+            problems.append(
+                FieldProblem(
+                    field=shown_name(name), rule="known_field", message="is not a known field"
+                )
+            )
             if len(problems) == _NAMED_UNKNOWN_FIELDS:
                 break
     unknown_count = len(item) - sum(1 for name in known if name in item)
@@ -356,8 +359,8 @@ def _too_many_fields(
             FieldProblem(
                 field="body",
                 rule="known_field",
-                message=f"and {unknown_count - len(problems)} more unknown fields: the item has"
-                f" {len(item)} fields, a {kind} reading {len(known)}",
+                message=f"and {unknown_count - len(problems)} more unknown fields: a {kind}"
+                f" reading has only {', '.join(sorted(known))}",
             )
         )
     return problems
@@ -441,7 +444,7 @@ class BatchResult(BaseModel):
     stored: int
     duplicates: int
     errors: list[BatchError] = Field(
-        description="The failed items by index, the first 1,000 of them (see errorsOmitted)."
+        description="The first failed items by index: at most 1,000 items and 1,000 problems."
     )
     errors_omitted: int = Field(
         default=0,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import heapq
-import itertools
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -34,7 +33,8 @@ from energy_ingest.writer import ReadingWriter
 ReadingModel = type[MeterReading] | type[VehicleReading]
 
 MAX_REPORTED_ERRORS = 1_000
-"""Failed items a batch answer lists; `errorsOmitted` counts the rest."""
+MAX_REPORTED_PROBLEMS = 1_000
+"""A batch answer lists failed items up to either bound; `errorsOmitted` counts the rest."""
 # A batch of readings holds one '[' and, per reading, one '{' and up to five ',' (six with a
 # decimal comma in its timestamp): sixteen per reading is far beyond any batch of readings.
 _STRUCTURE_BYTES_PER_ITEM = 16
@@ -208,13 +208,21 @@ def _foreign_device(item: Any, model: ReadingModel | None, principal: Principal)
 def _first_failures(
     invalid: list[tuple[int, list[FieldProblem]]], conflicts: list[tuple[int, Reading]]
 ) -> list[tuple[int, list[FieldProblem], Reading | None]]:
-    """The first MAX_REPORTED_ERRORS failures by index, invalid items and conflicts merged."""
+    """The first failures by index, invalid items and conflicts merged: at most
+    MAX_REPORTED_ERRORS items and MAX_REPORTED_PROBLEMS problems (a conflict counts one)."""
     merged = heapq.merge(
         ((index, problems, None) for index, problems in invalid),
         ((index, [], reading) for index, reading in conflicts),
         key=lambda failure: failure[0],
     )
-    return list(itertools.islice(merged, MAX_REPORTED_ERRORS))
+    first: list[tuple[int, list[FieldProblem], Reading | None]] = []
+    problems = 0
+    for failure in merged:
+        problems += len(failure[1]) or 1
+        if len(first) == MAX_REPORTED_ERRORS or problems > MAX_REPORTED_PROBLEMS:
+            break
+        first.append(failure)
+    return first
 
 
 def _invalid_error(index: int, problems: list[FieldProblem]) -> dict[str, Any]:
