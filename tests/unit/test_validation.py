@@ -8,13 +8,14 @@ from typing import Any
 import pytest
 
 from energy_ingest.config import Settings
-from energy_ingest.errors import FieldProblem
+from energy_ingest.errors import FieldProblem, ValidationFailed
 from energy_ingest.ingest.schemas import (
     Limits,
     MeterReading,
     ValidMeterReading,
     ValidVehicleReading,
     VehicleReading,
+    capped,
     parse_timestamp,
     validate_reading,
 )
@@ -219,3 +220,30 @@ def test_the_plain_fast_path_and_the_full_validation_agree(item: dict[str, Any])
     assert plain is not None
     full = model.model_validate(item).model_dump()
     assert plain._asdict() == full
+
+
+def test_an_item_with_more_fields_than_its_reading_names_nine_and_counts_the_rest() -> None:
+    item = {**vehicle_reading(), **{f"extra{i}": i for i in range(100_000)}}
+    found = problems(item)
+    assert len(found) == 10
+    assert [p.field for p in found[:9]] == [f"extra{i}" for i in range(9)]
+    assert {p.rule for p in found} == {"known_field"}
+    assert found[9].message.startswith("and 99991 more unknown fields")
+
+
+def test_every_item_gets_at_most_ten_problems() -> None:
+    # Five keys (no more than a reading has), every one of them wrong.
+    assert len(problems({"a": 1, "b": 2, "c": 3, "d": 4, "e": 5}, VehicleReading)) <= 10
+    many = [FieldProblem(field=f"f{i}", rule="r", message="m") for i in range(25)]
+    kept = capped(many)
+    assert len(kept) == 10
+    assert kept[:9] == many[:9]
+    assert kept[9].message == "and 16 more problems"
+    assert capped(many[:10]) == many[:10]
+
+
+def test_a_validation_failure_message_spells_out_ten_problems() -> None:
+    many = [FieldProblem(field=f"f{i}", rule="r", message="m") for i in range(5_000)]
+    failure = ValidationFailed(many)
+    assert failure.message.count("f") == 10
+    assert failure.message.endswith("and 4990 more (see errors)")
