@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import itertools
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -12,7 +13,7 @@ from energy_ingest.ingest.schemas import Outcome, Reading, ValidMeterReading
 
 
 @dataclass(frozen=True, slots=True)
-class _KindSql:
+class KindSql:
     """The staging table and the named statements of one kind of reading."""
 
     staging: str
@@ -24,7 +25,7 @@ class _KindSql:
     upsert: str
 
 
-_METER = _KindSql(
+METER_SQL = KindSql(
     staging="meter_staging",
     columns=("seq", "ts", "kwh_consumed_ac", "voltage", "meter_key", "meter_id"),
     register="register_meters",
@@ -33,7 +34,7 @@ _METER = _KindSql(
     classify="classify_skipped_meter_readings",
     upsert="upsert_meter_live",
 )
-_VEHICLE = _KindSql(
+VEHICLE_SQL = KindSql(
     staging="vehicle_staging",
     columns=("seq", "ts", "soc", "kwh_delivered_dc", "battery_temp", "vehicle_key", "vehicle_id"),
     register="register_vehicles",
@@ -47,27 +48,53 @@ _VEHICLE = _KindSql(
 class DeviceKeys:
     """Device id → integer key of history, cached per kind.
 
-    A key never changes once given, so the cache can only be incomplete, never wrong; past
-    `limit` entries it starts over rather than grow without bound.
+    A key never changes once given, so the cache can only be incomplete, never wrong. Past
+    `limit` keys of one kind it forgets the oldest half: a forgotten id costs one lookup the
+    next time it comes, never a failed batch, and memory stays bounded.
     """
 
     def __init__(self, limit: int = 1_000_000) -> None:
         self._limit = limit
-        self._keys: dict[str, dict[str, int]] = {_METER.staging: {}, _VEHICLE.staging: {}}
+        self._keys: dict[str, dict[str, int]] = {METER_SQL.staging: {}, VEHICLE_SQL.staging: {}}
+
+    def cached(self, kind: KindSql) -> int:
+        """How many keys of `kind` the cache holds."""
+        return len(self._keys[kind.staging])
 
     async def resolve(
-        self, connection: WriteConnection, kind: _KindSql, device_ids: set[str]
+        self, connection: WriteConnection, kind: KindSql, device_ids: Iterable[str]
     ) -> dict[str, int]:
-        """Keys of `device_ids`, registering new devices (committed at once, outside any batch)."""
+        """The keys of exactly `device_ids`, registering the devices that do not exist yet.
+
+        Registration is committed at once, outside any batch; it takes an identity value only
+        for an id that is really new (register_* skips existing ids before inserting).
+        """
         cache = self._keys[kind.staging]
-        missing = sorted(device_id for device_id in device_ids if device_id not in cache)
+        keys: dict[str, int] = {}
+        missing: list[str] = []
+        for device_id in device_ids:
+            key = cache.get(device_id)
+            if key is None:
+                missing.append(device_id)
+            else:
+                keys[device_id] = key
         if missing:
+            missing.sort()
             await connection.execute(sql(kind.register), missing)
-            rows = await connection.fetch(sql(kind.keys), missing)
-            if len(cache) + len(rows) > self._limit:
-                cache.clear()
-            cache.update((row["device_id"], row["device_key"]) for row in rows)
-        return cache
+            found = {
+                row["device_id"]: row["device_key"]
+                for row in await connection.fetch(sql(kind.keys), missing)
+            }
+            keys.update(found)
+            self._remember(cache, found)
+        return keys
+
+    def _remember(self, cache: dict[str, int], found: dict[str, int]) -> None:
+        cache.update(found)
+        if len(cache) > self._limit:
+            # Dicts keep insertion order: the first entries are the longest cached.
+            for device_id in list(itertools.islice(cache, len(cache) - self._limit // 2)):
+                del cache[device_id]
 
 
 def _values(reading: Reading) -> tuple[float, ...]:
@@ -84,14 +111,14 @@ class _KindBatch:
     staged. A follower repeats a leader's key and takes its outcome from the leader's.
     """
 
-    sql: _KindSql
+    sql: KindSql
     leaders: list[int] = field(default_factory=list)
     leader_of: dict[tuple[str, datetime], int] = field(default_factory=dict)
     followers: list[tuple[int, int]] = field(default_factory=list)
 
 
 def _split(readings: Sequence[Reading]) -> tuple[_KindBatch, _KindBatch]:
-    meters, vehicles = _KindBatch(_METER), _KindBatch(_VEHICLE)
+    meters, vehicles = _KindBatch(METER_SQL), _KindBatch(VEHICLE_SQL)
     for seq, reading in enumerate(readings):
         batch = meters if isinstance(reading, ValidMeterReading) else vehicles
         key = (reading.device_id, reading.timestamp)

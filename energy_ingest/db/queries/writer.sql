@@ -25,11 +25,15 @@ CREATE TEMPORARY TABLE IF NOT EXISTS vehicle_staging (
 ) ON COMMIT DELETE ROWS;
 
 -- name: register_meters
--- New ids only (the writer caches known keys); sorted so concurrent writers lock in one order.
--- Runs in its own short transaction: a key is harmless even if the batch later fails.
+-- Ids the writer has not cached; sorted so concurrent writers lock in one order. Runs in its
+-- own short transaction: a key is harmless even if the batch later fails. NOT EXISTS drops
+-- the ids that already exist before the insert: ON CONFLICT alone would still draw an
+-- identity value for each of them, and a re-send loop could exhaust the int4 key. ON CONFLICT
+-- stays for the race with another writer registering the same new id.
 INSERT INTO meters (meter_id)
-SELECT meter_id FROM unnest($1::text[]) AS new (meter_id)
-ORDER BY meter_id
+SELECT new.meter_id FROM unnest($1::text[]) AS new (meter_id)
+WHERE NOT EXISTS (SELECT FROM meters AS m WHERE m.meter_id = new.meter_id)
+ORDER BY new.meter_id
 ON CONFLICT (meter_id) DO NOTHING;
 
 -- name: get_meter_keys
@@ -40,8 +44,9 @@ WHERE meter_id = ANY($1::text[]);
 -- name: register_vehicles
 -- Same as register_meters.
 INSERT INTO vehicles (vehicle_id)
-SELECT vehicle_id FROM unnest($1::text[]) AS new (vehicle_id)
-ORDER BY vehicle_id
+SELECT new.vehicle_id FROM unnest($1::text[]) AS new (vehicle_id)
+WHERE NOT EXISTS (SELECT FROM vehicles AS v WHERE v.vehicle_id = new.vehicle_id)
+ORDER BY new.vehicle_id
 ON CONFLICT (vehicle_id) DO NOTHING;
 
 -- name: get_vehicle_keys
