@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import struct
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -97,10 +98,29 @@ class DeviceKeys:
                 del cache[device_id]
 
 
+def as_stored_real(value: float) -> float:
+    """`value` as history stores a `real` column (sensor_real): float4 rounding, and 0 for what
+    is too small for it."""
+    if abs(value) < 1e-37:
+        return 0.0
+    try:
+        rounded: float = struct.unpack("f", struct.pack("f", value))[0]
+    except OverflowError:  # too large for real: the database refuses it, not this comparison
+        return value
+    return rounded
+
+
 def _values(reading: Reading) -> tuple[float, ...]:
+    """What makes two readings of one key the same: the values as history keeps them."""
     if isinstance(reading, ValidMeterReading):
         return (reading.kwh_consumed_ac, reading.voltage)
-    return (reading.soc, reading.kwh_delivered_dc, reading.battery_temp)
+    # Same rule as classify_skipped_vehicle_readings: soc and battery_temp are kept as real,
+    # so a repeat inside one batch is compared at that precision too, as a re-send would be.
+    return (
+        as_stored_real(reading.soc),
+        reading.kwh_delivered_dc,
+        as_stored_real(reading.battery_temp),
+    )
 
 
 @dataclass(slots=True)
