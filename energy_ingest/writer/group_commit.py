@@ -131,9 +131,14 @@ class GroupCommitWriter:
     # --- intake --------------------------------------------------------------------------------
 
     def check_capacity(self, readings: int = 1) -> None:
-        """Overloaded now if `readings` more would not fit (see ReadingWriter)."""
+        """Overloaded now if `readings` more would not fit (see ReadingWriter).
+
+        The one overload check, and the one place refusals are counted: a request refused
+        before its body is read counts as one reading.
+        """
         if self._queued_readings + readings > self._queue_limit:
             self.stats.rejected_overload += 1
+            self._metrics.rejected.labels("overloaded").inc(readings)
             raise Overloaded(
                 f"the write queue is full ({self._queued_readings} readings waiting); retry later",
                 self._retry_after,
@@ -145,13 +150,7 @@ class GroupCommitWriter:
             return []
         if self._closing or not self.running:
             raise ServiceUnavailable("the engine is shutting down", self._retry_after)
-        if self._queued_readings + len(readings) > self._queue_limit:
-            self.stats.rejected_overload += 1
-            self._metrics.rejected.labels("overloaded").inc(len(readings))
-            raise Overloaded(
-                f"the write queue is full ({self._queued_readings} readings waiting); retry later",
-                self._retry_after,
-            )
+        self.check_capacity(len(readings))
         future: asyncio.Future[list[Outcome]] = asyncio.get_running_loop().create_future()
         self._queue.append(_Request(readings, future))
         self._queued_readings += len(readings)

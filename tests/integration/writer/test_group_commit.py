@@ -14,6 +14,7 @@ import httpx
 from energy_ingest.config import Settings
 from tests.conftest import DatabaseServer, Engine, start_engine
 from tests.factories import meter_reading, minute, vehicle_reading
+from tests.integration.telemetry.test_metrics import sample
 
 
 @asynccontextmanager
@@ -48,16 +49,18 @@ async def wait_until(condition: object, *, attempts: int = 500) -> None:
 
 
 @asynccontextmanager
-async def queue_filled(engine: Engine, database_url: str, readings: int) -> AsyncIterator[None]:
+async def queue_filled(
+    engine: Engine, database_url: str, readings: int, *, prefix: str = ""
+) -> AsyncIterator[None]:
     """One batch stalled at its commit and `readings` more waiting in the queue behind it;
     both are answered 201 once the block ends."""
     writer = engine.writer
     async with live_tables_locked(database_url):
         stalled = asyncio.create_task(
-            engine.client.post("/v1/ingest/meter", json=meter_reading(meter_id="stalled"))
+            engine.client.post("/v1/ingest/meter", json=meter_reading(meter_id=f"{prefix}stalled"))
         )
         await wait_until(lambda: writer.batches_in_flight == 1)
-        batch = [meter_reading(meter_id=f"Q{i}") for i in range(readings)]
+        batch = [meter_reading(meter_id=f"{prefix}Q{i}") for i in range(readings)]
         queued = asyncio.create_task(engine.client.post("/v1/ingest/meter/batch", json=batch))
         await wait_until(lambda: writer.queued_readings == readings)
         yield
@@ -215,3 +218,27 @@ async def test_readings_of_many_minutes_flow_through(
     assert await db.fetchval("SELECT count(*) FROM vehicle_readings") == 500
     newest = minute(-1, base=now)
     assert await db.fetchval("SELECT count(*) FROM vehicle_live WHERE ts = $1", newest) == 100
+
+
+async def test_every_overload_refusal_is_counted_once(
+    settings: Settings, database_url: str
+) -> None:
+    # Full queue: a single reading is refused before its body is read, counted as one.
+    full = settings.model_copy(update={"writer_queue_limit": 5, "writer_concurrency": 1})
+    async with start_engine(full) as engine:
+        async with queue_filled(engine, database_url, 5):
+            refused = await engine.client.post("/v1/ingest/meter", json=meter_reading())
+            assert refused.status_code == 503
+        text = (await engine.client.get("/metrics")).text
+    assert sample(text, "eie_readings_rejected_total", reason="overloaded") == 1
+    assert engine.writer.stats.rejected_overload == 1
+    # Two places left: a batch of three is refused before its items are validated.
+    tight = settings.model_copy(update={"writer_queue_limit": 6, "writer_concurrency": 1})
+    async with start_engine(tight) as engine:
+        async with queue_filled(engine, database_url, 4, prefix="second-"):
+            batch = [meter_reading(meter_id=f"B{i}") for i in range(3)]
+            refused = await engine.client.post("/v1/ingest/meter/batch", json=batch)
+            assert refused.status_code == 503
+        text = (await engine.client.get("/metrics")).text
+    assert sample(text, "eie_readings_rejected_total", reason="overloaded") == 3
+    assert engine.writer.stats.rejected_overload == 1
