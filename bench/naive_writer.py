@@ -122,8 +122,12 @@ class PerReadingWriter:
         """Readings accepted and not committed yet."""
         return self._pending
 
-    async def write(self, readings: Sequence[Reading]) -> list[Outcome]:
-        """Commit every reading in its own transaction; one outcome per reading, in order."""
+    async def write(
+        self, readings: Sequence[Reading], *, quota_key: str | None = None
+    ) -> list[Outcome]:
+        """Commit every reading in its own transaction; one outcome per reading, in order.
+
+        The seed had no quota of new devices: `quota_key` is ignored."""
         pool = self._pool
         if pool is None:
             raise ServiceUnavailable(

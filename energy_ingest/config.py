@@ -110,6 +110,13 @@ class Settings(BaseSettings):
         default=2, ge=1, description="Batches committed in parallel, each on its own connection."
     )
     retry_after_seconds: int = Field(default=1, ge=1)
+    max_new_devices_per_minute: int = Field(
+        default=50_000,
+        ge=1,
+        description="New device ids (meters and vehicles together) one API key may register "
+        "per minute in each process; beyond it 429. Sized so that a fleet of 20,000 chargers "
+        "and their 20,000 vehicles, all new at the same minute, fits with 25 % to spare.",
+    )
 
     # --- storage ------------------------------------------------------------------------------
     partition_days_ahead: int = Field(default=3, ge=1)

@@ -152,3 +152,18 @@ class DatabaseUnavailable(ServiceUnavailable):
     """The database could not be reached or failed mid-batch; nothing was acknowledged."""
 
     code = "database_unavailable"
+
+
+class TooManyNewDevices(EngineError):
+    """A key brought more new device ids than max_new_devices_per_minute lets it register;
+    nothing of the request was stored."""
+
+    status_code = 429
+    code = "too_many_new_devices"
+
+    def __init__(self, message: str, retry_after_seconds: int) -> None:
+        super().__init__(message)
+        self.retry_after_seconds = retry_after_seconds
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after_seconds)}

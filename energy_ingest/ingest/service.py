@@ -94,7 +94,7 @@ class IngestService:
             self._count_rejected(checked)
             raise ValidationFailed(checked)
         principal.require_device(_kind(checked), checked.device_id)
-        (outcome,) = await self._writer.write([checked])
+        (outcome,) = await self._writer.write([checked], quota_key=principal.key_id)
         id_field = _id_field(checked)
         if outcome is Outcome.CONFLICT:
             raise Conflict(
@@ -164,7 +164,7 @@ class IngestService:
             else:
                 valid.append(checked)
                 positions.append(index)
-        outcomes = await self._writer.write(valid)
+        outcomes = await self._writer.write(valid, quota_key=principal.key_id)
         stored = duplicates = 0
         conflicts: list[tuple[int, Reading]] = []
         for index, reading, outcome in zip(positions, valid, outcomes, strict=True):

@@ -21,8 +21,14 @@ class ReadingWriter(Protocol):
     per-reading writer through the same interface to compare both behind the same HTTP stack.
     """
 
-    async def write(self, readings: Sequence[Reading]) -> list[Outcome]:
-        """Resolve once the readings are committed; one outcome per reading, in order."""
+    async def write(
+        self, readings: Sequence[Reading], *, quota_key: str | None = None
+    ) -> list[Outcome]:
+        """Resolve once the readings are committed; one outcome per reading, in order.
+
+        `quota_key` (the API key's id; None with authentication off) is charged for the new
+        devices among `readings`: past its quota TooManyNewDevices, nothing written.
+        """
         ...
 
     def check_capacity(self, readings: int = 1) -> None:

@@ -15,9 +15,16 @@ import asyncpg
 from energy_ingest.config import Settings
 from energy_ingest.db.partitions import PartitionManager, day_of
 from energy_ingest.db.pool import Database
-from energy_ingest.errors import DatabaseUnavailable, EngineError, Overloaded, ServiceUnavailable
+from energy_ingest.errors import (
+    DatabaseUnavailable,
+    EngineError,
+    Overloaded,
+    ServiceUnavailable,
+    TooManyNewDevices,
+)
 from energy_ingest.ingest.schemas import Outcome, Reading
 from energy_ingest.telemetry.metrics import EngineMetrics
+from energy_ingest.writer.quota import NewDeviceQuota
 from energy_ingest.writer.repository import DeviceKeys, prepare_batch, write_batch
 
 logger = logging.getLogger(__name__)
@@ -40,6 +47,7 @@ DATABASE_FAILURES: tuple[type[BaseException], ...] = (
 class _Request:
     readings: Sequence[Reading]
     future: asyncio.Future[list[Outcome]]
+    quota_key: str | None
 
 
 @dataclass(slots=True)
@@ -51,6 +59,8 @@ class WriterStats:
     batches_failed: int = 0
     largest_batch: int = 0
     rejected_overload: int = 0
+    rejected_new_devices: int = 0
+    device_lookups: int = 0  # batches that met a device the key cache did not hold
 
 
 class GroupCommitWriter:
@@ -84,6 +94,7 @@ class GroupCommitWriter:
         self._loop_task: asyncio.Task[None] | None = None
         self._closing = False
         self._device_keys = DeviceKeys()
+        self._new_devices = NewDeviceQuota(settings.max_new_devices_per_minute)
         self.stats = WriterStats()
 
     # --- lifecycle -----------------------------------------------------------------------------
@@ -144,15 +155,21 @@ class GroupCommitWriter:
                 self._retry_after,
             )
 
-    async def write(self, readings: Sequence[Reading]) -> list[Outcome]:
-        """Queue `readings` and wait until their batch committed; one outcome per reading."""
+    async def write(
+        self, readings: Sequence[Reading], *, quota_key: str | None = None
+    ) -> list[Outcome]:
+        """Queue `readings` and wait until their batch committed; one outcome per reading.
+
+        The new devices among them count against `quota_key`'s quota (the API key; None when
+        authentication is off): past it, TooManyNewDevices and nothing of them is written.
+        """
         if not readings:
             return []
         if self._closing or not self.running:
             raise ServiceUnavailable("the engine is shutting down", self._retry_after)
         self.check_capacity(len(readings))
         future: asyncio.Future[list[Outcome]] = asyncio.get_running_loop().create_future()
-        self._queue.append(_Request(readings, future))
+        self._queue.append(_Request(readings, future, quota_key))
         self._queued_readings += len(readings)
         self._metrics.queue_readings.set(self._queued_readings)
         self._arrival.set()
@@ -220,6 +237,12 @@ class GroupCommitWriter:
             readings = [reading for request in batch for reading in request.readings]
             started = time.perf_counter()
             try:
+                admitted = await self._admit(batch)
+                if admitted is not batch:
+                    batch = admitted
+                    readings = [reading for request in batch for reading in request.readings]
+                    if not readings:
+                        return
                 outcomes = await self._commit(readings)
             except DATABASE_FAILURES as exc:
                 self.stats.batches_failed += 1
@@ -257,6 +280,50 @@ class GroupCommitWriter:
                 logger.exception("recording the metrics of a committed batch failed")
         finally:
             self._slots.release()
+
+    async def _admit(self, batch: list[_Request]) -> list[_Request]:
+        """The requests of `batch` whose key may register the new devices they bring; each of
+        the others fails with TooManyNewDevices, nothing of it written.
+
+        Devices in the key cache cost nothing here, so known devices never wait on a lookup;
+        unknown ones are looked up once (a restart forgets the cache, not the devices: they
+        are not new and cost no quota).
+        """
+        unknown = [self._device_keys.unknown(request.readings) for request in batch]
+        if not any(unknown):
+            return batch
+        self.stats.device_lookups += 1
+        async with self._database.write() as connection:
+            new = await self._device_keys.look_up(connection, set().union(*unknown))
+        if not new:
+            return batch
+        admitted: list[_Request] = []
+        charged: set[tuple[str, str]] = set()  # a new device two requests bring costs once
+        for request, devices in zip(batch, unknown, strict=True):
+            fresh = (devices & new) - charged
+            if fresh:
+                wait = self._new_devices.take(request.quota_key, len(fresh))
+                if wait is not None:
+                    self._refuse_new_devices(request, len(fresh), wait)
+                    continue
+                charged |= fresh
+            admitted.append(request)
+        return batch if len(admitted) == len(batch) else admitted
+
+    def _refuse_new_devices(self, request: _Request, fresh: int, wait: int) -> None:
+        self.stats.rejected_new_devices += 1
+        self._metrics.rejected.labels("too_many_new_devices").inc(len(request.readings))
+        quota = self._new_devices.per_minute
+        advice = "send them in smaller batches" if fresh > quota else f"retry in {wait} s"
+        if not request.future.done():
+            request.future.set_exception(
+                TooManyNewDevices(
+                    f"this request brings {fresh} new device ids, more than this key may still"
+                    f" register this minute (at most {quota} a minute); nothing of it was"
+                    f" stored: {advice}, or send readings of known devices meanwhile",
+                    wait,
+                )
+            )
 
     async def _commit(self, readings: list[Reading]) -> list[Outcome]:
         await self._partitions.ensure({day_of(reading.timestamp) for reading in readings})

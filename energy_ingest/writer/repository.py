@@ -62,6 +62,35 @@ class DeviceKeys:
         """How many keys of `kind` the cache holds."""
         return len(self._keys[kind.staging])
 
+    def unknown(self, readings: Iterable[Reading]) -> set[tuple[str, str]]:
+        """The devices of `readings` the cache does not hold, as (kind, id); no round trip."""
+        meters, vehicles = self._keys[METER_SQL.staging], self._keys[VEHICLE_SQL.staging]
+        unknown: set[tuple[str, str]] = set()
+        for reading in readings:
+            if isinstance(reading, ValidMeterReading):
+                if reading.meter_id not in meters:
+                    unknown.add((METER_SQL.staging, reading.meter_id))
+            elif reading.vehicle_id not in vehicles:
+                unknown.add((VEHICLE_SQL.staging, reading.vehicle_id))
+        return unknown
+
+    async def look_up(
+        self, connection: WriteConnection, devices: set[tuple[str, str]]
+    ) -> set[tuple[str, str]]:
+        """Cache the keys of those `devices` that exist; the others (new devices) are returned."""
+        new = set(devices)
+        for kind in (METER_SQL, VEHICLE_SQL):
+            wanted = sorted(device_id for staging, device_id in devices if staging == kind.staging)
+            if not wanted:
+                continue
+            found = {
+                row["device_id"]: row["device_key"]
+                for row in await connection.fetch(sql(kind.keys), wanted)
+            }
+            self._remember(self._keys[kind.staging], found)
+            new.difference_update((kind.staging, device_id) for device_id in found)
+        return new
+
     async def resolve(
         self, connection: WriteConnection, kind: KindSql, device_ids: Iterable[str]
     ) -> dict[str, int]:
