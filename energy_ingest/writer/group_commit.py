@@ -14,7 +14,7 @@ import asyncpg
 
 from energy_ingest.config import Settings
 from energy_ingest.db.partitions import PartitionManager, day_of
-from energy_ingest.db.pool import Database
+from energy_ingest.db.pool import Database, is_outage
 from energy_ingest.errors import (
     DatabaseUnavailable,
     EngineError,
@@ -29,8 +29,8 @@ from energy_ingest.writer.repository import DeviceKeys, prepare_batch, write_bat
 
 logger = logging.getLogger(__name__)
 
-# What a lost or failing database looks like: no connection to be had, server errors,
-# dropped connections, timeouts. A batch that meets one is answered 503, never a success.
+# What the partition maintenance loop (and the bench) retry later: anything from the database.
+# The writer tells an outage (503, retry) from a failing statement (500) with is_retryable.
 DATABASE_FAILURES: tuple[type[BaseException], ...] = (
     DatabaseUnavailable,
     asyncpg.PostgresError,
@@ -41,6 +41,19 @@ DATABASE_FAILURES: tuple[type[BaseException], ...] = (
     OSError,
     asyncio.TimeoutError,
 )
+
+
+def is_retryable(error: BaseException) -> bool:
+    """Whether a batch that failed with `error` may succeed if sent again: the database is
+    unreachable or went away (db.pool.is_outage, the one outage rule), or it rolled the batch
+    back for another transaction (class 40: deadlock, serialization failure). Anything else
+    (a statement that always fails, a bug) would fail the same way on every retry."""
+    if isinstance(error, ServiceUnavailable) or is_outage(error):
+        return True
+    sqlstate = (
+        getattr(error, "sqlstate", None) if isinstance(error, asyncpg.PostgresError) else None
+    )
+    return str(sqlstate or "").startswith("40")
 
 
 @dataclass(slots=True)
@@ -244,25 +257,27 @@ class GroupCommitWriter:
                     if not readings:
                         return
                 outcomes = await self._commit(readings)
-            except DATABASE_FAILURES as exc:
-                self.stats.batches_failed += 1
-                self._metrics.batches_failed.inc()
-                self._metrics.rejected.labels("database_unavailable").inc(len(readings))
-                logger.warning("batch of %d readings failed: %r", len(readings), exc)
-                self._fail(
-                    batch,
-                    DatabaseUnavailable(
-                        "the database failed while writing this batch; nothing of it was"
-                        " acknowledged, retry later",
-                        self._retry_after,
-                    ),
-                )
-                return
             except Exception as exc:
                 self.stats.batches_failed += 1
                 self._metrics.batches_failed.inc()
-                logger.exception("batch of %d readings failed unexpectedly", len(readings))
-                self._fail(batch, EngineError(f"internal error while writing: {exc}"))
+                error: EngineError
+                if is_retryable(exc):
+                    self._metrics.rejected.labels("database_unavailable").inc(len(readings))
+                    logger.warning("batch of %d readings failed: %r", len(readings), exc)
+                    error = DatabaseUnavailable(
+                        "the database failed while writing this batch; nothing of it was"
+                        " acknowledged, retry later",
+                        self._retry_after,
+                    )
+                else:
+                    # Once per batch, with the traceback; the answer names nothing of the
+                    # batch, which other clients' readings share.
+                    self._metrics.rejected.labels("internal_error").inc(len(readings))
+                    logger.exception("batch of %d readings failed unexpectedly", len(readings))
+                    error = EngineError(
+                        "internal error while writing this batch; nothing of it was stored"
+                    )
+                self._fail(batch, error)
                 return
             # Answer first: the batch is committed, nothing after this may keep a request waiting.
             offset = 0

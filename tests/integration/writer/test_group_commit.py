@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 
 import asyncpg
 import httpx
+import pytest
 
 from energy_ingest.config import Settings
 from tests.conftest import DatabaseServer, Engine, start_engine
@@ -242,3 +243,24 @@ async def test_every_overload_refusal_is_counted_once(
         text = (await engine.client.get("/metrics")).text
     assert sample(text, "eie_readings_rejected_total", reason="overloaded") == 3
     assert engine.writer.stats.rejected_overload == 1
+
+
+async def test_a_statement_that_always_fails_is_a_500_logged_once_not_an_outage(
+    settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A bound the schema cannot hold: real overflows, the same way on every retry.
+    loose = settings.model_copy(update={"max_battery_temp": 1e39})
+    async with start_engine(loose) as engine:
+        answer = await engine.client.post(
+            "/v1/ingest/vehicle/batch",
+            json=[vehicle_reading(vehicle_id="V-secret", temp=1e39), vehicle_reading()],
+        )
+        assert answer.status_code == 500
+        assert "retry-after" not in answer.headers
+        assert "V-secret" not in answer.text
+        failures = [r for r in caplog.records if r.name == "energy_ingest.writer.group_commit"]
+        assert [r.levelname for r in failures] == ["ERROR"]
+        # The engine is not in an outage: the next batch is written.
+        assert (
+            await engine.client.post("/v1/ingest/vehicle", json=vehicle_reading())
+        ).status_code == 201
