@@ -130,6 +130,12 @@ class Settings(BaseSettings):
         description="Rebuild each closed day's index packed (a third smaller); hourly check.",
     )
     read_pool_size: int = Field(default=8, ge=1)
+    admin_pool_size: int = Field(
+        default=2,
+        ge=1,
+        description="Connections for admin changes (keys, assignments), apart from the writer's"
+        " pool so admin work never delays ingest; more admin requests wait for one.",
+    )
     statement_timeout_seconds: float = Field(
         default=30.0, gt=0, description="A statement (or a batch's COPY) taking longer fails: 503."
     )

@@ -1,9 +1,15 @@
-"""FastAPI dependencies as Annotated aliases; read paths can only ever get a ReadConnection."""
+"""FastAPI dependencies as Annotated aliases; read paths can only ever get a ReadConnection.
+
+No dependency borrows a connection that could wait on the client: a read connection is given
+back as soon as the handler returns (before the answer is sent), and admin handlers get only
+the means to borrow one, which they use after the request's body is read and validated.
+"""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -58,14 +64,21 @@ async def read_connection(engine: EngineDep) -> AsyncIterator[ReadConnection]:
         yield connection
 
 
-async def write_connection(engine: EngineDep) -> AsyncIterator[WriteConnection]:
-    async with engine.database.write() as connection:
-        yield connection
+AdminConnect = Callable[[], AbstractAsyncContextManager[WriteConnection]]
+"""`async with connect() as connection:` borrows a connection of the admin pool."""
+
+
+async def admin_connections(engine: EngineDep) -> AdminConnect:
+    # Borrows nothing: a dependency is resolved before the handler reads the body, and a
+    # client trickling that body must not hold a connection meanwhile.
+    return engine.database.admin
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
-ReadConn = Annotated[ReadConnection, Depends(read_connection)]
-WriteConn = Annotated[WriteConnection, Depends(write_connection)]
+# scope="function": given back when the handler returns, not after a slow client has taken
+# the whole answer.
+ReadConn = Annotated[ReadConnection, Depends(read_connection, scope="function")]
+AdminConnections = Annotated[AdminConnect, Depends(admin_connections)]
 
 
 def _requires(scope: Scope) -> Callable[[Request], Awaitable[Principal]]:

@@ -8,7 +8,7 @@ from pydantic import ValidationError
 from energy_ingest.auth import service
 from energy_ingest.auth.keys import DeviceKind, Scope, key_id
 from energy_ingest.auth.schemas import CreatedKey, CreateKey, KeyInfo
-from energy_ingest.dependencies import AdminKey, EngineDep, ReadConn, WriteConn
+from energy_ingest.dependencies import AdminConnections, AdminKey, EngineDep, ReadConn
 from energy_ingest.errors import FieldProblem, NotFound, ValidationFailed
 from energy_ingest.http import json_response, read_json_body
 from energy_ingest.ingest.schemas import problems_from
@@ -32,7 +32,7 @@ router = APIRouter(prefix="/v1/keys", tags=["keys"])
     },
 )
 async def create_key(
-    _: AdminKey, request: Request, engine: EngineDep, connection: WriteConn
+    _: AdminKey, request: Request, engine: EngineDep, connect: AdminConnections
 ) -> Response:
     body = await read_json_body(
         request, engine.settings, max_bytes=engine.settings.max_single_body_bytes
@@ -42,14 +42,15 @@ async def create_key(
     except ValidationError as error:
         raise ValidationFailed(problems_from(error)) from None
     try:
-        key, token = await service.create_key(
-            connection,
-            {Scope(scope) for scope in command.scopes},
-            device_id=command.device_id,
-            device_kind=DeviceKind(command.device_kind) if command.device_kind else None,
-            name=command.name,
-            expires_at=command.expires_at,
-        )
+        async with connect() as connection:  # only now: the body is read and valid
+            key, token = await service.create_key(
+                connection,
+                {Scope(scope) for scope in command.scopes},
+                device_id=command.device_id,
+                device_kind=DeviceKind(command.device_kind) if command.device_kind else None,
+                name=command.name,
+                expires_at=command.expires_at,
+            )
     except service.InvalidKeyRequest as problem:
         raise ValidationFailed(
             [FieldProblem(field=problem.field, rule=problem.rule, message=str(problem))]
@@ -67,7 +68,9 @@ async def list_keys(_: AdminKey, connection: ReadConn) -> Response:
     response_model=KeyInfo,
     responses={404: {"description": "No key has this id."}},
 )
-async def revoke_key(_: AdminKey, keyId: str, engine: EngineDep, connection: WriteConn) -> Response:
+async def revoke_key(
+    _: AdminKey, keyId: str, engine: EngineDep, connect: AdminConnections
+) -> Response:
     # Only the public id: a whole key in a URL would end up in access logs and proxies.
     prefix = key_id(keyId)
     if prefix is None or prefix != keyId:
@@ -78,7 +81,8 @@ async def revoke_key(_: AdminKey, keyId: str, engine: EngineDep, connection: Wri
                 )
             ]
         )
-    key = await service.revoke_key(connection, prefix)
+    async with connect() as connection:
+        key = await service.revoke_key(connection, prefix)
     if key is None:
         raise NotFound(f"no key has the id {prefix}")
     engine.keys.forget(prefix)  # this process at once; the others through the notification

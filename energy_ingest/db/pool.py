@@ -1,4 +1,4 @@
-"""Connection pools: a read-only pool for queries and a write pool for the writer and admin."""
+"""Connection pools: read-only for queries, one for the writer, a small one for admin changes."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ ReadConnection = NewType("ReadConnection", PooledConnection)
 """A connection whose transactions are read-only (enforced by the server, not only by type)."""
 
 WriteConnection = NewType("WriteConnection", PooledConnection)
-"""A connection of the write pool: assignments and the writer's batches."""
+"""A connection that may write: the writer's batches (write pool) or admin changes (admin pool)."""
 
 
 async def _prepare_write_connection(connection: asyncpg.Connection) -> None:
@@ -66,7 +66,11 @@ async def _borrow(pool: asyncpg.Pool, retry_after: int) -> AsyncIterator[PooledC
 
 @dataclass(slots=True)
 class Database:
-    """The engine's two pools. Created by `open_database`, closed when its context exits.
+    """The engine's three pools. Created by `open_database`, closed when its context exits.
+
+    The writer's pool serves the group-commit writer (and partition upkeep) only: admin
+    requests (keys, assignments) borrow from `admin_pool`, so however many of them run, or
+    however slowly, they never take a connection the writer needs.
 
     Failing to reach the database surfaces as DatabaseUnavailable (a 503), never as a raw
     driver error.
@@ -75,6 +79,7 @@ class Database:
     url: str
     read_pool: asyncpg.Pool
     write_pool: asyncpg.Pool
+    admin_pool: asyncpg.Pool
     retry_after_seconds: int = 1
 
     @asynccontextmanager
@@ -85,14 +90,21 @@ class Database:
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[WriteConnection]:
-        """A write connection for one unit of work."""
+        """A connection of the writer's pool for one batch."""
         async with _borrow(self.write_pool, self.retry_after_seconds) as connection:
+            yield WriteConnection(connection)
+
+    @asynccontextmanager
+    async def admin(self) -> AsyncIterator[WriteConnection]:
+        """A connection of the admin pool for one admin change. Borrow it only once the
+        request's body is read and valid: nothing may hold a connection while a client sends."""
+        async with _borrow(self.admin_pool, self.retry_after_seconds) as connection:
             yield WriteConnection(connection)
 
 
 @asynccontextmanager
 async def open_database(url: str, settings: Settings) -> AsyncIterator[Database]:
-    """Open both pools against `url`; they reconnect by themselves after the server comes back."""
+    """Open the pools against `url`; they reconnect by themselves after the server comes back."""
     write_pool = await asyncpg.create_pool(
         url,
         min_size=1,
@@ -113,12 +125,24 @@ async def open_database(url: str, settings: Settings) -> AsyncIterator[Database]
             },
         )
         try:
-            yield Database(
-                url=url,
-                read_pool=read_pool,
-                write_pool=write_pool,
-                retry_after_seconds=settings.retry_after_seconds,
+            # Admin changes are rare: no connection is kept open while none runs.
+            admin_pool = await asyncpg.create_pool(
+                url,
+                min_size=0,
+                max_size=settings.admin_pool_size,
+                command_timeout=settings.statement_timeout_seconds,
+                server_settings={"application_name": "energy-ingest admin"},
             )
+            try:
+                yield Database(
+                    url=url,
+                    read_pool=read_pool,
+                    write_pool=write_pool,
+                    admin_pool=admin_pool,
+                    retry_after_seconds=settings.retry_after_seconds,
+                )
+            finally:
+                await admin_pool.close()
         finally:
             await read_pool.close()
     finally:

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query, Request, Response
 from pydantic import ValidationError
 
 from energy_ingest.auth.keys import DeviceKind
-from energy_ingest.dependencies import AdminKey, ReadConn, ReadKey, SettingsDep, WriteConn
+from energy_ingest.dependencies import AdminConnections, AdminKey, ReadConn, ReadKey, SettingsDep
 from energy_ingest.errors import ValidationFailed
 from energy_ingest.fleet import repository, service
 from energy_ingest.fleet.schemas import Assignment, AssignMeter
@@ -44,7 +44,7 @@ async def assign_meter(
     _: AdminKey,
     vehicleId: str,
     request: Request,
-    connection: WriteConn,
+    connect: AdminConnections,
     settings: SettingsDep,
 ) -> Response:
     require_device_id("vehicleId", vehicleId)
@@ -54,7 +54,10 @@ async def assign_meter(
     except ValidationError as error:
         raise ValidationFailed(problems_from(error)) from None
     start = command.start or datetime.now(UTC)
-    created, assignment = await service.assign_meter(connection, vehicleId, command.meter_id, start)
+    async with connect() as connection:  # only now: the body is read and valid
+        created, assignment = await service.assign_meter(
+            connection, vehicleId, command.meter_id, start
+        )
     return json_response(assignment, 201 if created else 200)
 
 
@@ -66,12 +69,14 @@ async def assign_meter(
 async def end_assignment(
     _: AdminKey,
     vehicleId: str,
-    connection: WriteConn,
+    connect: AdminConnections,
     at: Annotated[str | None, Query(description="When it ends (ISO 8601); default now")] = None,
 ) -> Response:
     require_device_id("vehicleId", vehicleId)
     end = parse_query_timestamps(at=at)["at"] or datetime.now(UTC)
-    return json_response(await service.end_current_assignment(connection, vehicleId, end))
+    async with connect() as connection:
+        assignment = await service.end_current_assignment(connection, vehicleId, end)
+    return json_response(assignment)
 
 
 @router.get("/{vehicleId}/assignments", response_model=list[Assignment])
