@@ -22,6 +22,10 @@ async def lock_vehicle(connection: WriteConnection, vehicle_id: str) -> None:
     await connection.execute(sql("lock_vehicle_assignments"), vehicle_id)
 
 
+async def lock_meter(connection: WriteConnection, meter_id: str) -> None:
+    await connection.execute(sql("lock_meter_assignments"), meter_id)
+
+
 async def get_current_assignment(
     connection: WriteConnection, vehicle_id: str
 ) -> asyncpg.Record | None:

@@ -5,6 +5,12 @@
 -- Serialises changes to one vehicle's assignments (read current, end it, start the next).
 SELECT pg_advisory_xact_lock(hashtextextended('energy_ingest.assignment:' || $1, 0));
 
+-- name: lock_meter_assignments
+-- Taken after the vehicle's lock, for each meter a change touches (the one it ends, the one
+-- it starts) in sorted order: two changes touching the same meter queue here instead of
+-- meeting inside the exclusion constraint's index, where they can deadlock.
+SELECT pg_advisory_xact_lock(hashtextextended('energy_ingest.meter_assignment:' || $1, 0));
+
 -- name: get_current_assignment
 SELECT id, vehicle_id, meter_id, lower(during) AS starts_at, upper(during) AS ends_at
 FROM vehicle_meter_assignments
