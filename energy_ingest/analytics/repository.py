@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 import asyncpg
@@ -30,9 +31,13 @@ async def list_assignments_in_window(
     return await connection.fetch(sql("list_assignments_in_window"), vehicle_id, start, end)
 
 
-async def summarize_meter_window(
-    connection: ReadConnection, meter_id: str, start: datetime, end: datetime
+async def summarize_meter_spans(
+    connection: ReadConnection, spans: Sequence[tuple[str, datetime, datetime]]
 ) -> asyncpg.Record:
-    row = await connection.fetchrow(sql("summarize_meter_window"), meter_id, start, end)
+    """Readings and AC of the meters over their spans, in one statement however many spans."""
+    meter_ids = [meter_id for meter_id, _, _ in spans]
+    starts = [start for _, start, _ in spans]
+    ends = [end for _, _, end in spans]
+    row = await connection.fetchrow(sql("summarize_meter_spans"), meter_ids, starts, ends)
     assert row is not None  # an aggregate without GROUP BY always returns one row
     return row

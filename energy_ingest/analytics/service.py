@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 from energy_ingest.analytics import repository
@@ -23,7 +24,12 @@ class Window:
 def resolve_window(
     start: datetime | None, end: datetime | None, now: datetime, max_span: timedelta
 ) -> Window:
-    """Defaults: end = now, start = end − 24 h. `from` < `to` and span ≤ max_span, else 422."""
+    """Defaults: end = now, start = end − 24 h. `from` < `to` and span ≤ max_span, else 422.
+
+    `now` is cut to whole milliseconds: the answer's period is written in milliseconds (as the
+    seed's clients expect) and is the exact window the sums cover.
+    """
+    now = now.replace(microsecond=now.microsecond - now.microsecond % 1000)
     end = end or (start + timedelta(hours=24) if start else now)
     start = start or end - timedelta(hours=24)
     if start >= end:
@@ -42,14 +48,14 @@ def resolve_window(
 
 
 def classify(
-    ac: float, dc: float, vehicle_points: int, meter_points: int, threshold: float
+    ac: Decimal, dc: Decimal, vehicle_points: int, meter_points: int, threshold: float
 ) -> Status:
     """ok, underperforming (DC/AC below threshold), implausible (DC > AC) or insufficient-data."""
     if vehicle_points == 0 or meter_points == 0 or ac <= 0:
         return "insufficient-data"
     if dc > ac:
         return "implausible"
-    if dc / ac < threshold:
+    if dc / ac < Decimal(str(threshold)):  # 0.85 as written, not its binary neighbour
         return "underperforming"
     return "ok"
 
@@ -93,34 +99,34 @@ async def _vehicle_performance(
         correlation = "none"
         spans = []
 
-    ac = 0.0
-    meter_points = 0
-    meter_ids: list[str] = []
-    for meter_id, span_start, span_end in spans:
-        summary = await repository.summarize_meter_window(
-            connection, meter_id, span_start, span_end
-        )
-        ac += summary["kwh_consumed_ac"]
-        meter_points += summary["data_points"]
-        if meter_id not in meter_ids:
-            meter_ids.append(meter_id)
+    meter = await repository.summarize_meter_spans(connection, spans)
+    meter_ids = list(dict.fromkeys(meter_id for meter_id, _, _ in spans))  # first use, once each
+    meter_points: int = meter["data_points"]
 
-    dc: float = vehicle["kwh_delivered_dc"]
+    # Exact decimals from the database; the answer's numbers are their nearest floats, so a
+    # sum of 0.1s reads 83.5145, not 83.51450000000017.
+    ac: Decimal = meter["kwh_consumed_ac"]
+    dc: Decimal = vehicle["kwh_delivered_dc"]
     efficiency = dc / ac if ac > 0 else None
     return {
         "vehicleId": vehicle_id,
         "period": {"start": window.start, "end": window.end},
-        "energyConsumedAc": ac,
-        "energyDeliveredDc": dc,
-        "efficiencyRatio": round(efficiency * 100, 2) if efficiency is not None else None,
-        "efficiency": efficiency,
+        "energyConsumedAc": float(ac),
+        "energyDeliveredDc": float(dc),
+        "efficiencyRatio": float(round(efficiency * 100, 2)) if efficiency is not None else None,
+        "efficiency": float(efficiency) if efficiency is not None else None,
         # Without a single meter reading there is no AC to lose energy from: null, not −DC.
-        "energyLossKwh": ac - dc if meter_points else None,
-        "averageBatteryTemp": vehicle["average_battery_temp"],
-        "minBatteryTemp": vehicle["min_battery_temp"],
-        "maxBatteryTemp": vehicle["max_battery_temp"],
+        "energyLossKwh": float(ac - dc) if meter_points else None,
+        "averageBatteryTemp": _number(vehicle["average_battery_temp"]),
+        "minBatteryTemp": _number(vehicle["min_battery_temp"]),
+        "maxBatteryTemp": _number(vehicle["max_battery_temp"]),
         "dataPoints": {"vehicle": vehicle["data_points"], "meter": meter_points},
         "meterIds": meter_ids,
         "correlation": correlation,
         "status": classify(ac, dc, vehicle["data_points"], meter_points, threshold),
     }
+
+
+def _number(value: Decimal | None) -> float | None:
+    """A JSON number (not a string) for a decimal of the database; null stays null."""
+    return None if value is None else float(value)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 
 import pytest
 
@@ -17,6 +18,14 @@ SPAN = timedelta(days=31)
 def test_the_default_window_is_the_24_hours_ending_now() -> None:
     window = resolve_window(None, None, NOW, SPAN)
     assert (window.start, window.end) == (NOW - timedelta(hours=24), NOW)
+
+
+def test_the_default_window_ends_now_cut_to_whole_milliseconds() -> None:
+    # The period is written in milliseconds: the window is exactly what the answer says.
+    window = resolve_window(None, None, NOW.replace(microsecond=123_456), SPAN)
+    assert window.end == NOW.replace(microsecond=123_000)
+    assert format_timestamp(window.end) == "2026-11-27T12:00:00.123Z"
+    assert window.end - window.start == timedelta(hours=24)
 
 
 def test_a_lone_from_or_to_gets_a_24_hour_window() -> None:
@@ -50,7 +59,7 @@ def test_the_span_is_limited() -> None:
     ],
 )
 def test_status(ac: float, dc: float, points: tuple[int, int], expected: str) -> None:
-    assert classify(ac, dc, points[0], points[1], 0.85) == expected
+    assert classify(Decimal(str(ac)), Decimal(str(dc)), points[0], points[1], 0.85) == expected
 
 
 def test_timestamps_go_out_as_javascript_does_unless_finer() -> None:

@@ -14,13 +14,15 @@ SELECT EXISTS (SELECT 1 FROM vehicle_live WHERE vehicle_id = $1) AS has_reported
 
 -- name: summarize_vehicle_window
 -- The key comes from a one-row InitPlan, so pruning by ts still happens when planning.
--- battery_temp is stored as real: each value goes through numeric back to the decimal the
--- device sent (31.2, not 31.2000007…) before it is averaged or compared.
+-- Sums are exact: each float8 reading becomes the decimal it was sent as (float8 → numeric
+-- keeps 15 significant digits) and numeric adds without float noise. battery_temp is stored
+-- as real: each value goes through numeric back to the decimal the device sent (31.2, not
+-- 31.2000007…); temperatures are answered to 2 decimals, as the seed does.
 SELECT count(*) AS data_points,
-       coalesce(sum(kwh_delivered_dc), 0) AS kwh_delivered_dc,
-       avg(battery_temp::numeric::double precision) AS average_battery_temp,
-       min(battery_temp)::numeric::double precision AS min_battery_temp,
-       max(battery_temp)::numeric::double precision AS max_battery_temp
+       coalesce(sum(kwh_delivered_dc::numeric), 0) AS kwh_delivered_dc,
+       round(avg(battery_temp::numeric), 2) AS average_battery_temp,
+       round(min(battery_temp)::numeric, 2) AS min_battery_temp,
+       round(max(battery_temp)::numeric, 2) AS max_battery_temp
 FROM vehicle_readings
 WHERE vehicle_key = (SELECT vehicle_key FROM vehicles WHERE vehicle_id = $1)
   AND ts >= $2 AND ts < $3;
@@ -35,11 +37,18 @@ FROM vehicle_meter_assignments
 WHERE vehicle_id = $1 AND during && tstzrange($2::timestamptz, $3::timestamptz, '[)')
 ORDER BY lower(during);
 
--- name: summarize_meter_window
--- Called once per clipped assignment (a handful per window), so each call is a plain
--- parameterised range scan the planner can prune.
-SELECT count(*) AS data_points,
-       coalesce(sum(kwh_consumed_ac), 0) AS kwh_consumed_ac
-FROM meter_readings
-WHERE meter_key = (SELECT meter_key FROM meters WHERE meter_id = $1)
-  AND ts >= $2 AND ts < $3;
+-- name: summarize_meter_spans
+-- AC of every span at once: $1, $2, $3 are the spans' meter ids, starts and ends (parallel
+-- arrays), however many. Each span is one range scan of the (meter_key, ts) primary key of the
+-- partitions its own [start, end) touches (pruned when the scan starts); the meter's key
+-- comes from the unique index on meter_id. Exact numeric sum, as for DC.
+SELECT coalesce(sum(per_span.data_points), 0)::bigint AS data_points,
+       coalesce(sum(per_span.kwh_consumed_ac), 0) AS kwh_consumed_ac
+FROM unnest($1::text[], $2::timestamptz[], $3::timestamptz[]) AS span (meter_id, starts_at, ends_at)
+CROSS JOIN LATERAL (
+    SELECT count(*) AS data_points,
+           sum(kwh_consumed_ac::numeric) AS kwh_consumed_ac
+    FROM meter_readings
+    WHERE meter_key = (SELECT meter_key FROM meters WHERE meters.meter_id = span.meter_id)
+      AND ts >= span.starts_at AND ts < span.ends_at
+) AS per_span;

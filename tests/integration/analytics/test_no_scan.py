@@ -121,34 +121,41 @@ async def endpoint_statements(
     db: asyncpg.Connection, vehicle_id: str, start: datetime, end: datetime
 ) -> list[Statement]:
     """The statements the endpoint runs for one vehicle and window, with the parameters it binds."""
-    spans = await db.fetch(sql("list_assignments_in_window"), vehicle_id, start, end)
-    meter_spans = [(row["meter_id"], row["clipped_from"], row["clipped_to"]) for row in spans]
+    rows = await db.fetch(sql("list_assignments_in_window"), vehicle_id, start, end)
+    spans = [(row["meter_id"], row["clipped_from"], row["clipped_to"]) for row in rows]
+    spans = spans or [(vehicle_id, start, end)]  # the same-id fallback: one span, the window
     return [
         ("get_vehicle_presence", (vehicle_id,)),
         ("summarize_vehicle_window", (vehicle_id, start, end)),
         ("list_assignments_in_window", (vehicle_id, start, end)),
-        *[("summarize_meter_window", span) for span in meter_spans or [(vehicle_id, start, end)]],
+        # One statement for every span: parallel arrays of meter ids, starts and ends.
+        ("summarize_meter_spans", tuple([span[column] for span in spans] for column in range(3))),
     ]
-
-
-_HISTORY_TABLE_READ_BY = {
-    "summarize_vehicle_window": "vehicle_readings",
-    "summarize_meter_window": "meter_readings",
-}
 
 
 def expected_partitions(name: str, arguments: tuple[object, ...]) -> set[str]:
     """The partitions a statement must read: those of its own [start, end), or none."""
-    table = _HISTORY_TABLE_READ_BY.get(name)
-    if table is None:
-        return set()
-    start, end = arguments[1], arguments[2]
-    assert isinstance(start, datetime)
-    assert isinstance(end, datetime)
-    return partitions_between(table, start, end)
+    if name == "summarize_vehicle_window":
+        start, end = arguments[1], arguments[2]
+        assert isinstance(start, datetime)
+        assert isinstance(end, datetime)
+        return partitions_between("vehicle_readings", start, end)
+    if name == "summarize_meter_spans":
+        starts, ends = arguments[1], arguments[2]
+        assert isinstance(starts, list)
+        assert isinstance(ends, list)
+        return {
+            partition
+            for start, end in zip(starts, ends, strict=True)
+            for partition in partitions_between("meter_readings", start, end)
+        }
+    return set()
 
 
 def _literal(value: object) -> str:
+    if isinstance(value, list):
+        kind = "timestamptz" if all(isinstance(item, datetime) for item in value) else "text"
+        return f"ARRAY[{', '.join(_literal(item) for item in value)}]::{kind}[]"
     if isinstance(value, datetime):
         return quote_literal(value.isoformat())
     assert isinstance(value, str)
@@ -181,7 +188,13 @@ def plan_nodes(node: dict[str, Any]) -> Iterator[dict[str, Any]]:
 
 
 def history_partition_of(node: dict[str, Any]) -> str | None:
-    """The history partition a node reads (by its table or its index), or None."""
+    """The history partition a node reads (by its table or its index), or None.
+
+    A node the executor pruned when its scan started (its span's days are elsewhere) is in the
+    plan but never runs: it reads nothing.
+    """
+    if node.get("Actual Loops", 1) == 0:
+        return None
     relation = node.get("Relation Name") or node.get("Index Name", "").removesuffix("_pkey")
     return relation if relation.startswith(HISTORY_TABLES) else None
 
@@ -213,11 +226,11 @@ async def test_every_statement_reads_only_the_windows_partitions_by_index(
             explained.append((name, arguments))
 
     assert {name for name, _ in explained} == analytics_statement_names()
-    # One meter statement per clipped assignment of the switched vehicle, one for same-id.
-    assert [arguments[0] for name, arguments in explained if name == "summarize_meter_window"] == [
-        SWITCHED_VEHICLE,
-        "device-0200",
-        SAME_ID_VEHICLE,
+    # One meter statement per vehicle, whatever its number of spans: the switched vehicle's
+    # two clipped assignments, the same-id vehicle's window.
+    assert [arguments[0] for name, arguments in explained if name == "summarize_meter_spans"] == [
+        [SWITCHED_VEHICLE, "device-0200"],
+        [SAME_ID_VEHICLE],
     ]
 
 

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import re
+from collections import Counter
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
+from importlib import resources
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
 
 from energy_ingest.config import Settings
-from tests.conftest import start_engine
+from energy_ingest.db.sql import parse_named_blocks
+from tests.conftest import Engine, start_engine
 from tests.factories import iso, meter_reading, minute, vehicle_reading
 
 Ago = Callable[[int], datetime]
@@ -424,7 +429,10 @@ async def test_the_default_window_is_the_24_hours_ending_now(
 
     start = datetime.fromisoformat(body["period"]["start"])
     end = datetime.fromisoformat(body["period"]["end"])
-    assert before <= end <= after
+    # Now, cut to whole milliseconds as the answer writes it.
+    assert body["period"]["end"].endswith("Z")
+    assert len(body["period"]["end"]) == len("2026-01-01T00:00:00.000Z")
+    assert before - timedelta(milliseconds=1) < end <= after
     assert end - start == timedelta(hours=24)
     assert body["dataPoints"] == {"vehicle": 1, "meter": 1}
     assert body["energyConsumedAc"] == 1.0
@@ -517,3 +525,138 @@ async def test_every_malformed_window_parameter_is_named(
         ("from", "format"),
         ("to", "format"),
     ]
+
+
+# --- exact numbers, as the seed answers them ----------------------------------------------------
+
+
+async def test_energy_sums_are_exact_decimals_without_float_noise(
+    client: httpx.AsyncClient, ago: Ago
+) -> None:
+    ac_readings = [0.1] * 9 + [83.4145]
+    dc_readings = [0.1, 0.2]
+    # Added up as binary floats (as float8 sum() does), both show noise.
+    assert sum(ac_readings) != 84.3145
+    assert sum(dc_readings) != 0.3
+    moments = every_minute(ago(len(ac_readings)), ago(1))
+    for kwh, moment in zip(ac_readings, moments, strict=True):
+        await send_meter(client, "ev-1", kwh, [moment])
+    for kwh, moment in zip(dc_readings, moments[: len(dc_readings)], strict=True):
+        await send_vehicle(client, "ev-1", kwh, [moment])
+
+    response = await performance(client, "ev-1")
+
+    assert response.status_code == 200
+    body = response.json()
+    assert body["energyConsumedAc"] == 84.3145
+    assert body["energyDeliveredDc"] == 0.3
+    assert body["energyLossKwh"] == 84.0145  # the exact decimal difference
+    # JSON numbers, written as short as the decimals are.
+    assert '"energyConsumedAc":84.3145,' in response.text
+    assert '"energyDeliveredDc":0.3,' in response.text
+    assert '"energyLossKwh":84.0145,' in response.text
+
+
+async def test_temperatures_are_rounded_to_two_decimals_as_the_seed_does(
+    client: httpx.AsyncClient, ago: Ago
+) -> None:
+    for temp, moment in zip((31.234, 30.0, 30.0), (ago(3), ago(2), ago(1)), strict=True):
+        await send_vehicle(client, "ev-1", 0.5, [moment], temp=temp)
+
+    response = await performance(client, "ev-1")
+
+    body = response.json()
+    assert body["averageBatteryTemp"] == 30.41  # 30.411333…
+    assert body["minBatteryTemp"] == 30.0
+    assert body["maxBatteryTemp"] == 31.23
+    assert '"averageBatteryTemp":30.41,' in response.text
+
+
+async def test_the_default_period_is_written_in_milliseconds(
+    client: httpx.AsyncClient, ago: Ago
+) -> None:
+    await send_vehicle(client, "ev-1", 0.5, [ago(1)])
+
+    period = (await summary(client, "ev-1"))["period"]
+
+    for moment in (period["start"], period["end"]):
+        assert moment == iso(datetime.fromisoformat(moment))
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", moment), moment
+
+
+# --- many assignments: one statement for all their spans ----------------------------------------
+
+MANY = 3_000
+
+_MANY_ASSIGNMENTS = """
+INSERT INTO vehicle_meter_assignments (vehicle_id, meter_id, during)
+SELECT $1, $2 || number,
+       tstzrange($3::timestamptz + number * interval '1 minute',
+                 $3::timestamptz + (number + 1) * interval '1 minute', '[)')
+FROM generate_series(0, $4 - 1) AS number
+"""
+
+
+async def _statements_of_one_answer(
+    engine: Engine, vehicle_id: str, start: datetime, end: datetime
+) -> tuple[Counter[str], dict[str, Any]]:
+    """The analytics statements one performance answer ran (by name, with their counts)."""
+    names = {
+        " ".join(text.split()): name
+        for name, text in parse_named_blocks(
+            resources.files("energy_ingest.db")
+            .joinpath("queries", "analytics.sql")
+            .read_text(encoding="utf-8")
+        ).items()
+    }
+    ran: Counter[str] = Counter()
+
+    def log(record: asyncpg.connection.LoggedQuery) -> None:
+        ran[names.get(" ".join(record.query.split()), "other")] += 1
+
+    pool = engine.state.database.read_pool
+    assert pool.get_max_size() == 1  # the one connection every answer uses
+    async with pool.acquire() as connection:
+        connection.add_query_logger(log)
+    try:
+        response = await engine.client.get(
+            f"/v1/analytics/performance/{vehicle_id}",
+            params={"from": iso(start), "to": iso(end)},
+        )
+    finally:
+        async with pool.acquire() as connection:
+            connection.remove_query_logger(log)
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return ran, body
+
+
+async def test_thousands_of_assignments_cost_the_statements_of_one(
+    settings: Settings, db: asyncpg.Connection
+) -> None:
+    start = minute(-MANY - 60)
+    end = minute(-30)
+    one_reading_per_span = [
+        meter_reading(meter_id=f"many-m{number}", kwh=0.1, at=start + timedelta(minutes=number))
+        for number in range(MANY)
+    ]
+    async with start_engine(settings.model_copy(update={"read_pool_size": 1})) as engine:
+        response = await engine.client.post("/v1/ingest/meter/batch", json=one_reading_per_span)
+        assert response.status_code == 201, response.text
+        await send_vehicle(engine.client, "few", 0.05, [start])
+        await send_vehicle(engine.client, "many", 0.05, [start])
+        # 3,000 assignments inside the window, each fed by its own meter; and just two.
+        await db.execute(_MANY_ASSIGNMENTS, "many", "many-m", start, MANY)
+        await db.execute(_MANY_ASSIGNMENTS, "few", "few-m", start, 2)
+
+        # The first answer also has the driver look up the array types once: not counted.
+        await _statements_of_one_answer(engine, "few", start, end)
+        few, _ = await _statements_of_one_answer(engine, "few", start, end)
+        many, body = await _statements_of_one_answer(engine, "many", start, end)
+
+    assert body["dataPoints"]["meter"] == MANY
+    assert body["energyConsumedAc"] == 300.0  # 3,000 × 0.1, exactly
+    assert len(body["meterIds"]) == MANY
+    assert many == few
+    assert many["summarize_meter_spans"] == 1
+    assert sum(count for name, count in many.items() if name != "other") == 4
