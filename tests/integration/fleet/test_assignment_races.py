@@ -22,6 +22,7 @@ from tests.factories import iso, minute
 ROUNDS = 300
 VEHICLES = [f"race-ev-{number}" for number in range(6)]
 METERS = [f"race-meter-{number}" for number in range(4)]
+RELEASE = "release"  # instead of a meter: end the vehicle's current assignment
 
 _STORED = """
 SELECT count(*) AS assignments,
@@ -43,6 +44,12 @@ async def test_racing_assignments_of_shared_and_swapped_meters_answer_200_201_or
     async with start_engine(racing) as engine:
 
         async def put(vehicle_id: str, meter_id: str, start: datetime) -> int:
+            if meter_id == RELEASE:
+                response = await engine.client.delete(
+                    f"/v1/vehicles/{vehicle_id}/meter", params={"at": iso(start)}
+                )
+                assert response.status_code in {200, 404, 409}, response.text
+                return -response.status_code  # not an assignment started
             response = await engine.client.put(
                 f"/v1/vehicles/{vehicle_id}/meter", json={"meterId": meter_id, "from": iso(start)}
             )
@@ -54,7 +61,8 @@ async def test_racing_assignments_of_shared_and_swapped_meters_answer_200_201_or
             if number % 2:
                 # Every vehicle reaches for one of a few meters: the same meter from several
                 # vehicles at once, and pairs that swap their meters.
-                changes = [(vehicle, choose.choice(METERS)) for vehicle in VEHICLES]
+                # Now and then one ends its assignment instead.
+                changes = [(vehicle, choose.choice([*METERS, RELEASE])) for vehicle in VEHICLES]
             else:
                 current = {
                     row["vehicle_id"]: row["meter_id"]
@@ -76,7 +84,8 @@ async def test_racing_assignments_of_shared_and_swapped_meters_answer_200_201_or
 
     stored = await db.fetchrow(_STORED)
     assert stored is not None
-    assert set(statuses) <= {200, 201, 409}
+    assert set(statuses) <= {200, 201, 409, -200, -404, -409}
+    assert statuses[-200] > 0
     assert statuses[201] > 0
     assert statuses[409] > 0
     # Every 201 stored exactly one assignment, every 200 and 409 none.
