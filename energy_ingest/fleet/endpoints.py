@@ -19,7 +19,10 @@ from energy_ingest.ingest.schemas import problems_from, require_device_id
 router = APIRouter(prefix="/v1/vehicles", tags=["assignments"])
 
 _CONFLICT: dict[int | str, dict[str, Any]] = {
-    409: {"description": "Overlaps another assignment of the vehicle or the meter."}
+    409: {
+        "description": "Overlaps another assignment of the vehicle or the meter, or kept losing"
+        " to concurrent changes of the same vehicle or meter (retry)."
+    }
 }
 
 
