@@ -84,10 +84,11 @@ _data_dir_option = click.option(
 @click.option(
     "--log-format",
     envvar="EIE_LOG_FORMAT",
-    default="json",
+    default="auto",
     show_default=True,
-    type=click.Choice(["json", "text"]),
-    help="Structured JSON lines (with request ids) or plain text.",
+    type=click.Choice(["auto", "json", "text"]),
+    help="JSON lines (with request ids) for collectors, or text for people; auto: text when "
+    "standard error is a terminal, JSON otherwise.",
 )
 def main(log_level: str, log_format: str) -> None:
     """Energy Ingestion Engine: meter and vehicle telemetry, live state, efficiency analytics."""
@@ -321,7 +322,7 @@ def keys() -> None:
     type=click.Choice([kind.value for kind in DeviceKind]),
     envvar="EIE_KEY_DEVICE_KIND",
     show_envvar=True,
-    help="With --device: only as a meter or only as a vehicle (default: either).",
+    help="Required with --device: the key is for the device as a meter or as a vehicle.",
 )
 @click.option("--name", default="", envvar="EIE_KEY_NAME", show_envvar=True, help="What it is for.")
 @click.option(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import AliasChoices, BeforeValidator, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -34,7 +34,20 @@ def is_loopback(host: str) -> bool:
         return False  # another host name: it may resolve to anything
 
 
-class Settings(BaseSettings):
+class LoggingSettings(BaseSettings):
+    """How the engine logs: read on its own by worker processes before anything else starts."""
+
+    model_config = SettingsConfigDict(env_prefix="EIE_", extra="ignore", frozen=True)
+
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Literal["auto", "json", "text"] = Field(
+        default="auto",
+        description="auto: human-readable text when standard error is a terminal, JSON lines "
+        "(one object per line, for collectors) otherwise.",
+    )
+
+
+class Settings(LoggingSettings):
     """Every tunable of the engine. Built once by the CLI or the test suite and passed in."""
 
     model_config = SettingsConfigDict(env_prefix="EIE_", extra="ignore", frozen=True)
@@ -65,8 +78,31 @@ class Settings(BaseSettings):
     )
     admin_key_file: Path | None = Field(
         default=None,
-        description="Where the first start writes the admin key it creates (mode 0600), besides "
-        "printing it once.",
+        description="Where the first start writes the admin key it creates (a new file, mode "
+        "0600; start-up fails if anything is already there), besides printing it once.",
+    )
+    key_cache_entries: int = Field(
+        default=100_000,
+        ge=1,
+        description="Keys (and unknown ids) each process keeps; the least recently used goes.",
+    )
+    # An id no process issued is refused without a query; a client address may still have a
+    # few looked up, for a key created on another engine a moment before its notification.
+    unknown_key_lookup_burst: int = Field(
+        default=50,
+        ge=0,
+        description="Lookups of ids this process does not know, per client address, at once.",
+    )
+    unknown_key_lookups_per_second: float = Field(
+        default=5.0,
+        ge=0,
+        description="… and per second after the burst: made-up ids cannot load the read pool.",
+    )
+    unknown_key_negative_seconds: float = Field(
+        default=5.0,
+        ge=0,
+        description="While key notifications are down, how long an unknown id stays refused "
+        "without a new lookup.",
     )
 
     # --- validation bounds (every bound is a setting) --------------------------------------

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Request, Response
 from pydantic import ValidationError
 
 from energy_ingest.auth import service
-from energy_ingest.auth.keys import DeviceKind, Scope, key_id
+from energy_ingest.auth.keys import DeviceKind, Scope, key_id, split_token
 from energy_ingest.auth.schemas import CreatedKey, CreateKey, KeyInfo
 from energy_ingest.dependencies import AdminConnections, AdminKey, EngineDep, ReadConn
 from energy_ingest.errors import FieldProblem, NotFound, ValidationFailed
@@ -71,7 +71,19 @@ async def list_keys(_: AdminKey, connection: ReadConn) -> Response:
 async def revoke_key(
     _: AdminKey, keyId: str, engine: EngineDep, connect: AdminConnections
 ) -> Response:
-    # Only the public id: a whole key in a URL would end up in access logs and proxies.
+    # Only the public id: a whole key in a URL ends up in proxies' logs (ours redact it).
+    # Revoking it anyway would teach people to paste secrets into URLs.
+    if split_token(keyId) is not None:
+        raise ValidationFailed(
+            [
+                FieldProblem(
+                    field="keyId",
+                    rule="not_a_whole_key",
+                    message="this is a whole key, secret included: pass the key id only (its "
+                    "first part, the 12 hex digits after eie_); nothing was revoked",
+                )
+            ]
+        )
     prefix = key_id(keyId)
     if prefix is None or prefix != keyId:
         raise ValidationFailed(

@@ -12,7 +12,13 @@ from collections.abc import Callable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from energy_ingest.telemetry.logs import key_id, request_id
+from energy_ingest.telemetry.logs import (
+    client_address,
+    key_id,
+    looks_like_a_key,
+    redact,
+    request_id,
+)
 
 logger = logging.getLogger("energy_ingest.access")
 
@@ -55,9 +61,13 @@ class RequestContextMiddleware:
             await self.app(scope, receive, send)
             return
         given = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
-        current = given if _CLIENT_ID.match(given) else _new_request_id()
+        # A key pasted into the header would be echoed and logged: it gets a fresh id instead.
+        fits = _CLIENT_ID.match(given) and not looks_like_a_key(given)
+        current = given if fits else _new_request_id()
         token = request_id.set(current)
         key_token = key_id.set(None)
+        client = scope.get("client")
+        address_token = client_address.set(client[0] if client else None)
         started = time.perf_counter()
         status = 500
 
@@ -89,6 +99,9 @@ class RequestContextMiddleware:
                 presented = key_id.get()
                 if presented is not None:
                     extra["keyId"] = presented
-                logger.info("%s %s %d", scope["method"], scope["path"], status, extra=extra)
+                # A whole key in the path (`DELETE /v1/keys/<key>`) must not reach the log.
+                path = redact(scope["path"])
+                logger.info("%s %s %d", scope["method"], path, status, extra=extra)
+            client_address.reset(address_token)
             key_id.reset(key_token)
             request_id.reset(token)

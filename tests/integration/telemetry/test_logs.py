@@ -2,8 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import os
+import pty
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import httpx
 import pytest
@@ -56,3 +66,131 @@ def test_json_lines_carry_the_current_request_id() -> None:
         "engine",
         "batch failed",
     )
+
+
+# --- a real engine process: what reaches its standard error ---------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def _raw_get(port: int, target: str, headers: str = "") -> bytes:
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as connection:
+        connection.sendall(
+            f"GET {target} HTTP/1.1\r\nHost: 127.0.0.1\r\n{headers}"
+            "Connection: close\r\n\r\n".encode()
+        )
+        answer = b""
+        while chunk := connection.recv(65536):
+            answer += chunk
+        return answer
+
+
+def _serve(database_url: str, stderr: int, *arguments: str) -> tuple[subprocess.Popen[bytes], int]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EIE_")}
+    env["DATABASE_URL"] = database_url
+    port = _free_port()
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "energy_ingest",
+            *arguments,
+            "serve",
+            "--no-auth",
+            "--port",
+            f"{port}",
+        ],
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=stderr,
+    )
+    deadline = time.monotonic() + 60  # for liveness only
+    while True:
+        assert process.poll() is None, "the engine exited"
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
+                return process, port
+        except httpx.TransportError:
+            pass
+        assert time.monotonic() < deadline, "the engine did not become ready"
+        time.sleep(0.2)
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    process.send_signal(signal.SIGTERM)
+    process.wait(timeout=30)
+
+
+FORGED = "2026-11-29 19:00:00,000 INFO 12345 energy_ingest.access: POST /v1/keys 201"
+HOSTILE_TARGETS = [
+    "/x%0A" + FORGED.replace(" ", "%20") + "%0A",
+    "/x%0D" + FORGED.replace(" ", "%20"),
+    "/%1B%5B2J%1B%5B31mred",
+    "/a%E2%80%A8b%E2%80%AEc",
+]
+
+
+def test_a_text_log_cannot_be_forged_or_drive_the_terminal(
+    database_url: str, tmp_path: Path
+) -> None:
+    key = "eie_0123456789ab_" + "S3cr3t-" * 6
+    log = tmp_path / "stderr.log"
+    with log.open("wb") as stderr:
+        process, port = _serve(database_url, stderr.fileno(), "--log-format", "text")
+        try:
+            for target in HOSTILE_TARGETS:
+                assert b" 404 " in _raw_get(port, target).split(b"\r\n", 1)[0]
+            assert b" 404 " in _raw_get(port, f"/{key}").split(b"\r\n", 1)[0]
+            echoed = _raw_get(port, "/healthz", f"X-Request-ID: {key}\r\n")
+            assert key[17:].encode() not in echoed
+        finally:
+            _stop(process)
+    text = log.read_text(encoding="utf-8", errors="replace")
+    lines = text.splitlines()
+    assert not [line for line in lines if line.startswith("2026-11-29")], text
+    assert "\x1b" not in text
+    assert not {"\u2028", "\u202e", "\r"} & set(text)
+    assert key[17:] not in text
+    access = [line for line in lines if "energy_ingest.access" in line and "/readyz" not in line]
+    assert len(access) == len(HOSTILE_TARGETS) + 2, access
+
+
+def test_logs_are_text_on_a_terminal_and_json_without_colour_otherwise(
+    database_url: str, tmp_path: Path
+) -> None:
+    # Not a terminal (a collector, a file): JSON lines, uvicorn's coloured copies left out.
+    log = tmp_path / "stderr.log"
+    with log.open("wb") as stderr:
+        process, port = _serve(database_url, stderr.fileno())
+        _raw_get(port, "/healthz")
+        _stop(process)
+    # Besides the command's own notices ("authentication is OFF", "stopped"), only JSON.
+    lines = [line for line in log.read_text().splitlines() if line.startswith("{")]
+    assert lines
+    assert not re.search(r"^\d{4}-\d\d-\d\d \d\d:", log.read_text(), re.MULTILINE)
+    assert any("Uvicorn running on" in json.loads(line)["message"] for line in lines)
+    assert not [line for line in lines if "\\u001b" in line or "\x1b" in line]
+
+    # A terminal: lines a person reads.
+    controller, terminal = pty.openpty()
+    try:
+        process, port = _serve(database_url, terminal)
+        _raw_get(port, "/healthz")
+        _stop(process)
+    finally:
+        os.close(terminal)
+    output = b""
+    with contextlib.suppress(OSError):  # EIO once the terminal has no writer left
+        while chunk := os.read(controller, 65536):
+            output += chunk
+    os.close(controller)
+    shown = output.decode(errors="replace").splitlines()
+    assert shown
+    assert not [line for line in shown if line.startswith("{")], shown
+    assert any("energy_ingest.access: GET /healthz 200" in line for line in shown), shown
