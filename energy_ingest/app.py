@@ -98,7 +98,9 @@ async def engine_lifespan(app: FastAPI) -> AsyncIterator[None]:
             url = await asyncio.to_thread(stack.enter_context, embedded_postgres(settings.data_dir))
         await _migrate_when_reachable(url, settings)
         database = await stack.enter_async_context(open_database(url, settings))
-        keys = await stack.enter_async_context(KeyGuard(database, enabled=settings.auth_enabled))
+        keys = await stack.enter_async_context(
+            KeyGuard(database, enabled=settings.auth_enabled, settings=settings)
+        )
         partitions = PartitionManager(database.write_pool)
         await partitions.refresh()
         await partitions.prepare_ahead(settings.partition_days_ahead)

@@ -4,6 +4,10 @@ Keys are cached per process. A dedicated connection LISTENs for key changes (a t
 table notifies on every insert, update, delete or truncate), so a revoked key stops working
 everywhere within milliseconds. Whenever that connection is down, the cache is bypassed and
 every request looks its key up: a missed notification can never keep a revoked key alive.
+
+The same connection keeps the set of every issued key id, so a made-up id is refused without a
+query. Only a small per-address budget of such ids is looked up anyway: a key created on another
+engine a moment ago works at once, even before its notification arrives.
 """
 
 from __future__ import annotations
@@ -12,7 +16,9 @@ import asyncio
 import contextlib
 import logging
 import time
-from dataclasses import dataclass
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from types import TracebackType
 
@@ -20,21 +26,26 @@ import asyncpg
 
 from energy_ingest.auth import repository
 from energy_ingest.auth.keys import DeviceKind, Scope, StoredKey, split_token
+from energy_ingest.config import Settings
 from energy_ingest.db.pool import Database
 from energy_ingest.errors import Forbidden, Unauthorized
-from energy_ingest.telemetry.logs import key_id
+from energy_ingest.telemetry.logs import client_address, key_id
 
 logger = logging.getLogger(__name__)
 
 CHANNEL = "energy_ingest_api_keys"
 _CACHE_SECONDS = 60.0  # a safety net only: notifications are what keep the cache true
-_CACHE_LIMIT = 10_000  # unknown ids are cached too; a flood of made-up keys cannot grow memory
+_BUDGET_ADDRESSES = 10_000  # client addresses whose lookup budgets are remembered (LRU)
 _RECONNECT_SECONDS = 1.0
 _PROBE_EVERY_SECONDS = 15.0  # a connection that died silently (no FIN) is noticed this fast
 _PROBE_TIMEOUT_SECONDS = 5.0
 
 _MISSING = "send an API key as `Authorization: Bearer <key>`"
 _INVALID = "the API key is not valid"
+
+
+KindBinder = Callable[[str, DeviceKind], Awaitable[DeviceKind]]
+"""Fixes a kind-less device key's kind in the database; returns the kind it has now."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +56,7 @@ class Principal:
     scopes: frozenset[Scope]
     device_id: str | None = None
     device_kind: DeviceKind | None = None
+    binder: KindBinder | None = field(default=None, repr=False, compare=False)
 
     def has(self, scope: Scope) -> bool:
         return scope in self.scopes or Scope.ADMIN in self.scopes
@@ -64,6 +76,33 @@ class Principal:
         kind = self.device_kind.value if self.device_kind else "device"
         return f"{kind} {self.device_id}"
 
+    async def bind_kind(self, kinds: Iterable[DeviceKind]) -> Principal:
+        """The principal to write `kinds` with (403 if it may not); call once `may_access`
+        allowed every reading, before storing any.
+
+        Device keys must name their kind now, but keys created before that have none: such a
+        key is bound, for good, to the kind of its first write (the first of concurrent writes
+        wins in the database), so it keeps working for its device in the field but can never
+        write both sides of a vehicle's efficiency. One request writing both kinds is refused.
+        """
+        if self.device_id is None or self.device_kind is not None:
+            return self
+        wanted = set(kinds)
+        if not wanted:
+            return self
+        if len(wanted) > 1:
+            raise Forbidden(
+                f"this key is bound to device {self.device_id} but names no kind: it writes "
+                "either its meter or its vehicle readings (the kind of its first write), never "
+                "both; nothing was stored"
+            )
+        (kind,) = wanted
+        if self.binder is None or self.key_id is None:
+            return replace(self, device_kind=kind)
+        bound = replace(self, device_kind=await self.binder(self.key_id, kind))
+        bound.require_device(kind, self.device_id)  # another request bound the other kind
+        return bound
+
 
 OPEN = Principal(key_id=None, scopes=frozenset(Scope))
 """Everyone, when authentication is switched off (loopback only)."""
@@ -72,10 +111,22 @@ OPEN = Principal(key_id=None, scopes=frozenset(Scope))
 class KeyGuard:
     """Checks `Authorization` headers against the api_keys table; owns its listener task."""
 
-    def __init__(self, database: Database, *, enabled: bool) -> None:
+    def __init__(
+        self, database: Database, *, enabled: bool, settings: Settings | None = None
+    ) -> None:
+        settings = settings or Settings.model_construct()  # the defaults
         self.enabled = enabled
         self._database = database
-        self._cache: dict[str, tuple[StoredKey | None, float]] = {}
+        self._cache: OrderedDict[str, tuple[StoredKey | None, float]] = OrderedDict()
+        self._cache_entries = settings.key_cache_entries
+        self._negative_seconds = settings.unknown_key_negative_seconds
+        self._budget = _LookupBudget(
+            settings.unknown_key_lookup_burst, settings.unknown_key_lookups_per_second
+        )
+        # Every issued key id, from the listening connection; None until it first listens.
+        # Deleted ids may stay in it: it only decides whether an id is worth a lookup.
+        self._known: set[str] | None = None
+        self.lookups = 0  # database lookups made: what a flood of made-up ids must not drive
         self._generation = 0
         self._listening = False
         self._listened = False  # the current (or last) connection got as far as listening
@@ -126,6 +177,7 @@ class KeyGuard:
             scopes=key.scopes,
             device_id=key.device_id,
             device_kind=key.device_kind,
+            binder=self._bind_kind if key.device_id and key.device_kind is None else None,
         )
         if not principal.has(scope):
             raise Forbidden(f"this key lacks the {scope.value} scope")
@@ -142,20 +194,55 @@ class KeyGuard:
     async def _lookup(self, prefix: str) -> StoredKey | None:
         cached = self._cache.get(prefix)
         now = time.monotonic()
-        if cached is not None and self._listening and now - cached[1] < _CACHE_SECONDS:
-            return cached[0]
+        if cached is not None:
+            stored, at = cached
+            # Listening, notifications keep entries true; otherwise only a refusal is kept, and
+            # briefly: a made-up id costs one lookup per few seconds, a revoked key none extra.
+            if (self._listening and now - at < _CACHE_SECONDS) or (
+                stored is None and now - at < self._negative_seconds
+            ):
+                self._cache.move_to_end(prefix)
+                return stored
+        if (
+            self._known is not None
+            and prefix not in self._known
+            and not self._budget.take(client_address.get() or "", now)
+        ):
+            return None  # never issued, as far as this process knows, and over budget
         generation = self._generation
+        self.lookups += 1
         async with self._database.read() as connection:
             stored = await repository.get_key(connection, prefix)
+        if stored is not None and self._known is not None:
+            self._known.add(prefix)
         # Cache only what no notification overtook while the query ran.
-        if self._listening and generation == self._generation:
-            if len(self._cache) >= _CACHE_LIMIT:
-                self._cache.clear()
+        if generation == self._generation and (self._listening or stored is None):
             self._cache[prefix] = (stored, now)
+            self._cache.move_to_end(prefix)
+            while len(self._cache) > self._cache_entries:
+                self._cache.popitem(last=False)
         return stored
 
+    async def _bind_kind(self, prefix: str, kind: DeviceKind) -> DeviceKind:
+        async with self._database.write() as connection:
+            bound, now_bound = await repository.bind_key_kind(connection, prefix, kind.value)
+        self.forget(prefix)  # this process at once; the others through the notification
+        if bound is None:
+            raise Unauthorized("the API key is not valid", token_given=True)
+        if now_bound:
+            logger.warning(
+                "key %s named no device kind: bound to %s at its first write", prefix, kind.value
+            )
+        return DeviceKind(bound)
+
     def _on_notification(self, connection: object, pid: int, channel: str, payload: object) -> None:
-        self.forget(str(payload))
+        prefix = str(payload)
+        if self._known is not None:
+            if prefix:
+                self._known.add(prefix)
+            else:
+                self._known.clear()  # TRUNCATE: no key is left
+        self.forget(prefix)
 
     async def _listen(self) -> None:
         """Keep one LISTEN connection; while it is down, nothing is served from the cache."""
@@ -182,6 +269,8 @@ class KeyGuard:
         try:
             connection.add_termination_listener(lambda _: lost.set())
             await connection.add_listener(CHANNEL, self._on_notification)
+            # Loaded after LISTEN: a key created from now on is notified, any before is here.
+            self._known = set(await repository.list_key_ids(connection))
             self.forget()  # whatever changed while nobody listened
             self._listening = self._listened = True
             while not lost.is_set():
@@ -196,6 +285,24 @@ class KeyGuard:
             self.forget()
             if not connection.is_closed():
                 connection.terminate()
+
+
+class _LookupBudget:
+    """A token bucket per client address: lookups of ids this process does not know."""
+
+    def __init__(self, burst: int, per_second: float) -> None:
+        self._burst = float(burst)
+        self._per_second = per_second
+        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
+
+    def take(self, address: str, now: float) -> bool:
+        tokens, at = self._buckets.pop(address, (self._burst, now))
+        tokens = min(self._burst, tokens + (now - at) * self._per_second)
+        allowed = tokens >= 1.0
+        self._buckets[address] = (tokens - 1.0 if allowed else tokens, now)
+        if len(self._buckets) > _BUDGET_ADDRESSES:
+            self._buckets.popitem(last=False)
+        return allowed
 
 
 def _bearer_token(authorization: str | None) -> str | None:

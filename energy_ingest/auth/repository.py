@@ -64,6 +64,25 @@ async def get_key(connection: AnyConnection, prefix: str) -> StoredKey | None:
     return StoredKey(key=ApiKey.from_row(row), secret_hash=bytes(row["secret_hash"]))
 
 
+async def list_key_ids(connection: AnyConnection) -> list[str]:
+    """The public id of every key there is (revoked and expired ones too)."""
+    return [row["prefix"] for row in await connection.fetch(sql("list_api_key_ids"))]
+
+
+async def bind_key_kind(
+    connection: AnyConnection, prefix: str, kind: str
+) -> tuple[str | None, bool]:
+    """Give a kind-less device key `kind` unless it has one: (its kind now, whether this call
+    bound it); the kind is None when there is no such key."""
+    bound: str | None = await connection.fetchval(sql("bind_api_key_kind"), prefix, kind)
+    if bound is not None:
+        return bound, True
+    # Another request bound it first (or it has no device): read what it has now, in a
+    # statement of its own so that it sees the other transaction's commit.
+    current: str | None = await connection.fetchval(sql("get_api_key_kind"), prefix)
+    return current, False
+
+
 async def list_keys(connection: AnyConnection) -> list[ApiKey]:
     return [ApiKey.from_row(row) for row in await connection.fetch(sql("list_api_keys"))]
 

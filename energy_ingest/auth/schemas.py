@@ -33,7 +33,8 @@ class CreateKey(BaseModel):
     device_kind: DeviceKindName | None = Field(
         default=None,
         alias="deviceKind",
-        description="With deviceId: only as a meter or only as a vehicle; unset allows both.",
+        description="Required with deviceId: the key writes (and reads) the device only as a "
+        "meter or only as a vehicle.",
     )
     name: str = Field(default="", max_length=MAX_NAME_LENGTH, description="What the key is for.")
     expires_at: Timestamp | None = Field(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 
 from energy_ingest.auth import repository
@@ -40,8 +40,23 @@ def check_key_request(
         raise InvalidKeyRequest(
             "scopes", "an admin key cannot be bound to a device (administration is fleet-wide)"
         )
+    if device_id is not None and device_kind is None:
+        # Without a kind one key would write the device as a meter and as a vehicle: both
+        # sides of its efficiency, the verdict and the bill.
+        raise InvalidKeyRequest(
+            "deviceKind",
+            "a device-bound key must name its kind: meter or vehicle",
+            rule="required",
+        )
     if len(name) > MAX_NAME_LENGTH:
         raise InvalidKeyRequest("name", f"must be at most {MAX_NAME_LENGTH} characters")
+    if not name.isprintable():
+        # A NUL cannot be stored at all; control and bidi characters would rewrite listings.
+        raise InvalidKeyRequest(
+            "name",
+            "must be printable: no control, line-separator or bidi characters",
+            rule="printable",
+        )
     if expires_at is not None and expires_at <= datetime.now(UTC):
         raise InvalidKeyRequest("expiresAt", "must lie in the future", rule="future")
 
@@ -75,16 +90,21 @@ async def create_key(
     return key, new.token
 
 
-async def create_first_admin_key(connection: AnyConnection) -> str | None:
+async def create_first_admin_key(
+    connection: AnyConnection, *, before_minting: Callable[[], None] | None = None
+) -> str | None:
     """The token of a new admin key if no key was ever created; None otherwise.
 
     Several processes may start at once (workers, replicas): the advisory lock lets exactly one
-    of them mint the key.
+    of them mint the key. `before_minting` runs only when a key is about to be minted; if it
+    raises, nothing is.
     """
     async with connection.transaction():
         await repository.lock_keys(connection)
         if await repository.count_keys(connection):
             return None
+        if before_minting is not None:
+            before_minting()
         _, token = await create_key(connection, {Scope.ADMIN}, name="first admin key")
         return token
 

@@ -94,6 +94,7 @@ class IngestService:
             self._count_rejected(checked)
             raise ValidationFailed(checked)
         principal.require_device(_kind(checked), checked.device_id)
+        await principal.bind_kind([_kind(checked)])  # kind-less (older) keys: first write's kind
         (outcome,) = await self._writer.write([checked], quota_key=principal.key_id)
         id_field = _id_field(checked)
         if outcome is Outcome.CONFLICT:
@@ -164,6 +165,9 @@ class IngestService:
             else:
                 valid.append(checked)
                 positions.append(index)
+        if principal.device_id is not None:
+            # Kind-less keys (older ones) take the kind of their first write, one kind only.
+            await principal.bind_kind({_kind(reading) for reading in valid})
         outcomes = await self._writer.write(valid, quota_key=principal.key_id)
         stored = duplicates = 0
         conflicts: list[tuple[int, Reading]] = []

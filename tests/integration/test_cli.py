@@ -156,6 +156,8 @@ def test_keys_commands_explain_their_mistakes(database_url: str) -> None:
     for arguments, message in (
         (("--scope", "root"), "unknown scope 'root'"),
         (("--scope", "admin", "--device", "M1"), "cannot be bound to a device"),
+        (("--scope", "ingest", "--device", "M1"), "must name its kind"),
+        (("--scope", "read", "--name", "tab\there"), "must be printable"),
         (("--scope", "read", "--device-kind", "meter"), "needs a device id"),
         (("--scope", "ingest", "--device", "bad id"), "must be 1–64 characters"),
         (("--scope", "read", "--expires-in", "0s"), "must lie in the future"),

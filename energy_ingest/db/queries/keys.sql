@@ -20,6 +20,23 @@ SELECT prefix, secret_hash, name, scopes, device_id, device_kind, created_at, re
 FROM api_keys
 WHERE prefix = $1;
 
+-- name: list_api_key_ids
+-- Every id ever issued: each process refuses other ids without a lookup. A sequential scan
+-- of a small table, once per (re)connection of the key listener.
+SELECT prefix FROM api_keys;
+
+-- name: bind_api_key_kind
+-- Keys made before device keys had to name their kind are bound to the kind of their first
+-- write. `device_kind IS NULL` is re-checked after a concurrent update's commit (READ
+-- COMMITTED), so of two first writes of different kinds exactly one wins.
+UPDATE api_keys
+SET device_kind = $2
+WHERE prefix = $1 AND device_id IS NOT NULL AND device_kind IS NULL
+RETURNING device_kind;
+
+-- name: get_api_key_kind
+SELECT device_kind FROM api_keys WHERE prefix = $1;
+
 -- name: list_api_keys
 SELECT prefix, name, scopes, device_id, device_kind, created_at, revoked_at, expires_at
 FROM api_keys
