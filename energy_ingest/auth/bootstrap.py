@@ -9,14 +9,30 @@ from pathlib import Path
 from energy_ingest.auth.service import create_first_admin_key
 from energy_ingest.config import Settings
 from energy_ingest.db.migrations import AnyConnection
+from energy_ingest.errors import EngineError
 
 
-def _write_key_file(path: Path, token: str) -> None:
+class AdminKeyFileExists(EngineError):
+    """Something is already at the admin key file's path: no key is minted into it."""
+
+    code = "admin_key_file_exists"
+
+
+def _create_key_file(path: Path) -> int:
+    """A new, empty file only this user may read: never through a symlink, never reused.
+
+    An existing file (or link) may belong to someone else, who would then read the admin key,
+    or may be a file the key would overwrite.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(descriptor, "w") as file:
-        file.write(token + "\n")
-    path.chmod(0o600)  # an existing file keeps its mode through O_CREAT
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+    try:
+        return os.open(path, flags, 0o600)
+    except FileExistsError:
+        raise AdminKeyFileExists(
+            f"the admin key file {path} already exists: no admin key was created; remove it or "
+            "choose a new path (EIE_ADMIN_KEY_FILE), then start again"
+        ) from None
 
 
 async def ensure_admin_key(connection: AnyConnection, settings: Settings) -> str | None:
@@ -28,11 +44,27 @@ async def ensure_admin_key(connection: AnyConnection, settings: Settings) -> str
     """
     if not settings.auth_enabled:
         return None
-    token = await create_first_admin_key(connection)
+    path = settings.admin_key_file
+    descriptor: int | None = None
+
+    def reserve_file() -> None:
+        nonlocal descriptor
+        if path is not None:
+            descriptor = _create_key_file(path)  # before minting: a refusal mints nothing
+
+    try:
+        token = await create_first_admin_key(connection, before_minting=reserve_file)
+    except BaseException:
+        if descriptor is not None:
+            os.close(descriptor)
+            assert path is not None
+            path.unlink(missing_ok=True)
+        raise
     if token is None:
         return None
-    if settings.admin_key_file is not None:
-        _write_key_file(settings.admin_key_file, token)
+    if descriptor is not None:
+        with os.fdopen(descriptor, "w") as file:
+            file.write(token + "\n")
     where = f" (also written to {settings.admin_key_file})" if settings.admin_key_file else ""
     print(
         "\nNo API key existed, so an admin key was created. It is shown only this once"
