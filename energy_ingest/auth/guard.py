@@ -126,6 +126,7 @@ class KeyGuard:
         # Every issued key id, from the listening connection; None until it first listens.
         # Deleted ids may stay in it: it only decides whether an id is worth a lookup.
         self._known: set[str] | None = None
+        self._arrived: set[str] | None = None  # notified while the set was being loaded
         self.lookups = 0  # database lookups made: what a flood of made-up ids must not drive
         self._generation = 0
         self._listening = False
@@ -237,6 +238,8 @@ class KeyGuard:
 
     def _on_notification(self, connection: object, pid: int, channel: str, payload: object) -> None:
         prefix = str(payload)
+        if self._arrived is not None:
+            self._arrived.add(prefix)
         if self._known is not None:
             if prefix:
                 self._known.add(prefix)
@@ -270,7 +273,10 @@ class KeyGuard:
             connection.add_termination_listener(lambda _: lost.set())
             await connection.add_listener(CHANNEL, self._on_notification)
             # Loaded after LISTEN: a key created from now on is notified, any before is here.
-            self._known = set(await repository.list_key_ids(connection))
+            self._arrived = set()
+            loaded = set(await repository.list_key_ids(connection))
+            self._known = loaded | self._arrived
+            self._arrived = None
             self.forget()  # whatever changed while nobody listened
             self._listening = self._listened = True
             while not lost.is_set():

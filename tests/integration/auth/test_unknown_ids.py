@@ -117,3 +117,35 @@ async def test_the_key_cache_evicts_the_least_recently_used(
     # `second` was the least recently used when `third` came: `first` stayed cached.
     prefixes = [headers["Authorization"][11:23] for headers in (first, second, third)]
     assert lookups == prefixes
+
+
+async def test_while_the_listener_is_down_refusals_are_cached_and_lookups_budgeted(
+    secured_settings: Settings, make_key: MakeKey, lookups: list[str]
+) -> None:
+    admin = await make_key("admin")
+    burst = 20
+    settings = secured_settings.model_copy(
+        update={"unknown_key_lookup_burst": burst, "unknown_key_lookups_per_second": 0.001}
+    )
+    async with start_engine(settings) as engine:
+        await _until_listening(engine)
+        guard: KeyGuard = engine.app.state.engine.keys
+        listener = guard._listener
+        assert listener is not None
+        listener.cancel()  # as if the database dropped it and it has not reconnected yet
+        await asyncio.gather(listener, return_exceptions=True)
+        assert not guard.listening
+        async with _client(engine.app, "192.0.2.9") as client:
+            lookups.clear()
+            same = _made_up()
+            for _ in range(100):
+                assert (await client.get("/v1/keys", headers=same)).status_code == 401
+            assert len(lookups) == 1  # the refusal is cached for a few seconds
+            for _ in range(200):
+                assert (await client.get("/v1/keys", headers=_made_up())).status_code == 401
+            assert len(lookups) <= burst + 1
+            # Known keys are still looked up every time (nothing but a refusal is cached).
+            lookups.clear()
+            for _ in range(3):
+                assert (await client.get("/v1/keys", headers=admin)).status_code == 200
+            assert len(lookups) == 3
