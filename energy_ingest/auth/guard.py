@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
 import time
 from collections import OrderedDict
@@ -127,7 +128,6 @@ class KeyGuard:
         # Deleted ids may stay in it: it only decides whether an id is worth a lookup.
         self._known: set[str] | None = None
         self._arrived: set[str] | None = None  # notified while the set was being loaded
-        self.lookups = 0  # database lookups made: what a flood of made-up ids must not drive
         self._generation = 0
         self._listening = False
         self._listened = False  # the current (or last) connection got as far as listening
@@ -207,11 +207,10 @@ class KeyGuard:
         if (
             self._known is not None
             and prefix not in self._known
-            and not self._budget.take(client_address.get() or "", now)
+            and not self._budget.take(_budget_holder(client_address.get()), now)
         ):
             return None  # never issued, as far as this process knows, and over budget
         generation = self._generation
-        self.lookups += 1
         async with self._database.read() as connection:
             stored = await repository.get_key(connection, prefix)
         if stored is not None and self._known is not None:
@@ -309,6 +308,17 @@ class _LookupBudget:
         if len(self._buckets) > _BUDGET_ADDRESSES:
             self._buckets.popitem(last=False)
         return allowed
+
+
+def _budget_holder(address: str | None) -> str:
+    """Whose lookup budget a request spends: its address, or its /64 for IPv6 (one host
+    usually holds a whole /64, so per-address buckets would not bound it)."""
+    if not address or ":" not in address:
+        return address or ""
+    try:
+        return str(ipaddress.IPv6Network(f"{address}/64", strict=False))
+    except ValueError:
+        return address
 
 
 def _bearer_token(authorization: str | None) -> str | None:

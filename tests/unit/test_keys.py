@@ -99,3 +99,12 @@ def test_settings_refuse_authentication_off_beyond_loopback() -> None:
     with pytest.raises(ValidationError, match="not a loopback address"):
         Settings(auth_enabled=False, host="0.0.0.0")
     assert Settings(host="0.0.0.0").auth_enabled  # on by default
+
+
+def test_ipv6_clients_share_one_lookup_budget_per_64() -> None:
+    from energy_ingest.auth.guard import _budget_holder
+
+    assert _budget_holder("2001:db8:1:2::1") == _budget_holder("2001:db8:1:2:ffff::9")
+    assert _budget_holder("2001:db8:1:3::1") != _budget_holder("2001:db8:1:2::1")
+    assert _budget_holder("203.0.113.7") == "203.0.113.7"
+    assert _budget_holder(None) == ""
