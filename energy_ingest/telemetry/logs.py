@@ -103,6 +103,8 @@ class JsonFormatter(logging.Formatter):
             line = orjson.dumps(entry, default=str).decode()
         except orjson.JSONEncodeError:
             line = json.dumps(entry, default=str)
+        if "\u2028" in line or "\u2029" in line:  # valid JSON, but line breaks to some viewers
+            line = line.replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
         # A key's characters need no JSON escaping, so redacting the finished line catches a
         # key wherever it is: message, arguments, extras or traceback.
         return redact(line)

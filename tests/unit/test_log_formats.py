@@ -147,3 +147,10 @@ def test_the_environment_variable_still_chooses_the_format(
     finally:
         root.handlers[:], level = saved
         root.setLevel(level)
+
+
+def test_json_lines_escape_unicode_line_separators() -> None:
+    line = JsonFormatter().format(_record("GET /a\u2028b\u2029c 404"))
+    assert "\u2028" not in line
+    assert "\u2029" not in line
+    assert json.loads(line)["message"] == "GET /a\u2028b\u2029c 404"
