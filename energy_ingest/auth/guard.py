@@ -287,6 +287,7 @@ class KeyGuard:
             raise ConnectionError("the listening connection closed")
         finally:
             self._listening = False
+            self._arrived = None
             self.forget()
             if not connection.is_closed():
                 connection.terminate()
