@@ -2,29 +2,21 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 from typing import Any
 
 from bench.database import redact
 
-LOG_PROBLEM_MARKERS = (
-    "Traceback",
-    "Exception",
-    " ERROR ",
-    " WARNING ",
-    " CRITICAL ",
-    '"level": "error"',
-    '"level": "warning"',
-    '"level": "critical"',
-)
-# One line per request (the engine's own, uvicorn's): counted, left out of the committed log.
-ACCESS_LOG_MARKERS = (
-    '"logger": "energy_ingest.access"',
-    '"logger": "uvicorn.access"',
-    " energy_ingest.access: ",
-    " uvicorn.access: ",
-)
+# Plain-text log lines (the engine's text format, other programs' output): matched as text.
+LOG_PROBLEM_MARKERS = ("Traceback", "Exception", " ERROR ", " WARNING ", " CRITICAL ")
+# JSON log lines are parsed, never matched as text: the encoder decides the spacing (orjson
+# writes `"logger":"…"`, json `"logger": "…"`), and a text marker for one misses the other.
+LOG_PROBLEM_LEVELS = frozenset({"error", "warning", "critical"})
+# One line per request (the engine's own, uvicorn's): counted, left out of the condensed log.
+ACCESS_LOGGERS = ("energy_ingest.access", "uvicorn.access")
+TEXT_ACCESS_MARKERS = {f" {logger}: ": logger for logger in ACCESS_LOGGERS}
 
 # Targets are printed next to the figures (✓/✗); the bench never fails on them.
 TARGET_FLOOR_SHARE = 0.70
@@ -56,9 +48,40 @@ def redacted_command() -> str:
     return " ".join(parts)
 
 
+def _json_entry(line: str) -> dict[str, Any] | None:
+    """The object of a JSON log line; None for any other line."""
+    if not line.startswith("{"):
+        return None
+    try:
+        entry = json.loads(line)
+    except ValueError:
+        return None
+    return entry if isinstance(entry, dict) else None
+
+
+def _access_logger(line: str, entry: dict[str, Any] | None) -> str | None:
+    """Which access logger wrote `line`, if one did."""
+    if entry is not None:
+        logger = entry.get("logger")
+        return logger if logger in ACCESS_LOGGERS else None
+    for marker, logger in TEXT_ACCESS_MARKERS.items():
+        if marker in line:
+            return logger
+    return None
+
+
 def log_problems(text: str) -> list[str]:
     """Lines of a server log that speak of errors, warnings or exceptions."""
-    return [line for line in text.splitlines() if any(m in line for m in LOG_PROBLEM_MARKERS)]
+    problems = []
+    for line in text.splitlines():
+        entry = _json_entry(line)
+        if entry is not None:
+            level = str(entry.get("level", "")).lower()
+            if level in LOG_PROBLEM_LEVELS or "exception" in entry or "Traceback" in line:
+                problems.append(line)
+        elif any(marker in line for marker in LOG_PROBLEM_MARKERS):
+            problems.append(line)
+    return problems
 
 
 def condense_log(text: str) -> tuple[str, dict[str, int]]:
@@ -69,8 +92,8 @@ def condense_log(text: str) -> tuple[str, dict[str, int]]:
     for line in text.splitlines():
         if line.startswith("===== ") and line.endswith(" ====="):
             section = line.strip("= ")
-        if any(marker in line for marker in ACCESS_LOG_MARKERS):
-            logger = "uvicorn.access" if "uvicorn.access" in line else "energy_ingest.access"
+        logger = _access_logger(line, _json_entry(line))
+        if logger is not None:
             key = f"{section}: {logger}"
             access[key] = access.get(key, 0) + 1
             continue
