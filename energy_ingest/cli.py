@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import signal
 import sys
 import tempfile
+import traceback
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import IO, TYPE_CHECKING, Any, TypeVar
+from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import click
@@ -37,18 +40,102 @@ if TYPE_CHECKING:
 
 F = TypeVar("F", bound=Callable[..., Any])
 
+logger = logging.getLogger(__name__)
+
+
+class CommandFailed(click.ClickException):
+    """An expected failure (database unreachable, a file missing…): one `Error: …` line, exit 1.
+
+    With --log-level debug the traceback of its cause is printed first, for a bug report.
+    """
+
+    def show(self, file: IO[Any] | None = None) -> None:
+        cause = self.__cause__
+        if cause is not None and logging.getLogger().isEnabledFor(logging.DEBUG):
+            traceback.print_exception(cause, file=file or sys.stderr)
+        super().show(file)
+
+
+class SettingsInvalid(CommandFailed):
+    """Settings that break a rule: one line, exit 2 as for any other usage mistake."""
+
+    exit_code = 2
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _settings_problems(error: ValidationError) -> str:
+    return "; ".join(
+        f"{'.'.join(str(part) for part in problem['loc']) or 'settings'}: "
+        + _one_line(str(problem["msg"]).removeprefix("Value error, "))
+        for problem in error.errors()
+    )
+
 
 def _settings(**overrides: Any) -> Settings:
     """Environment first, then the options given on the command line."""
     try:
         return Settings(**{key: value for key, value in overrides.items() if value is not None})
     except ValidationError as error:
-        problems = [
-            f"{'.'.join(str(part) for part in problem['loc']) or 'settings'}: "
-            + str(problem["msg"]).removeprefix("Value error, ")
-            for problem in error.errors()
-        ]
-        raise click.UsageError("\n".join(problems)) from None
+        raise SettingsInvalid(_settings_problems(error)) from error
+
+
+def _redact(url: str) -> str:
+    """`url` without its password: what an error message may show."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{netloc}"))
+
+
+def _reason(error: BaseException) -> str:
+    """What went wrong, in words: 'Connection refused' rather than '[Errno 111] …'."""
+    if isinstance(error, TimeoutError):
+        return "timed out"
+    text = _one_line(str(error))
+    if isinstance(error, OSError) and error.errno is not None:
+        words = os.strerror(error.errno)
+        text = text.removeprefix(f"[Errno {error.errno}] ")
+        return text if text.startswith(words) else f"{words}: {text}"
+    return text or type(error).__name__
+
+
+# Failures of the world the command runs in, not of the command: each is one line, exit 1.
+_EXPECTED_FAILURES = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, ValidationError)
+
+
+def _failure(error: BaseException) -> CommandFailed:
+    if isinstance(error, ValidationError):
+        return SettingsInvalid(_settings_problems(error))
+    if isinstance(error, asyncpg.PostgresError):
+        return CommandFailed(f"database: {_reason(error)}")
+    return CommandFailed(_reason(error))
+
+
+class _Boundary(click.Group):
+    """The error boundary of every command: expected failures become one line, not a traceback.
+
+    Anything else (a bug) keeps its traceback.
+    """
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except _EXPECTED_FAILURES as error:
+            raise _failure(error) from error
+
+
+async def _connect(url: str) -> asyncpg.Connection:
+    """A connection to `url`, or a CommandFailed that names the address and the reason."""
+    try:
+        return await asyncpg.connect(url)
+    except (*_EXPECTED_FAILURES, ValueError) as error:
+        raise CommandFailed(
+            f"cannot connect to the database at {_redact(url)}: {_reason(error)}"
+        ) from error
 
 
 def _database_url(stack: ExitStack, settings: Settings) -> str:
@@ -72,7 +159,7 @@ _data_dir_option = click.option(
 )
 
 
-@click.group()
+@click.group(cls=_Boundary)
 @click.option(
     "--log-level",
     envvar="EIE_LOG_LEVEL",
@@ -152,6 +239,10 @@ def serve(
     with ExitStack() as stack, _stop_on_signal():
         url = _database_url(stack, settings)
         settings = settings.model_copy(update={"database_url": url})
+        # The start-up's database work (wait for it, migrate, mint the first admin key) runs
+        # here, before any server: a database that cannot be reached or migrated is then one
+        # line, not a start-up traceback, and each process's own start-up finds nothing to do.
+        asyncio.run(_migrate(url, settings, attempts=_SERVE_CONNECT_ATTEMPTS))
         if settings.workers == 1:
             uvicorn.run(
                 create_app(settings),
@@ -162,9 +253,7 @@ def serve(
             )
             return
         # Several processes share the port; each builds its app from the environment, so the
-        # resolved URL (perhaps the embedded server's) is handed down that way. Migrations (and
-        # the first admin key) run once here first; each worker's start-up finds nothing to do.
-        asyncio.run(_migrate(url, settings))
+        # resolved URL (perhaps the embedded server's) is handed down that way.
         os.environ["EIE_DATABASE_URL"] = url
         os.environ["EIE_AUTH_ENABLED"] = str(settings.auth_enabled).lower()
         if not os.environ.get(MULTIPROCESS_ENV):
@@ -207,11 +296,26 @@ def _stop_on_signal() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
-async def _migrate(url: str, settings: Settings | None = None) -> list[str]:
-    """Apply migrations; with `settings` (serving), also mint the first admin key if due."""
+# Like the engine's own start-up: a database still starting (compose) gets about 30 s.
+_SERVE_CONNECT_ATTEMPTS = 30
+
+
+async def _migrate(url: str, settings: Settings | None = None, attempts: int = 1) -> list[str]:
+    """Apply migrations; with `settings` (serving), also mint the first admin key if due.
+
+    With `attempts` > 1, a database that refuses connections is retried once a second.
+    """
     from energy_ingest.auth.bootstrap import ensure_admin_key
 
-    connection = await asyncpg.connect(url)
+    for attempt in range(1, attempts):
+        try:
+            connection = await asyncpg.connect(url)
+            break
+        except (OSError, asyncpg.CannotConnectNowError, asyncpg.PostgresConnectionError):
+            logger.warning("database not reachable yet (attempt %d); retrying", attempt)
+            await asyncio.sleep(1.0)
+    else:
+        connection = await _connect(url)
     try:
         applied = await migrate(connection)
         if settings is not None:
@@ -266,7 +370,7 @@ def _on_database(
     settings = _settings(database_url=database_url, data_dir=data_dir)
 
     async def run(url: str) -> Any:
-        connection = await asyncpg.connect(url)
+        connection = await _connect(url)
         try:
             await migrate(connection)
             return await work(connection)

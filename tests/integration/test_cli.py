@@ -228,3 +228,60 @@ def test_the_demo_runs_with_the_key_its_engine_minted(tmp_path: Path) -> None:
         rest, _ = process.communicate(timeout=120)
     assert process.returncode == 0, output + rest
     assert not folder.exists()  # a clean stop removes the demo folder
+
+
+def _one_error_line(result: subprocess.CompletedProcess[str]) -> str:
+    """The single `Error: …` line a command printed on stderr (and nothing else there)."""
+    assert "Traceback" not in result.stderr, result.stderr
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("Error: "), result.stderr
+    return lines[0]
+
+
+def test_commands_say_in_one_line_that_the_database_is_unreachable() -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EIE_")}
+    port = _free_port()  # nothing listens there
+    env["DATABASE_URL"] = f"postgresql://postgres:s3cret-password@127.0.0.1:{port}/engine"
+    for arguments in (
+        ("db", "migrate"),
+        ("keys", "list"),
+        ("keys", "create", "--scope", "read"),
+        ("keys", "revoke", "0123456789ab"),
+    ):
+        result = _cli(env, *arguments)
+        assert result.returncode == 1, arguments
+        line = _one_error_line(result)
+        assert f"127.0.0.1:{port}/engine" in line, line
+        assert "Connection refused" in line, line
+        assert "s3cret-password" not in line, line
+        assert result.stdout == "", arguments
+
+
+def test_serve_says_in_one_line_that_the_database_is_unreachable() -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EIE_")}
+    port = _free_port()  # nothing listens there
+    env["DATABASE_URL"] = f"postgresql://postgres@127.0.0.1:{port}/engine"
+    # It waits (about 30 s) for a database that may still be starting, then gives up.
+    result = _cli(env, "serve", "--port", str(_free_port()))
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr, result.stderr
+    last = result.stderr.splitlines()[-1]
+    assert last.startswith("Error: cannot connect to the database at "), result.stderr
+    assert f"127.0.0.1:{port}/engine" in last, last
+    assert "Application startup failed" not in result.stderr
+
+
+def test_invalid_settings_are_one_line(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EIE_")}
+    env["EIE_DATA_DIR"] = str(tmp_path / "never-created")
+    refused = _cli({**env, "EIE_AUTH_ENABLED": "false"}, "serve", "--host", "0.0.0.0")
+    assert refused.returncode == 2  # a usage mistake, as before
+    assert "not a loopback address" in _one_error_line(refused)
+    workers = _cli({**env, "EIE_WORKERS": "0"}, "serve")
+    assert workers.returncode == 2
+    assert _one_error_line(workers).startswith("Error: workers: ")
+    retry = _cli({**env, "EIE_RETRY_AFTER_SECONDS": "soon"}, "db", "migrate")
+    assert retry.returncode == 2
+    assert _one_error_line(retry).startswith("Error: retry_after_seconds: ")
+    assert not (tmp_path / "never-created").exists()  # refused before anything started
