@@ -31,7 +31,7 @@ from energy_ingest.auth.service import (
 )
 from energy_ingest.config import Settings
 from energy_ingest.db.embedded import embedded_postgres
-from energy_ingest.db.migrations import migrate
+from energy_ingest.db.migrations import migrate, pending_versions
 from energy_ingest.telemetry.logs import configure_logging
 from energy_ingest.telemetry.metrics import MULTIPROCESS_ENV
 
@@ -366,13 +366,23 @@ _DURATION = _DurationType()
 def _on_database(
     database_url: str | None, data_dir: Path | None, work: Callable[[asyncpg.Connection], Any]
 ) -> Any:
-    """Run `work` on a migrated database: the URL's, or the embedded one (running or not)."""
+    """Run `work` on a migrated database: the URL's, or the embedded one (running or not).
+
+    A database with pending migrations is refused, never migrated: a listing pointed at
+    production must not change its schema.
+    """
     settings = _settings(database_url=database_url, data_dir=data_dir)
 
     async def run(url: str) -> Any:
         connection = await _connect(url)
         try:
-            await migrate(connection)
+            pending = await pending_versions(connection)
+            if pending:
+                raise CommandFailed(
+                    f"the database at {_redact(url)} has {len(pending)} pending "
+                    f"migration{'s' if len(pending) > 1 else ''} ({', '.join(pending)}): "
+                    "run energy-ingest db migrate first"
+                )
             return await work(connection)
         finally:
             await connection.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
@@ -13,8 +14,12 @@ import time
 from datetime import datetime, timedelta
 from pathlib import Path
 
+import asyncpg
 import httpx
 
+from energy_ingest.db.migrations import available_migrations, pending_versions
+from energy_ingest.db.sql import quote_identifier
+from tests.conftest import DatabaseServer, with_database
 from tests.factories import meter_reading
 
 
@@ -285,3 +290,48 @@ def test_invalid_settings_are_one_line(tmp_path: Path) -> None:
     assert retry.returncode == 2
     assert _one_error_line(retry).startswith("Error: retry_after_seconds: ")
     assert not (tmp_path / "never-created").exists()  # refused before anything started
+
+
+async def _admin_execute(admin_url: str, statement: str) -> None:
+    admin = await asyncpg.connect(admin_url)
+    try:
+        await admin.execute(statement)
+    finally:
+        await admin.close()
+
+
+async def test_keys_commands_refuse_a_database_with_pending_migrations(
+    test_server: DatabaseServer,
+) -> None:
+    name = f"{test_server.prefix}_cli_unmigrated"
+    await _admin_execute(test_server.admin_url, f"CREATE DATABASE {quote_identifier(name)}")
+    try:
+        url = with_database(test_server.admin_url, name)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("EIE_")}
+        env["DATABASE_URL"] = url
+        for arguments in (
+            ("keys", "list"),
+            ("keys", "create", "--scope", "read"),
+            ("keys", "revoke", "0123456789ab"),
+        ):
+            refused = await asyncio.to_thread(_cli, env, *arguments)
+            assert refused.returncode == 1, arguments
+            line = _one_error_line(refused)
+            assert line.endswith("run energy-ingest db migrate first"), line
+            assert refused.stdout == ""
+        connection = await asyncpg.connect(url)
+        try:  # nothing was applied
+            assert await pending_versions(connection) == [
+                migration.version for migration in available_migrations()
+            ]
+        finally:
+            await connection.close()
+        migrated = await asyncio.to_thread(_cli, env, "db", "migrate")
+        assert migrated.returncode == 0, migrated.stderr
+        listed = await asyncio.to_thread(_cli, env, "keys", "list")
+        assert listed.returncode == 0, listed.stderr
+        assert listed.stderr.strip() == "no keys"
+    finally:
+        await _admin_execute(
+            test_server.admin_url, f"DROP DATABASE IF EXISTS {quote_identifier(name)} WITH (FORCE)"
+        )
