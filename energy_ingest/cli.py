@@ -6,6 +6,7 @@ import asyncio
 import logging
 import os
 import signal
+import subprocess
 import sys
 import tempfile
 import traceback
@@ -141,7 +142,12 @@ async def _connect(url: str) -> asyncpg.Connection:
 def _database_url(stack: ExitStack, settings: Settings) -> str:
     if settings.database_url:
         return settings.database_url
-    url: str = stack.enter_context(embedded_postgres(settings.data_dir))
+    try:
+        url: str = stack.enter_context(embedded_postgres(settings.data_dir))
+    except (RuntimeError, subprocess.SubprocessError) as error:  # initdb, pg_ctl: their words
+        raise CommandFailed(
+            f"the embedded PostgreSQL in {settings.data_dir} did not start: {_one_line(str(error))}"
+        ) from error
     click.echo(f"embedded PostgreSQL running, data in {settings.data_dir.resolve()}", err=True)
     return url
 

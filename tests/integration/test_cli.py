@@ -335,3 +335,17 @@ async def test_keys_commands_refuse_a_database_with_pending_migrations(
         await _admin_execute(
             test_server.admin_url, f"DROP DATABASE IF EXISTS {quote_identifier(name)} WITH (FORCE)"
         )
+
+
+def test_an_embedded_database_that_cannot_start_is_one_line(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EIE_")}
+    env.pop("DATABASE_URL", None)
+    folder = tmp_path / "data"
+    folder.mkdir()
+    (folder / "notes.txt").write_text("not a database\n")  # initdb refuses a non-empty folder
+    result = _cli(env, "db", "migrate", "--data-dir", str(folder))
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr, result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("Error: ")]
+    assert errors == [result.stderr.splitlines()[-1]], result.stderr
+    assert f"the embedded PostgreSQL in {folder} did not start: initdb failed" in errors[0]
