@@ -261,6 +261,12 @@ def test_commands_say_in_one_line_that_the_database_is_unreachable() -> None:
         assert "Connection refused" in line, line
         assert "s3cret-password" not in line, line
         assert result.stdout == "", arguments
+    # Debugging: the cause's traceback first, then the same line.
+    debug = _cli({**env, "EIE_LOG_LEVEL": "debug"}, "db", "migrate")
+    assert debug.returncode == 1
+    assert "Traceback" in debug.stderr
+    assert "ConnectionRefusedError" in debug.stderr
+    assert debug.stderr.splitlines()[-1] == line
 
 
 def test_serve_says_in_one_line_that_the_database_is_unreachable() -> None:
