@@ -33,6 +33,7 @@ from energy_ingest.auth.service import (
 from energy_ingest.config import Settings
 from energy_ingest.db.embedded import embedded_postgres
 from energy_ingest.db.migrations import migrate, pending_versions
+from energy_ingest.errors import EngineError
 from energy_ingest.telemetry.logs import configure_logging
 from energy_ingest.telemetry.metrics import MULTIPROCESS_ENV
 
@@ -104,8 +105,15 @@ def _reason(error: BaseException) -> str:
     return text or type(error).__name__
 
 
-# Failures of the world the command runs in, not of the command: each is one line, exit 1.
-_EXPECTED_FAILURES = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, ValidationError)
+# Failures of the world the command runs in, not of the command, and the engine's own refusals
+# (an admin key file already there): each is one line, exit 1.
+_EXPECTED_FAILURES = (
+    OSError,
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    ValidationError,
+    EngineError,
+)
 
 
 def _failure(error: BaseException) -> CommandFailed:

@@ -306,6 +306,34 @@ async def _admin_execute(admin_url: str, statement: str) -> None:
         await admin.close()
 
 
+async def test_serve_refuses_an_existing_admin_key_file_in_one_line(
+    test_server: DatabaseServer, tmp_path: Path
+) -> None:
+    name = f"{test_server.prefix}_cli_key_file"
+    await _admin_execute(test_server.admin_url, f"CREATE DATABASE {quote_identifier(name)}")
+    try:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("EIE_")}
+        env["DATABASE_URL"] = with_database(test_server.admin_url, name)
+        victim = tmp_path / "victim.txt"
+        victim.write_text("someone else's\n")
+        key_file = tmp_path / "admin.key"
+        key_file.symlink_to(victim)
+        refused = await asyncio.to_thread(
+            _cli, env, "serve", "--port", str(_free_port()), "--admin-key-file", str(key_file)
+        )
+        assert refused.returncode == 1, refused.stderr
+        assert "Traceback" not in refused.stderr, refused.stderr
+        line = refused.stderr.splitlines()[-1]  # after the migrations' log lines
+        assert line.startswith("Error: the admin key file "), refused.stderr
+        assert str(key_file) in line, line
+        assert victim.read_text() == "someone else's\n"
+        assert "eie_" not in refused.stdout  # no key was minted, so none was shown
+    finally:
+        await _admin_execute(
+            test_server.admin_url, f"DROP DATABASE IF EXISTS {quote_identifier(name)} WITH (FORCE)"
+        )
+
+
 async def test_keys_commands_refuse_a_database_with_pending_migrations(
     test_server: DatabaseServer,
 ) -> None:
