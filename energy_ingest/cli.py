@@ -232,9 +232,8 @@ def serve(
 
     The first start on a database without API keys creates an admin key and prints it once.
     """
-    import uvicorn
-
     from energy_ingest.app import create_app
+    from energy_ingest.server import serve as run_server
 
     settings = _settings(
         host=host,
@@ -258,13 +257,7 @@ def serve(
         # line, not a start-up traceback, and each process's own start-up finds nothing to do.
         asyncio.run(_migrate(url, settings, attempts=_SERVE_CONNECT_ATTEMPTS))
         if settings.workers == 1:
-            uvicorn.run(
-                create_app(settings),
-                host=settings.host,
-                port=settings.port,
-                log_config=None,  # keep our handlers: JSON lines with request ids
-                access_log=False,  # the engine logs each request itself, with its id
-            )
+            run_server(create_app(settings), settings)
             return
         # Several processes share the port; each builds its app from the environment, so the
         # resolved URL (perhaps the embedded server's) is handed down that way.
@@ -275,14 +268,11 @@ def serve(
             os.environ[MULTIPROCESS_ENV] = stack.enter_context(
                 tempfile.TemporaryDirectory(prefix="energy-ingest-metrics-")
             )
-        uvicorn.run(
+        run_server(
             "energy_ingest.app:create_app_from_environment",
+            settings,
             factory=True,
-            host=settings.host,
-            port=settings.port,
             workers=settings.workers,
-            log_config=None,
-            access_log=False,
         )
 
 

@@ -67,6 +67,31 @@ class Settings(LoggingSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
     workers: int = Field(default=1, ge=1, le=64)
+    # Bounds of the server itself, per process (uvicorn with httptools has none of its own). A
+    # device's request head is a few hundred bytes (Host, Content-Type, Content-Length, a 70-byte
+    # Authorization, a request id): 16 KiB, as Node and common proxies allow, leaves 30x room.
+    max_header_bytes: int = Field(
+        default=16 * 1024,
+        ge=1024,
+        description="Largest request line plus headers; beyond it 431 and the connection closes.",
+    )
+    max_headers: int = Field(
+        default=100, ge=8, description="Most headers in one request; beyond it 431."
+    )
+    header_timeout_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        description="A request's line and headers must arrive within this time of the connection "
+        "opening (or of their first byte on a kept-alive one): else 408 and close. A device "
+        "sends its head in one packet; 10 s covers a slow mobile link.",
+    )
+    max_connections: int = Field(
+        default=25_000,
+        ge=1,
+        description="Open connections one server process holds; beyond it a new one gets 503 "
+        "with Retry-After. 20,000 devices reporting at once, each on its own (fresh or kept-alive) "
+        "connection, plus 25% room; lowered to the open-file limit minus 256 if that is smaller.",
+    )
 
     access_log: bool = Field(default=True, description="Log one line per request (with its id).")
 

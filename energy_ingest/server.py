@@ -1,0 +1,319 @@
+"""The engine's HTTP server: uvicorn with httptools, plus the bounds that uvicorn lacks there.
+
+uvicorn's httptools protocol has no limit on the size or number of request headers, no time
+limit for receiving them and no cap on open connections: a client could hold memory and sockets
+for as long as it liked without ever completing a request. `GuardedHttpToolsProtocol` adds
+each bound; `serve` runs uvicorn with it (one process or several workers).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import resource
+import time
+from asyncio.events import TimerHandle
+from dataclasses import dataclass
+from typing import Any, cast
+
+import httptools
+import uvicorn
+from uvicorn.config import Config
+from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
+from uvicorn.server import ServerState
+
+from energy_ingest.config import Settings
+from energy_ingest.http import encode_json
+from energy_ingest.web_security import raw_security_headers
+
+logger = logging.getLogger(__name__)
+
+# Descriptors kept free of client connections: the database pools, log files, the embedded
+# PostgreSQL's pipes, and the short-lived sockets of connections being refused.
+FILE_DESCRIPTOR_RESERVE = 256
+# A refused connection stays open this long (reading and discarding) after its answer, so that
+# the client reads the answer instead of a reset caused by request bytes left unread.
+_REFUSAL_LINGER_SECONDS = 1.0
+_REFUSAL_LOG_INTERVAL_SECONDS = 10.0
+
+
+@dataclass(frozen=True)
+class ServerLimits:
+    """The bounds one server process applies to each connection (see Settings)."""
+
+    max_header_bytes: int
+    max_headers: int
+    header_timeout_seconds: float
+    max_connections: int
+    retry_after_seconds: int
+
+
+class _HeadRefused(Exception):
+    """Raised from a parser callback to stop parsing a request head that is refused."""
+
+
+_SECURITY_HEADERS = raw_security_headers()
+_last_refusal_log = 0.0
+
+
+def _answer(status: int, code: str, message: str, extra: bytes = b"") -> bytes:
+    """A whole HTTP/1.1 answer that closes the connection, shaped like the engine's errors."""
+    body = encode_json({"error": code, "message": message})
+    return b"".join(
+        [
+            STATUS_LINE[status],
+            b"content-type: application/json\r\n",
+            b"content-length: " + str(len(body)).encode() + b"\r\n",
+            b"connection: close\r\n",
+            b"cache-control: no-store\r\n",
+            _SECURITY_HEADERS,
+            extra,
+            b"\r\n",
+            body,
+        ]
+    )
+
+
+class GuardedHttpToolsProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol with bounded request heads and a connection cap.
+
+    - A request head (request line and headers) larger than `max_header_bytes`, or with more
+      than `max_headers` headers: 431, and the connection is closed; the server never holds more
+      than the limit plus one socket read of it.
+    - A head not complete within `header_timeout_seconds` of the connection opening (or of its
+      first byte on a kept-alive connection): 408 and close; a connection that sent nothing is
+      closed silently.
+    - Beyond `max_connections` open connections, a new one is answered 503 with Retry-After at
+      once and closed (an answer, not a reset).
+
+    The body keeps its own limits (size and 30 s timeout) in the application.
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        server_state: ServerState,
+        app_state: dict[str, Any],
+        _loop: asyncio.AbstractEventLoop | None = None,
+        *,
+        limits: ServerLimits,
+    ) -> None:
+        super().__init__(config, server_state, app_state, _loop)
+        self.limits = limits
+        self._in_head = True
+        self._head_bytes = 0
+        self._head_tail = b""
+        self._header_count = 0
+        self._head_refusal: tuple[int, str, str] | None = None
+        self._header_timer: TimerHandle | None = None
+        self._refusing = False
+        self._linger_timer: TimerHandle | None = None
+
+    # --- connection cap ------------------------------------------------------------------------
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        if len(self.connections) >= self.limits.max_connections:
+            self.transport = transport
+            _log_refusal(self.limits.max_connections)
+            retry = f"retry-after: {self.limits.retry_after_seconds}\r\n".encode()
+            self._close_after(
+                _answer(
+                    503,
+                    "overloaded",
+                    "the engine holds as many connections as it may; retry shortly",
+                    retry,
+                )
+            )
+            return
+        super().connection_made(transport)
+        self._start_header_timer()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._cancel_header_timer()
+        if self._linger_timer is not None:
+            self._linger_timer.cancel()
+            self._linger_timer = None
+        if self._refusing and self.flow is None:
+            return  # refused at the door: never counted, nothing else to release
+        super().connection_lost(exc)
+
+    # --- request heads -------------------------------------------------------------------------
+    def data_received(self, data: bytes) -> None:
+        if self._refusing:
+            return  # the answer is written; what the client still sends is discarded
+        if self._in_head:
+            if self._header_timer is None:
+                self._start_header_timer()
+            self._head_bytes += len(data)
+            if self._head_bytes > self.limits.max_header_bytes and not self._head_fits(data):
+                self._refuse_head(*self._too_large())
+                return
+            self._head_tail = data[-3:]
+        self._unset_keepalive_if_required()
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            if self._should_upgrade():
+                self.handle_websocket_upgrade()
+            else:
+                self._unsupported_upgrade_warning()
+        except httptools.HttpParserError:
+            if self._head_refusal is not None:
+                self._refuse_head(*self._head_refusal)
+                return
+            self.logger.warning("Invalid HTTP request received.")
+            self.send_400_response("Invalid HTTP request received.")
+
+    def _head_fits(self, data: bytes) -> bool:
+        """Whether the head ends in `data` within the limit (the rest of `data` is body)."""
+        before = self._head_bytes - len(data)
+        end = data.find(b"\r\n\r\n")
+        if end >= 0:
+            return before + end + 4 <= self.limits.max_header_bytes
+        # The blank line may straddle the previous read and this one.
+        joined = self._head_tail + data[:3]
+        end = joined.find(b"\r\n\r\n")
+        if end < 0:
+            return False
+        return before - len(self._head_tail) + end + 4 <= self.limits.max_header_bytes
+
+    def _too_large(self) -> tuple[int, str, str]:
+        return (
+            431,
+            "headers_too_large",
+            f"the request line and headers exceed {self.limits.max_header_bytes} bytes",
+        )
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._header_count += 1
+        if self._header_count > self.limits.max_headers:
+            self._head_refusal = (
+                431,
+                "too_many_headers",
+                f"a request may carry at most {self.limits.max_headers} headers",
+            )
+            raise _HeadRefused
+        super().on_header(name, value)
+
+    def on_headers_complete(self) -> None:
+        self._in_head = False
+        self._cancel_header_timer()
+        super().on_headers_complete()
+
+    def on_message_complete(self) -> None:
+        # The next bytes on this connection start a new head, counted from zero.
+        self._in_head = True
+        self._head_bytes = 0
+        self._head_tail = b""
+        self._header_count = 0
+        super().on_message_complete()
+
+    def send_400_response(self, msg: str) -> None:
+        self._close_after(_answer(400, "malformed_request", msg))
+
+    # --- header timeout ------------------------------------------------------------------------
+    def _start_header_timer(self) -> None:
+        self._header_timer = self.loop.call_later(
+            self.limits.header_timeout_seconds, self._header_timed_out
+        )
+
+    def _cancel_header_timer(self) -> None:
+        if self._header_timer is not None:
+            self._header_timer.cancel()
+            self._header_timer = None
+
+    def _header_timed_out(self) -> None:
+        self._header_timer = None
+        if not self._in_head or self._refusing or self.transport.is_closing():
+            return
+        answering = self.cycle is not None and not self.cycle.response_complete
+        if self._head_bytes == 0 or answering:
+            # Nothing asked (an idle socket), or an answer is still being written: no 408
+            # can be put on the wire, the connection just ends.
+            self.transport.close()
+            return
+        self._refuse_head(
+            408,
+            "request_timeout",
+            f"the request headers did not arrive within {self.limits.header_timeout_seconds:g} s",
+        )
+
+    # --- refusals ------------------------------------------------------------------------------
+    def _refuse_head(self, status: int, code: str, message: str) -> None:
+        self.logger.warning("refused a request head: %s", code)
+        self._close_after(_answer(status, code, message))
+
+    def _close_after(self, answer: bytes) -> None:
+        """Write the answer, end our side, discard what the client still sends, then close."""
+        self._refusing = True
+        self._cancel_header_timer()
+        transport = self.transport
+        transport.write(answer)
+        if transport.can_write_eof():
+            transport.write_eof()
+            self._linger_timer = self.loop.call_later(_REFUSAL_LINGER_SECONDS, transport.close)
+        else:
+            transport.close()
+
+
+def _log_refusal(limit: int) -> None:
+    global _last_refusal_log
+    now = time.monotonic()
+    if now - _last_refusal_log >= _REFUSAL_LOG_INTERVAL_SECONDS:
+        _last_refusal_log = now
+        logger.warning("connection limit (%d) reached: new connections get 503", limit)
+
+
+def raise_file_limit() -> int:
+    """Raise this process's open-file limit to its hard limit; the limit now in force."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or soft < hard:
+        target = hard if hard != resource.RLIM_INFINITY else max(soft, 1_048_576)
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+        except (ValueError, OSError):
+            pass
+    return soft
+
+
+def server_limits(settings: Settings) -> ServerLimits:
+    """The settings' bounds, with the connection cap kept below the file-descriptor limit."""
+    files = raise_file_limit()
+    connections = settings.max_connections
+    fits = max(1, files - FILE_DESCRIPTOR_RESERVE)
+    if connections > fits:
+        logger.warning(
+            "max_connections lowered from %d to %d: the open-file limit is %d (raise it, e.g. "
+            "`ulimit -n` or the container's nofile limit, to serve more connections)",
+            connections,
+            fits,
+            files,
+        )
+        connections = fits
+    logger.info("serving at most %d connections per process", connections)
+    return ServerLimits(
+        max_header_bytes=settings.max_header_bytes,
+        max_headers=settings.max_headers,
+        header_timeout_seconds=settings.header_timeout_seconds,
+        max_connections=connections,
+        retry_after_seconds=settings.retry_after_seconds,
+    )
+
+
+def serve(app: Any, settings: Settings, **options: Any) -> None:
+    """`uvicorn.run` with the guarded protocol, our logging and no `server` banner.
+
+    The protocol is handed over as a picklable partial, so spawned workers get the same limits.
+    """
+    protocol = functools.partial(GuardedHttpToolsProtocol, limits=server_limits(settings))
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=settings.port,
+        http=cast(Any, protocol),
+        server_header=False,
+        log_config=None,  # keep our handlers: JSON lines with request ids
+        access_log=False,  # the engine logs each request itself, with its id
+        **options,
+    )
