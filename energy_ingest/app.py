@@ -42,6 +42,7 @@ from energy_ingest.telemetry.endpoints import router as telemetry_router
 from energy_ingest.telemetry.logs import configure_logging
 from energy_ingest.telemetry.metrics import EngineMetrics
 from energy_ingest.telemetry.middleware import RequestContextMiddleware
+from energy_ingest.web_security import WebSecurityMiddleware
 from energy_ingest.writer import WriterFactory
 from energy_ingest.writer.group_commit import DATABASE_FAILURES, GroupCommitWriter
 
@@ -230,6 +231,8 @@ def create_app(settings: Settings, *, writer_factory: WriterFactory | None = Non
     )
     app.state.settings = settings
     app.state.metrics = metrics = EngineMetrics()
+    # Inside the request context: its refusals are logged and counted like any answer.
+    app.add_middleware(WebSecurityMiddleware, settings=settings)
     app.add_middleware(
         RequestContextMiddleware,
         access_log=settings.access_log,

@@ -144,7 +144,8 @@ async def start_engine(settings: Settings) -> AsyncIterator[Engine]:
     app = create_app(settings)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://engine") as client:
+        # A loopback Host: with authentication off the engine refuses any other (DNS rebinding).
+        async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as client:
             yield Engine(app=app, client=client)
 
 
