@@ -32,6 +32,7 @@ from energy_ingest.errors import EngineError, FieldProblem, ValidationFailed
 from energy_ingest.fleet.endpoints import router as fleet_router
 from energy_ingest.fleet.schemas import AssignMeter
 from energy_ingest.health.endpoints import router as health_router
+from energy_ingest.health.front_door import router as front_door_router
 from energy_ingest.http import error_response, json_response
 from energy_ingest.ingest.endpoints import OPENAPI_PATHS as INGEST_OPENAPI_PATHS
 from energy_ingest.ingest.endpoints import ROUTES as INGEST_ROUTES
@@ -228,6 +229,10 @@ def create_app(settings: Settings, *, writer_factory: WriterFactory | None = Non
         # on every request even when none is configured: a tenth of a single-reading request's
         # CPU. The engine exports Prometheus metrics and JSON logs of its own.
         telemetry={"tracing": False, "metrics": False, "logs": False},
+        # /docs is served from the installed Swagger UI files (health/front_door.py), so it
+        # works with no internet; ReDoc would load from a CDN, so it is not offered.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.metrics = metrics = EngineMetrics()
@@ -249,6 +254,7 @@ def create_app(settings: Settings, *, writer_factory: WriterFactory | None = Non
         fleet_router,
         keys_router,
         health_router,
+        front_door_router,
         telemetry_router,
     ):
         app.include_router(router)

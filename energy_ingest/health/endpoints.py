@@ -1,4 +1,4 @@
-"""GET /healthz (the process answers) and GET /readyz (it can do its job)."""
+"""GET /healthz (the process answers; /health too) and GET /readyz (it can do its job)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,8 @@ router = APIRouter(tags=["health"])
 _PROBE_TIMEOUT_SECONDS = 2.0
 
 
-@router.get("/healthz")
+@router.get("/healthz", description="The process answers. Also at `/health`, as the seed named it.")
+@router.get("/health", include_in_schema=False)
 async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
