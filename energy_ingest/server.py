@@ -54,7 +54,6 @@ class _HeadRefused(Exception):
 
 
 _SECURITY_HEADERS = raw_security_headers()
-_last_refusal_log = 0.0
 
 
 def _answer(status: int, code: str, message: str, extra: bytes = b"") -> bytes:
@@ -114,7 +113,10 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         if len(self.connections) >= self.limits.max_connections:
             self.transport = transport
-            _log_refusal(self.limits.max_connections)
+            _refusals.note(
+                "connection_limit",
+                f"connection limit ({self.limits.max_connections}) reached, answered 503",
+            )
             retry = f"retry-after: {self.limits.retry_after_seconds}\r\n".encode()
             self._close_after(
                 _answer(
@@ -161,7 +163,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             if self._head_refusal is not None:
                 self._refuse_head(*self._head_refusal)
                 return
-            self.logger.warning("Invalid HTTP request received.")
+            _refusals.note("malformed_request", "refused requests that are not valid HTTP")
             self.send_400_response("Invalid HTTP request received.")
 
     def _head_fits(self, data: bytes) -> bool:
@@ -240,7 +242,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     # --- refusals ------------------------------------------------------------------------------
     def _refuse_head(self, status: int, code: str, message: str) -> None:
-        self.logger.warning("refused a request head: %s", code)
+        _refusals.note(code, f"refused request heads ({code}, {status})")
         self._close_after(_answer(status, code, message))
 
     def _close_after(self, answer: bytes) -> None:
@@ -256,12 +258,26 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             transport.close()
 
 
-def _log_refusal(limit: int) -> None:
-    global _last_refusal_log
-    now = time.monotonic()
-    if now - _last_refusal_log >= _REFUSAL_LOG_INTERVAL_SECONDS:
-        _last_refusal_log = now
-        logger.warning("connection limit (%d) reached: new connections get 503", limit)
+class _RefusalLog:
+    """At most one warning per kind of refusal every few seconds, with the count since the last:
+    a flood of bad requests must not become a flood of log lines."""
+
+    def __init__(self) -> None:
+        self._last: dict[str, float] = {}
+        self._counts: dict[str, int] = {}
+
+    def note(self, kind: str, message: str) -> None:
+        self._counts[kind] = self._counts.get(kind, 0) + 1
+        now = time.monotonic()
+        if (
+            now - self._last.get(kind, -_REFUSAL_LOG_INTERVAL_SECONDS)
+            >= _REFUSAL_LOG_INTERVAL_SECONDS
+        ):
+            self._last[kind] = now
+            logger.warning("%s: %d since the last such line", message, self._counts.pop(kind))
+
+
+_refusals = _RefusalLog()
 
 
 def raise_file_limit() -> int:
