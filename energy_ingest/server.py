@@ -144,8 +144,6 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         if self._refusing:
             return  # the answer is written; what the client still sends is discarded
         if self._in_head:
-            if self._header_timer is None:
-                self._start_header_timer()
             self._head_bytes += len(data)
             if self._head_bytes > self.limits.max_header_bytes and not self._head_fits(data):
                 self._refuse_head(*self._too_large())
@@ -165,6 +163,11 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
                 return
             _refusals.note("malformed_request", "refused requests that are not valid HTTP")
             self.send_400_response("Invalid HTTP request received.")
+            return
+        if self._in_head and self._head_bytes and self._header_timer is None:
+            # A head that did not arrive in one read (rare: a device sends it in one packet)
+            # gets its deadline now; whole heads cost no timer at all on kept-alive connections.
+            self._start_header_timer()
 
     def _head_fits(self, data: bytes) -> bool:
         """Whether the head ends in `data` within the limit (the rest of `data` is body)."""

@@ -134,6 +134,26 @@ async def test_trickled_headers_are_cut_off_with_408(database_url: str) -> None:
         await close(writer)
 
 
+async def test_a_trickled_head_on_a_kept_alive_connection_is_cut_off(database_url: str) -> None:
+    async with running_engine(database_url, {"EIE_HEADER_TIMEOUT_SECONDS": "1"}) as engine:
+        reader, writer = await connect(engine.port)
+        assert await send(writer, request())
+        assert (await read_answer(reader)).status == 200
+        assert await send(writer, b"GET /healthz HTTP/1.1\r\n")
+        answered = asyncio.create_task(read_answer(reader))
+        lines_sent = 0
+        for number in range(300):
+            if answered.done() or not await send(writer, b"X-Slow-%d: 1\r\n" % number):
+                break
+            lines_sent += 1
+            await asyncio.sleep(0.2)
+        assert lines_sent < 300, "the trickling connection was never closed"
+        answer = await answered
+        assert answer.status == 408
+        assert await closed(reader)
+        await close(writer)
+
+
 async def test_a_connection_that_never_sends_is_closed(database_url: str) -> None:
     async with running_engine(database_url, {"EIE_HEADER_TIMEOUT_SECONDS": "1"}) as engine:
         reader, writer = await connect(engine.port)
