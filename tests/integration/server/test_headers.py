@@ -8,7 +8,7 @@ import pytest
 from energy_ingest.config import Settings
 from tests.conftest import start_engine
 from tests.factories import meter_reading
-from tests.integration.server.test_limits import running_engine
+from tests.integration.server.engines import running_engine
 
 COMMON = {
     "x-content-type-options": "nosniff",

@@ -4,11 +4,9 @@ are limited in size, count and time, and open connections are capped with an ans
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
 from pathlib import Path
 
-from tests.faults.processes import EngineProcess, engine_process
+from tests.integration.server.engines import running_engine
 from tests.integration.server.raw import (
     Answer,
     close,
@@ -20,15 +18,6 @@ from tests.integration.server.raw import (
 )
 
 MAX_HEADER_BYTES = 16 * 1024
-
-
-@asynccontextmanager
-async def running_engine(
-    database_url: str, environment: Mapping[str, str] | None = None
-) -> AsyncIterator[EngineProcess]:
-    async with engine_process(database_url, environment=environment) as engine:
-        await engine.start()
-        yield engine
 
 
 def resident_bytes(pid: int) -> int:

@@ -11,8 +11,8 @@ import pytest
 from energy_ingest.config import Settings
 from tests.conftest import start_engine
 from tests.factories import meter_reading
+from tests.integration.server.engines import running_engine
 from tests.integration.server.raw import close, connect, read_answer, request, send
-from tests.integration.server.test_limits import running_engine
 
 EVIL = "https://evil.example"
 
