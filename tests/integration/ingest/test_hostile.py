@@ -370,9 +370,9 @@ async def test_a_client_leaving_mid_body_is_a_quiet_499(
         "raw_path": path.encode(),
         "query_string": b"",
         "root_path": "",
-        "headers": [(b"host", b"engine"), (b"content-type", b"application/json")],
+        "headers": [(b"host", b"localhost"), (b"content-type", b"application/json")],
         "client": ("127.0.0.1", 50000),
-        "server": ("engine", 80),
+        "server": ("localhost", 80),
     }
     await engine.app(scope, receive, send)
     assert sent[0]["type"] == "http.response.start"
