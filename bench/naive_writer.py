@@ -20,7 +20,7 @@ from energy_ingest.db.partitions import PartitionManager, day_of
 from energy_ingest.db.pool import Database
 from energy_ingest.db.sql import sql
 from energy_ingest.errors import DatabaseUnavailable, ServiceUnavailable
-from energy_ingest.ingest.schemas import Outcome, Reading, ValidMeterReading
+from energy_ingest.readings import DeviceKind, Outcome, Reading, kind_of
 from energy_ingest.writer.group_commit import DATABASE_FAILURES
 
 DEFAULT_CONNECTIONS = 10
@@ -50,14 +50,15 @@ _VEHICLE = _KindStatements(
 )
 
 
+_STATEMENTS = {DeviceKind.METER: _METER, DeviceKind.VEHICLE: _VEHICLE}
+
+
 def _statements(reading: Reading) -> _KindStatements:
-    return _METER if isinstance(reading, ValidMeterReading) else _VEHICLE
+    return _STATEMENTS[kind_of(reading).kind]
 
 
 def _values(reading: Reading) -> tuple[float, ...]:
-    if isinstance(reading, ValidMeterReading):
-        return (reading.kwh_consumed_ac, reading.voltage)
-    return (reading.soc, reading.kwh_delivered_dc, reading.battery_temp)
+    return kind_of(reading).values(reading)
 
 
 class PerReadingWriter:

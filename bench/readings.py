@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 import orjson
 
-from energy_ingest.http import format_timestamp
+from energy_ingest.wire import format_timestamp
 
 Kind = Literal["meter", "vehicle"]
 METER_BATCH_PATH = "/v1/ingest/meter/batch"

@@ -22,7 +22,7 @@ import asyncpg
 import click
 from pydantic import ValidationError
 
-from energy_ingest.auth.keys import ApiKey, DeviceKind, key_id, ordered, parse_scopes
+from energy_ingest.auth.keys import ApiKey, key_id, ordered, parse_scopes
 from energy_ingest.auth.service import (
     InvalidKeyRequest,
     check_key_request,
@@ -34,6 +34,7 @@ from energy_ingest.config import Settings
 from energy_ingest.db.embedded import embedded_postgres
 from energy_ingest.db.migrations import migrate, pending_versions
 from energy_ingest.errors import EngineError
+from energy_ingest.readings import DeviceKind
 from energy_ingest.telemetry.logs import configure_logging
 from energy_ingest.telemetry.metrics import MULTIPROCESS_ENV
 
@@ -574,7 +575,7 @@ class _TimestampType(click.ParamType[datetime]):
     def convert(
         self, value: Any, param: click.Parameter | None, ctx: click.Context | None
     ) -> datetime:
-        from energy_ingest.ingest.schemas import parse_timestamp
+        from energy_ingest.wire import parse_timestamp
 
         if isinstance(value, datetime):
             return value
@@ -658,10 +659,10 @@ def _fleet_options(defaults: dict[str, Any], envvar_prefix: str) -> Callable[[F]
 def _run_options(
     options: dict[str, Any], *, duration: timedelta, realtime: bool, url: str
 ) -> RunOptions:
-    from energy_ingest.ingest.schemas import is_device_id
     from energy_ingest.simulator.command import RunOptions
     from energy_ingest.simulator.fleet import FleetSpec
     from energy_ingest.simulator.mess import MessRates
+    from energy_ingest.wire import is_device_id
 
     prefix = options["prefix"]
     if len(prefix) > 40 or not is_device_id(prefix):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -22,16 +22,7 @@ from energy_ingest.errors import (
     UnsupportedMediaType,
     ValidationFailed,
 )
-from energy_ingest.ingest.schemas import parse_timestamp
-
-
-def format_timestamp(moment: datetime) -> str:
-    """UTC ISO 8601 with a Z, milliseconds as JavaScript's toISOString (the seed's clients parse
-    that), microseconds only when the reading carried them."""
-    utc = moment.astimezone(UTC)
-    if utc.microsecond % 1000:
-        return utc.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+from energy_ingest.wire import format_timestamp, parse_timestamp
 
 
 def _default(value: Any) -> Any:

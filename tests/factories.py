@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from energy_ingest.http import format_timestamp
+from energy_ingest.wire import format_timestamp
 
 
 def minute(offset: int = 0, *, base: datetime | None = None) -> datetime:

@@ -6,12 +6,13 @@ from fastapi import APIRouter, Request, Response
 from pydantic import ValidationError
 
 from energy_ingest.auth import service
-from energy_ingest.auth.keys import DeviceKind, Scope, key_id, split_token
+from energy_ingest.auth.keys import Scope, key_id, split_token
 from energy_ingest.auth.schemas import CreatedKey, CreateKey, KeyInfo
 from energy_ingest.dependencies import AdminConnections, AdminKey, EngineDep, ReadConn
 from energy_ingest.errors import FieldProblem, NotFound, ValidationFailed
 from energy_ingest.http import json_response, read_json_body
-from energy_ingest.ingest.schemas import problems_from
+from energy_ingest.readings import DeviceKind
+from energy_ingest.wire import problems_from
 
 router = APIRouter(prefix="/v1/keys", tags=["keys"])
 

@@ -26,10 +26,11 @@ from types import TracebackType
 import asyncpg
 
 from energy_ingest.auth import repository
-from energy_ingest.auth.keys import DeviceKind, Scope, StoredKey, split_token
+from energy_ingest.auth.keys import Scope, StoredKey, split_token
 from energy_ingest.config import Settings
 from energy_ingest.db.pool import Database
 from energy_ingest.errors import Forbidden, Unauthorized
+from energy_ingest.readings import DeviceKind
 from energy_ingest.telemetry.logs import client_address, key_id
 
 logger = logging.getLogger(__name__)

@@ -11,6 +11,8 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+from energy_ingest.readings import DeviceKind
+
 KEY_PREFIX = "eie_"
 _PREFIX_BYTES = 6  # 12 hex characters: the key's public id
 _SECRET_BYTES = 32  # 256 bits: no guessing, so a fast hash is enough
@@ -24,11 +26,6 @@ class Scope(StrEnum):
     INGEST = "ingest"
     READ = "read"
     ADMIN = "admin"
-
-
-class DeviceKind(StrEnum):
-    METER = "meter"
-    VEHICLE = "vehicle"
 
 
 def hash_secret(secret: str) -> bytes:

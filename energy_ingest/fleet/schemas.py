@@ -6,7 +6,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from energy_ingest.ingest.schemas import DeviceId, Timestamp
+from energy_ingest.wire import DeviceId, Timestamp
 
 
 class AssignMeter(BaseModel):

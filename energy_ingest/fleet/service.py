@@ -17,7 +17,7 @@ import asyncpg
 from energy_ingest.db.pool import WriteConnection
 from energy_ingest.errors import Conflict, NotFound
 from energy_ingest.fleet import repository
-from energy_ingest.http import format_timestamp
+from energy_ingest.wire import format_timestamp
 
 _T = TypeVar("_T")
 

@@ -9,7 +9,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from energy_ingest.auth.guard import Principal
-from energy_ingest.auth.keys import DeviceKind
 from energy_ingest.errors import (
     Conflict,
     FieldProblem,
@@ -17,17 +16,10 @@ from energy_ingest.errors import (
     PayloadTooLarge,
     ValidationFailed,
 )
-from energy_ingest.http import format_timestamp
-from energy_ingest.ingest.schemas import (
-    Limits,
-    MeterReading,
-    Outcome,
-    Reading,
-    ValidMeterReading,
-    VehicleReading,
-    validate_reading,
-)
+from energy_ingest.ingest.schemas import Limits, MeterReading, VehicleReading, validate_reading
+from energy_ingest.readings import DeviceKind, Outcome, Reading, kind_of
 from energy_ingest.telemetry.metrics import EngineMetrics
+from energy_ingest.wire import format_timestamp
 from energy_ingest.writer import ReadingWriter
 
 ReadingModel = type[MeterReading] | type[VehicleReading]
@@ -49,11 +41,11 @@ _ID_FIELDS = (
 
 
 def _id_field(reading: Reading) -> str:
-    return "meterId" if isinstance(reading, ValidMeterReading) else "vehicleId"
+    return kind_of(reading).id_field
 
 
 def _kind(reading: Reading) -> DeviceKind:
-    return DeviceKind.METER if isinstance(reading, ValidMeterReading) else DeviceKind.VEHICLE
+    return kind_of(reading).kind
 
 
 class IngestService:

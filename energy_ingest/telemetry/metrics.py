@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
 
-from energy_ingest.ingest.schemas import Outcome, Reading, ValidMeterReading
+from energy_ingest.readings import BY_TYPE, Outcome, Reading
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 # `serve --workers N` sets this before the workers start; each then writes its samples to
@@ -72,8 +72,7 @@ class EngineMetrics:
         # Counter over (type, outcome) pairs counts in C: this runs for every reading stored.
         pairs = zip(map(type, readings), outcomes, strict=True)
         for (model, outcome), count in collections.Counter(pairs).items():
-            kind = "meter" if model is ValidMeterReading else "vehicle"
-            self.readings.labels(kind, outcome.value).inc(count)
+            self.readings.labels(BY_TYPE[model].kind.value, outcome.value).inc(count)
 
     def set_pool(self, name: str, size: int, idle: int) -> None:
         self.pool_connections.labels(name, "in_use").set(size - idle)

@@ -10,7 +10,7 @@ if TYPE_CHECKING:
     from energy_ingest.config import Settings
     from energy_ingest.db.partitions import PartitionManager
     from energy_ingest.db.pool import Database
-    from energy_ingest.ingest.schemas import Outcome, Reading
+    from energy_ingest.readings import Outcome, Reading
     from energy_ingest.telemetry.metrics import EngineMetrics
 
 

@@ -22,7 +22,7 @@ from energy_ingest.errors import (
     ServiceUnavailable,
     TooManyNewDevices,
 )
-from energy_ingest.ingest.schemas import Outcome, Reading
+from energy_ingest.readings import Outcome, Reading
 from energy_ingest.telemetry.metrics import EngineMetrics
 from energy_ingest.writer.quota import NewDeviceQuota
 from energy_ingest.writer.repository import DeviceKeys, prepare_batch, write_batch

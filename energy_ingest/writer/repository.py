@@ -10,13 +10,17 @@ from datetime import datetime
 
 from energy_ingest.db.pool import WriteConnection
 from energy_ingest.db.sql import sql
-from energy_ingest.ingest.schemas import Outcome, Reading, ValidMeterReading
+from energy_ingest.readings import METER, VEHICLE, Outcome, Reading, ReadingKind
 
 
 @dataclass(frozen=True, slots=True)
 class KindSql:
-    """The staging table and the named statements of one kind of reading."""
+    """The staging table and the named statements of one kind of reading.
 
+    The COPY columns are (seq, ts, *the reading's values in tuple order, key, id).
+    """
+
+    reading: ReadingKind
     staging: str
     columns: tuple[str, ...]
     register: str
@@ -24,9 +28,12 @@ class KindSql:
     insert: str
     classify: str
     upsert: str
+    real_values: tuple[int, ...] = ()
+    """Positions of the values history keeps as `real` (float4), compared at that precision."""
 
 
 METER_SQL = KindSql(
+    reading=METER,
     staging="meter_staging",
     columns=("seq", "ts", "kwh_consumed_ac", "voltage", "meter_key", "meter_id"),
     register="register_meters",
@@ -36,6 +43,7 @@ METER_SQL = KindSql(
     upsert="upsert_meter_live",
 )
 VEHICLE_SQL = KindSql(
+    reading=VEHICLE,
     staging="vehicle_staging",
     columns=("seq", "ts", "soc", "kwh_delivered_dc", "battery_temp", "vehicle_key", "vehicle_id"),
     register="register_vehicles",
@@ -43,7 +51,13 @@ VEHICLE_SQL = KindSql(
     insert="insert_vehicle_readings",
     classify="classify_skipped_vehicle_readings",
     upsert="upsert_vehicle_live",
+    # Same rule as classify_skipped_vehicle_readings: soc and battery_temp are kept as real,
+    # so a repeat inside one batch is compared at that precision too, as a re-send would be.
+    real_values=(0, 2),
 )
+_SQL_BY_TYPE: dict[type[Reading], KindSql] = {
+    kind.reading.reading_type: kind for kind in (METER_SQL, VEHICLE_SQL)
+}
 
 
 class DeviceKeys:
@@ -64,14 +78,16 @@ class DeviceKeys:
 
     def unknown(self, readings: Iterable[Reading]) -> set[tuple[str, str]]:
         """The devices of `readings` the cache does not hold, as (kind, id); no round trip."""
-        meters, vehicles = self._keys[METER_SQL.staging], self._keys[VEHICLE_SQL.staging]
+        caches = {
+            kind.reading.reading_type: (kind.staging, self._keys[kind.staging])
+            for kind in (METER_SQL, VEHICLE_SQL)
+        }
         unknown: set[tuple[str, str]] = set()
         for reading in readings:
-            if isinstance(reading, ValidMeterReading):
-                if reading.meter_id not in meters:
-                    unknown.add((METER_SQL.staging, reading.meter_id))
-            elif reading.vehicle_id not in vehicles:
-                unknown.add((VEHICLE_SQL.staging, reading.vehicle_id))
+            staging, cache = caches[type(reading)]
+            device_id = reading[0]  # the id opens every reading tuple; no property call per item
+            if device_id not in cache:
+                unknown.add((staging, device_id))
         return unknown
 
     async def look_up(
@@ -141,14 +157,10 @@ def as_stored_real(value: float) -> float:
 
 def _values(reading: Reading) -> tuple[float, ...]:
     """What makes two readings of one key the same: the values as history keeps them."""
-    if isinstance(reading, ValidMeterReading):
-        return (reading.kwh_consumed_ac, reading.voltage)
-    # Same rule as classify_skipped_vehicle_readings: soc and battery_temp are kept as real,
-    # so a repeat inside one batch is compared at that precision too, as a re-send would be.
-    return (
-        as_stored_real(reading.soc),
-        reading.kwh_delivered_dc,
-        as_stored_real(reading.battery_temp),
+    real = _SQL_BY_TYPE[type(reading)].real_values
+    return tuple(
+        as_stored_real(value) if position in real else value
+        for position, value in enumerate(reading[1:-1])
     )
 
 
@@ -168,8 +180,9 @@ class _KindBatch:
 
 def _split(readings: Sequence[Reading]) -> tuple[_KindBatch, _KindBatch]:
     meters, vehicles = _KindBatch(METER_SQL), _KindBatch(VEHICLE_SQL)
+    batches = {kind.sql.reading.reading_type: kind for kind in (meters, vehicles)}
     for seq, reading in enumerate(readings):
-        batch = meters if isinstance(reading, ValidMeterReading) else vehicles
+        batch = batches[type(reading)]
         key = (reading.device_id, reading.timestamp)
         leader = batch.leader_of.get(key)
         if leader is None:
@@ -186,29 +199,9 @@ def _records(
     records: list[tuple[object, ...]] = []
     for seq in batch.leaders:
         reading = readings[seq]
-        if isinstance(reading, ValidMeterReading):
-            records.append(
-                (
-                    seq,
-                    reading.timestamp,
-                    reading.kwh_consumed_ac,
-                    reading.voltage,
-                    keys[reading.meter_id],
-                    reading.meter_id,
-                )
-            )
-        else:
-            records.append(
-                (
-                    seq,
-                    reading.timestamp,
-                    reading.soc,
-                    reading.kwh_delivered_dc,
-                    reading.battery_temp,
-                    keys[reading.vehicle_id],
-                    reading.vehicle_id,
-                )
-            )
+        # (seq, ts, *values, key, id): the COPY columns of KindSql, for either kind.
+        device_id = reading[0]
+        records.append((seq, reading[-1], *reading[1:-1], keys[device_id], device_id))
     return records
 
 

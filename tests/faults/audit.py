@@ -10,7 +10,7 @@ from datetime import datetime
 import asyncpg
 import httpx
 
-from energy_ingest.http import format_timestamp
+from energy_ingest.wire import format_timestamp
 from tests.faults.load import Key, Kind, Ledger
 
 _HISTORY = {

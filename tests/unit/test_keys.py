@@ -7,7 +7,6 @@ from pydantic import ValidationError
 
 from energy_ingest.auth.guard import OPEN, Principal
 from energy_ingest.auth.keys import (
-    DeviceKind,
     Scope,
     generate_key,
     hash_secret,
@@ -16,6 +15,7 @@ from energy_ingest.auth.keys import (
     split_token,
 )
 from energy_ingest.config import Settings, is_loopback
+from energy_ingest.readings import DeviceKind
 
 
 def test_a_new_key_splits_back_into_its_id_and_secret() -> None:

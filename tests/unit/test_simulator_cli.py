@@ -10,12 +10,12 @@ import pytest
 from click.testing import CliRunner
 
 from energy_ingest.cli import simulate
-from energy_ingest.ingest.schemas import is_device_id
 from energy_ingest.simulator.command import RunOptions, SimulationAborted, parse_duration, plan
 from energy_ingest.simulator.demo import MARKER, DemoFailed, prepare_folder
 from energy_ingest.simulator.detection import Detection, Verdict, expected_status
 from energy_ingest.simulator.fleet import Charger, FleetSpec, build_fleet, share_count
 from energy_ingest.simulator.simulation import VehicleTruth
+from energy_ingest.wire import is_device_id
 
 NOW = datetime(2026, 11, 27, 12, 0, 40, tzinfo=UTC)
 

@@ -9,16 +9,9 @@ import pytest
 
 from energy_ingest.config import Settings
 from energy_ingest.errors import FieldProblem, ValidationFailed
-from energy_ingest.ingest.schemas import (
-    Limits,
-    MeterReading,
-    ValidMeterReading,
-    ValidVehicleReading,
-    VehicleReading,
-    capped,
-    parse_timestamp,
-    validate_reading,
-)
+from energy_ingest.ingest.schemas import Limits, MeterReading, VehicleReading, validate_reading
+from energy_ingest.readings import ValidMeterReading, ValidVehicleReading
+from energy_ingest.wire import capped, parse_timestamp
 from tests.factories import iso, meter_reading, minute, vehicle_reading
 
 LIMITS = Limits.from_settings(Settings())

@@ -9,7 +9,7 @@ import pytest
 
 from energy_ingest.analytics.service import classify, resolve_window
 from energy_ingest.errors import ValidationFailed
-from energy_ingest.http import format_timestamp
+from energy_ingest.wire import format_timestamp
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 SPAN = timedelta(days=31)

@@ -7,9 +7,10 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import asyncpg
 import pytest
 
-from energy_ingest.auth.keys import DeviceKind, Scope
+from energy_ingest.auth.keys import Scope
 from energy_ingest.auth.service import create_key
 from energy_ingest.config import Settings
+from energy_ingest.readings import DeviceKind
 from tests.conftest import Engine, start_engine
 
 MakeKey = Callable[..., Awaitable[dict[str, str]]]
