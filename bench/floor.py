@@ -18,7 +18,7 @@ import asyncpg
 
 from bench.readings import Kind, Reading
 from bench.sql import bench_sql
-from energy_ingest.db.migrations import AnyConnection
+from energy_ingest.db.pool import AnyConnection
 from energy_ingest.db.sql import sql
 
 

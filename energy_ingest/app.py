@@ -18,6 +18,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from energy_ingest import __version__
 from energy_ingest.analytics.endpoints import router as analytics_router
+from energy_ingest.assignments.endpoints import router as assignments_router
+from energy_ingest.assignments.schemas import AssignMeter
 from energy_ingest.auth.bootstrap import ensure_admin_key
 from energy_ingest.auth.endpoints import router as keys_router
 from energy_ingest.auth.guard import KeyGuard
@@ -29,8 +31,6 @@ from energy_ingest.db.partitions import PartitionManager
 from energy_ingest.db.pool import open_database
 from energy_ingest.dependencies import EngineState
 from energy_ingest.errors import EngineError, FieldProblem, ValidationFailed
-from energy_ingest.fleet.endpoints import router as fleet_router
-from energy_ingest.fleet.schemas import AssignMeter
 from energy_ingest.health.endpoints import router as health_router
 from energy_ingest.health.front_door import router as front_door_router
 from energy_ingest.http import error_response, json_response
@@ -251,7 +251,7 @@ def create_app(settings: Settings, *, writer_factory: WriterFactory | None = Non
     for router in (
         analytics_router,
         live_router,
-        fleet_router,
+        assignments_router,
         keys_router,
         health_router,
         front_door_router,

@@ -22,7 +22,7 @@ import asyncpg
 import click
 from pydantic import ValidationError
 
-from energy_ingest.auth.keys import ApiKey, key_id, ordered, parse_scopes
+from energy_ingest.auth.keys import ApiKey, ordered, parse_scopes, public_id
 from energy_ingest.auth.service import (
     InvalidKeyRequest,
     check_key_request,
@@ -552,7 +552,7 @@ def keys_list(as_json: bool, database_url: str | None, data_dir: Path | None) ->
 @_data_dir_option
 def keys_revoke(key: str, database_url: str | None, data_dir: Path | None) -> None:
     """Revoke KEY (its id, or the whole key): every engine process refuses it at once."""
-    prefix = key_id(key)
+    prefix = public_id(key)
     if prefix is None:
         raise click.BadParameter("give a key id (12 hex digits) or a whole key", param_hint="KEY")
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from energy_ingest.auth.service import create_first_admin_key
 from energy_ingest.config import Settings
-from energy_ingest.db.migrations import AnyConnection
+from energy_ingest.db.pool import AnyConnection
 from energy_ingest.errors import EngineError
 
 

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Request, Response
 from pydantic import ValidationError
 
 from energy_ingest.auth import service
-from energy_ingest.auth.keys import Scope, key_id, split_token
+from energy_ingest.auth.keys import Scope, public_id, split_token
 from energy_ingest.auth.schemas import CreatedKey, CreateKey, KeyInfo
 from energy_ingest.dependencies import AdminConnections, AdminKey, EngineDep, ReadConn
 from energy_ingest.errors import FieldProblem, NotFound, ValidationFailed
@@ -85,7 +85,7 @@ async def revoke_key(
                 )
             ]
         )
-    prefix = key_id(keyId)
+    prefix = public_id(keyId)
     if prefix is None or prefix != keyId:
         raise ValidationFailed(
             [

@@ -31,7 +31,7 @@ from energy_ingest.config import Settings
 from energy_ingest.db.pool import Database
 from energy_ingest.errors import Forbidden, Unauthorized
 from energy_ingest.readings import DeviceKind
-from energy_ingest.telemetry.logs import client_address, key_id
+from energy_ingest.telemetry.logs import client_address, presented_key_id
 
 logger = logging.getLogger(__name__)
 
@@ -165,7 +165,7 @@ class KeyGuard:
         if split is None:
             raise Unauthorized(_INVALID, token_given=True)
         prefix, secret = split
-        key_id.set(prefix)  # the access log names the key tried, accepted or not
+        presented_key_id.set(prefix)  # the access log names the key tried, accepted or not
         stored = await self._lookup(prefix)
         if stored is None or not stored.matches(secret):
             raise Unauthorized(_INVALID, token_given=True)

@@ -64,7 +64,7 @@ def split_token(token: str) -> tuple[str, str] | None:
     return prefix, secret
 
 
-def key_id(value: str) -> str | None:
+def public_id(value: str) -> str | None:
     """The public id of a key given as its id or as the whole token; None if it is neither."""
     if len(value) == _PREFIX_LENGTH and _HEX.issuperset(value):
         return value

@@ -8,7 +8,7 @@ from datetime import datetime
 import asyncpg
 
 from energy_ingest.auth.keys import ApiKey, StoredKey
-from energy_ingest.db.migrations import AnyConnection
+from energy_ingest.db.pool import AnyConnection
 from energy_ingest.db.sql import sql
 
 

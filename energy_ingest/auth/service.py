@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 from energy_ingest.auth import repository
 from energy_ingest.auth.keys import ApiKey, Scope, generate_key, ordered
-from energy_ingest.db.migrations import AnyConnection
+from energy_ingest.db.pool import AnyConnection
 from energy_ingest.readings import DeviceKind
 from energy_ingest.wire import DEVICE_ID_RULE, is_device_id
 

@@ -19,6 +19,9 @@ if TYPE_CHECKING:
 else:  # the stubs make the proxy generic; at run time it is a plain class
     PooledConnection = PoolConnectionProxy
 
+AnyConnection = asyncpg.Connection | PooledConnection
+"""A connection of a pool or one opened alone (the CLI's, the lifespan's first one)."""
+
 ReadConnection = NewType("ReadConnection", PooledConnection)
 """A connection whose transactions are read-only (enforced by the server, not only by type)."""
 

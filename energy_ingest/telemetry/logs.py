@@ -22,7 +22,9 @@ import orjson
 from energy_ingest.config import LoggingSettings
 
 request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
-key_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("key_id", default=None)
+presented_key_id: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "presented_key_id", default=None
+)
 """The public id of the API key a request presented (never the key): set by the key guard,
 written in the request's access line so that an operator can tell who wrote what."""
 client_address: contextvars.ContextVar[str | None] = contextvars.ContextVar(

@@ -14,8 +14,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from energy_ingest.telemetry.logs import (
     client_address,
-    key_id,
     looks_like_a_key,
+    presented_key_id,
     redact,
     request_id,
 )
@@ -65,7 +65,7 @@ class RequestContextMiddleware:
         fits = _CLIENT_ID.match(given) and not looks_like_a_key(given)
         current = given if fits else _new_request_id()
         token = request_id.set(current)
-        key_token = key_id.set(None)
+        key_token = presented_key_id.set(None)
         client = scope.get("client")
         address_token = client_address.set(client[0] if client else None)
         started = time.perf_counter()
@@ -96,12 +96,12 @@ class RequestContextMiddleware:
                     "route": template,
                     "durationMs": round(seconds * 1000, 2),
                 }
-                presented = key_id.get()
+                presented = presented_key_id.get()
                 if presented is not None:
                     extra["keyId"] = presented
                 # A whole key in the path (`DELETE /v1/keys/<key>`) must not reach the log.
                 path = redact(scope["path"])
                 logger.info("%s %s %d", scope["method"], path, status, extra=extra)
             client_address.reset(address_token)
-            key_id.reset(key_token)
+            presented_key_id.reset(key_token)
             request_id.reset(token)

@@ -10,8 +10,8 @@ from energy_ingest.auth.keys import (
     Scope,
     generate_key,
     hash_secret,
-    key_id,
     parse_scopes,
+    public_id,
     split_token,
 )
 from energy_ingest.config import Settings, is_loopback
@@ -27,7 +27,7 @@ def test_a_new_key_splits_back_into_its_id_and_secret() -> None:
     assert len(prefix) == 12
     assert hash_secret(secret) == new.secret_hash
     assert len(secret) >= 43  # 256 bits
-    assert key_id(new.token) == key_id(new.prefix) == new.prefix
+    assert public_id(new.token) == public_id(new.prefix) == new.prefix
     assert generate_key().token != new.token
 
 

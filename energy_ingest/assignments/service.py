@@ -14,9 +14,9 @@ from typing import Any, TypeVar
 
 import asyncpg
 
+from energy_ingest.assignments import repository
 from energy_ingest.db.pool import WriteConnection
 from energy_ingest.errors import Conflict, NotFound
-from energy_ingest.fleet import repository
 from energy_ingest.wire import format_timestamp
 
 _T = TypeVar("_T")

@@ -8,10 +8,8 @@ from importlib import resources
 
 import asyncpg
 
-from energy_ingest.db.pool import PooledConnection
+from energy_ingest.db.pool import AnyConnection
 from energy_ingest.db.sql import sql
-
-AnyConnection = asyncpg.Connection | PooledConnection
 
 logger = logging.getLogger(__name__)
 
@@ -26,7 +24,7 @@ class Migration:
 
 def available_migrations() -> list[Migration]:
     """Every migration shipped with the package, oldest first."""
-    folder = resources.files("energy_ingest.db").joinpath("migrations")
+    folder = resources.files(__name__)  # the .sql files beside this module
     found = [
         Migration(version=entry.name.removesuffix(".sql"), script=entry.read_text("utf-8"))
         for entry in folder.iterdir()

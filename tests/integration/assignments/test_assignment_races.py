@@ -11,11 +11,11 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 import pytest
 
+from energy_ingest.assignments import service
 from energy_ingest.config import Settings
 from energy_ingest.db.pool import WriteConnection
 from energy_ingest.db.sql import sql
 from energy_ingest.errors import Conflict
-from energy_ingest.fleet import service
 from tests.conftest import start_engine
 from tests.factories import iso, minute
 

@@ -8,10 +8,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request, Response
 from pydantic import ValidationError
 
+from energy_ingest.assignments import repository, service
+from energy_ingest.assignments.schemas import Assignment, AssignMeter
 from energy_ingest.dependencies import AdminConnections, AdminKey, ReadConn, ReadKey, SettingsDep
 from energy_ingest.errors import ValidationFailed
-from energy_ingest.fleet import repository, service
-from energy_ingest.fleet.schemas import Assignment, AssignMeter
 from energy_ingest.http import json_response, parse_query_timestamps, read_json_body
 from energy_ingest.readings import DeviceKind
 from energy_ingest.wire import problems_from, require_device_id
