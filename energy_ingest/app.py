@@ -20,30 +20,30 @@ from energy_ingest import __version__
 from energy_ingest.analytics.endpoints import router as analytics_router
 from energy_ingest.assignments.endpoints import router as assignments_router
 from energy_ingest.assignments.schemas import AssignMeter
-from energy_ingest.auth.bootstrap import ensure_admin_key
-from energy_ingest.auth.endpoints import router as keys_router
 from energy_ingest.auth.guard import KeyGuard
-from energy_ingest.auth.schemas import CreateKey
 from energy_ingest.config import Settings
 from energy_ingest.db.embedded import embedded_postgres
 from energy_ingest.db.migrations import migrate
 from energy_ingest.db.partitions import PartitionManager
 from energy_ingest.db.pool import open_database
-from energy_ingest.dependencies import EngineState
 from energy_ingest.errors import EngineError, FieldProblem, ValidationFailed
 from energy_ingest.health.endpoints import router as health_router
 from energy_ingest.health.front_door import router as front_door_router
-from energy_ingest.http import error_response, json_response
+from energy_ingest.health.metrics import router as metrics_router
 from energy_ingest.ingest.endpoints import OPENAPI_PATHS as INGEST_OPENAPI_PATHS
 from energy_ingest.ingest.endpoints import ROUTES as INGEST_ROUTES
 from energy_ingest.ingest.schemas import BatchResult, Limits, MeterReading, VehicleReading
 from energy_ingest.ingest.service import IngestService
+from energy_ingest.keys.bootstrap import ensure_admin_key
+from energy_ingest.keys.endpoints import router as keys_router
+from energy_ingest.keys.schemas import CreateKey
 from energy_ingest.live.endpoints import router as live_router
-from energy_ingest.telemetry.endpoints import router as telemetry_router
 from energy_ingest.telemetry.logs import configure_logging
 from energy_ingest.telemetry.metrics import EngineMetrics
 from energy_ingest.telemetry.middleware import RequestContextMiddleware
-from energy_ingest.web_security import WebSecurityMiddleware
+from energy_ingest.web.http import error_response, json_response
+from energy_ingest.web.security import WebSecurityMiddleware
+from energy_ingest.web.state import EngineState
 from energy_ingest.writer import WriterFactory
 from energy_ingest.writer.group_commit import DATABASE_FAILURES, GroupCommitWriter
 
@@ -255,7 +255,7 @@ def create_app(settings: Settings, *, writer_factory: WriterFactory | None = Non
         keys_router,
         health_router,
         front_door_router,
-        telemetry_router,
+        metrics_router,
     ):
         app.include_router(router)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]

@@ -23,17 +23,17 @@ import click
 from pydantic import ValidationError
 
 from energy_ingest.auth.keys import ApiKey, ordered, parse_scopes, public_id
-from energy_ingest.auth.service import (
+from energy_ingest.config import Settings
+from energy_ingest.db.embedded import embedded_postgres
+from energy_ingest.db.migrations import migrate, pending_versions
+from energy_ingest.errors import EngineError
+from energy_ingest.keys.service import (
     InvalidKeyRequest,
     check_key_request,
     create_key,
     list_keys,
     revoke_key,
 )
-from energy_ingest.config import Settings
-from energy_ingest.db.embedded import embedded_postgres
-from energy_ingest.db.migrations import migrate, pending_versions
-from energy_ingest.errors import EngineError
 from energy_ingest.readings import DeviceKind
 from energy_ingest.telemetry.logs import configure_logging
 from energy_ingest.telemetry.metrics import MULTIPROCESS_ENV
@@ -310,7 +310,7 @@ async def _migrate(url: str, settings: Settings | None = None, attempts: int = 1
 
     With `attempts` > 1, a database that refuses connections is retried once a second.
     """
-    from energy_ingest.auth.bootstrap import ensure_admin_key
+    from energy_ingest.keys.bootstrap import ensure_admin_key
 
     for attempt in range(1, attempts):
         try:
@@ -397,7 +397,7 @@ def _on_database(
 
 
 def _json(document: Any) -> str:
-    from energy_ingest.http import encode_json
+    from energy_ingest.web.http import encode_json
 
     return encode_json(document).decode()
 

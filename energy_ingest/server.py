@@ -24,8 +24,8 @@ from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 from uvicorn.server import ServerState
 
 from energy_ingest.config import Settings
-from energy_ingest.http import encode_json
-from energy_ingest.web_security import raw_security_headers
+from energy_ingest.web.http import encode_json
+from energy_ingest.web.security import raw_security_headers
 
 logger = logging.getLogger(__name__)
 

@@ -26,7 +26,7 @@ from energy_ingest.config import Settings
 from energy_ingest.db.embedded import embedded_postgres
 from energy_ingest.db.migrations import migrate
 from energy_ingest.db.sql import quote_identifier
-from energy_ingest.dependencies import EngineState
+from energy_ingest.web.state import EngineState
 from energy_ingest.writer.group_commit import GroupCommitWriter
 from tests.figures import print_figures, record_figures
 

@@ -9,9 +9,9 @@ from fastapi import APIRouter, Query, Response
 
 from energy_ingest.analytics.schemas import Performance
 from energy_ingest.analytics.service import resolve_window, vehicle_performance
-from energy_ingest.dependencies import ReadConn, ReadKey, SettingsDep
-from energy_ingest.http import json_response, parse_query_timestamps
 from energy_ingest.readings import DeviceKind
+from energy_ingest.web.dependencies import ReadConn, ReadKey, SettingsDep
+from energy_ingest.web.http import json_response, parse_query_timestamps
 from energy_ingest.wire import require_device_id
 
 router = APIRouter(prefix="/v1/analytics", tags=["analytics"])

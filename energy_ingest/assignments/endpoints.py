@@ -10,10 +10,16 @@ from pydantic import ValidationError
 
 from energy_ingest.assignments import repository, service
 from energy_ingest.assignments.schemas import Assignment, AssignMeter
-from energy_ingest.dependencies import AdminConnections, AdminKey, ReadConn, ReadKey, SettingsDep
 from energy_ingest.errors import ValidationFailed
-from energy_ingest.http import json_response, parse_query_timestamps, read_json_body
 from energy_ingest.readings import DeviceKind
+from energy_ingest.web.dependencies import (
+    AdminConnections,
+    AdminKey,
+    ReadConn,
+    ReadKey,
+    SettingsDep,
+)
+from energy_ingest.web.http import json_response, parse_query_timestamps, read_json_body
 from energy_ingest.wire import problems_from, require_device_id
 
 router = APIRouter(prefix="/v1/vehicles", tags=["assignments"])

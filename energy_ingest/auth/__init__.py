@@ -1,1 +1,1 @@
-"""API keys: hashed storage, scopes, device binding, and the guard every endpoint passes."""
+"""API keys: their format and scopes, hashed storage, and the guard every endpoint passes."""

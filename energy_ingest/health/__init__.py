@@ -1,1 +1,1 @@
-"""Liveness and readiness probes."""
+"""Liveness and readiness probes, the front door and the Prometheus exposition."""

@@ -9,8 +9,8 @@ from fastapi import APIRouter, Response
 
 from energy_ingest.db.migrations import pending_versions
 from energy_ingest.db.sql import sql
-from energy_ingest.dependencies import EngineDep
-from energy_ingest.http import json_response
+from energy_ingest.web.dependencies import EngineDep
+from energy_ingest.web.http import json_response
 
 router = APIRouter(tags=["health"])
 

@@ -10,7 +10,7 @@ from importlib import resources
 from fastapi import APIRouter, Request, Response
 
 from energy_ingest import __version__
-from energy_ingest.http import json_response
+from energy_ingest.web.http import json_response
 
 router = APIRouter(tags=["health"])
 

@@ -16,11 +16,11 @@ from starlette.routing import Match, Route
 from starlette.types import Receive, Scope, Send
 
 from energy_ingest.auth.keys import Scope as KeyScope
-from energy_ingest.dependencies import EngineState
 from energy_ingest.errors import EngineError
-from energy_ingest.http import error_response, json_response, parse_json, read_body
 from energy_ingest.ingest.schemas import MeterReading, VehicleReading
 from energy_ingest.ingest.service import ReadingModel
+from energy_ingest.web.http import error_response, json_response, parse_json, read_body
+from energy_ingest.web.state import EngineState
 
 
 class IngestEndpoint:

@@ -7,12 +7,12 @@ from typing import Any
 
 from fastapi import APIRouter, Response
 
-from energy_ingest.dependencies import ReadConn, ReadKey
 from energy_ingest.errors import NotFound
-from energy_ingest.http import json_response
 from energy_ingest.live import repository
 from energy_ingest.live.schemas import MeterLive, VehicleLive
 from energy_ingest.readings import DeviceKind
+from energy_ingest.web.dependencies import ReadConn, ReadKey
+from energy_ingest.web.http import json_response
 from energy_ingest.wire import require_device_id
 
 router = APIRouter(prefix="/v1/analytics", tags=["live"])

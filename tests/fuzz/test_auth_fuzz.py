@@ -13,8 +13,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from energy_ingest.auth.keys import Scope
-from energy_ingest.auth.service import create_key
 from energy_ingest.config import Settings
+from energy_ingest.keys.service import create_key
 from tests.conftest import start_engine
 from tests.factories import meter_reading, vehicle_reading
 from tests.figures import RecordFigures

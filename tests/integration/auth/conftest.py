@@ -8,8 +8,8 @@ import asyncpg
 import pytest
 
 from energy_ingest.auth.keys import Scope
-from energy_ingest.auth.service import create_key
 from energy_ingest.config import Settings
+from energy_ingest.keys.service import create_key
 from energy_ingest.readings import DeviceKind
 from tests.conftest import Engine, start_engine
 

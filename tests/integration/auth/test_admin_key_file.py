@@ -9,8 +9,8 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from energy_ingest.auth.bootstrap import ensure_admin_key
 from energy_ingest.config import Settings
+from energy_ingest.keys.bootstrap import ensure_admin_key
 
 
 async def test_the_admin_key_file_is_created_new_and_private(

@@ -14,8 +14,8 @@ import httpx
 import pytest
 
 from energy_ingest.auth.guard import KeyGuard
-from energy_ingest.auth.service import create_first_admin_key, revoke_key
 from energy_ingest.config import Settings
+from energy_ingest.keys.service import create_first_admin_key, revoke_key
 from tests.conftest import Engine, start_engine
 from tests.factories import meter_reading
 from tests.figures import RecordFigures

@@ -13,9 +13,9 @@ import pytest
 from energy_ingest.auth import repository
 from energy_ingest.auth.guard import KeyGuard
 from energy_ingest.auth.keys import Scope, StoredKey
-from energy_ingest.auth.service import create_key
 from energy_ingest.config import Settings
 from energy_ingest.db.pool import AnyConnection
+from energy_ingest.keys.service import create_key
 from tests.conftest import Engine, start_engine
 from tests.integration.auth.conftest import MakeKey
 

@@ -16,10 +16,10 @@ from starlette.types import Message
 
 from energy_ingest.auth.guard import Principal
 from energy_ingest.auth.keys import Scope
-from energy_ingest.auth.service import create_key
 from energy_ingest.config import Settings
 from energy_ingest.ingest import service as ingest_service
 from energy_ingest.ingest.schemas import VehicleReading, validate_reading
+from energy_ingest.keys.service import create_key
 from energy_ingest.readings import DeviceKind
 from tests.conftest import Engine, start_engine
 from tests.factories import meter_reading, minute, vehicle_reading

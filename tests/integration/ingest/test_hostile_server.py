@@ -9,7 +9,7 @@ import asyncpg
 import orjson
 
 from energy_ingest.auth.keys import Scope
-from energy_ingest.auth.service import create_key
+from energy_ingest.keys.service import create_key
 from energy_ingest.readings import DeviceKind
 from tests.faults.processes import EngineProcess, engine_process
 from tests.figures import RecordFigures

@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncpg
 
 from energy_ingest.auth.keys import Scope
-from energy_ingest.auth.service import create_key
 from energy_ingest.config import Settings
+from energy_ingest.keys.service import create_key
 from tests.conftest import start_engine
 from tests.factories import iso, meter_reading, minute, vehicle_reading
 from tests.integration.telemetry.test_metrics import sample

@@ -5,13 +5,13 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response
 from pydantic import ValidationError
 
-from energy_ingest.auth import service
 from energy_ingest.auth.keys import Scope, public_id, split_token
-from energy_ingest.auth.schemas import CreatedKey, CreateKey, KeyInfo
-from energy_ingest.dependencies import AdminConnections, AdminKey, EngineDep, ReadConn
 from energy_ingest.errors import FieldProblem, NotFound, ValidationFailed
-from energy_ingest.http import json_response, read_json_body
+from energy_ingest.keys import service
+from energy_ingest.keys.schemas import CreatedKey, CreateKey, KeyInfo
 from energy_ingest.readings import DeviceKind
+from energy_ingest.web.dependencies import AdminConnections, AdminKey, EngineDep, ReadConn
+from energy_ingest.web.http import json_response, read_json_body
 from energy_ingest.wire import problems_from
 
 router = APIRouter(prefix="/v1/keys", tags=["keys"])

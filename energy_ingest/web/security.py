@@ -7,7 +7,7 @@ from __future__ import annotations
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from energy_ingest.config import Settings, is_loopback
-from energy_ingest.http import encode_json
+from energy_ingest.web.http import encode_json
 
 # Precomputed once: ingest is the hot path, and these are appended as they are.
 SECURITY_HEADERS: tuple[tuple[bytes, bytes], ...] = (

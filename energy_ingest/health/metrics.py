@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response
 
-from energy_ingest.dependencies import EngineDep
 from energy_ingest.telemetry.metrics import CONTENT_TYPE
+from energy_ingest.web.dependencies import EngineDep
 
 router = APIRouter(tags=["health"])
 

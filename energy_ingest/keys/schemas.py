@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from energy_ingest.auth.service import MAX_NAME_LENGTH
+from energy_ingest.keys.service import MAX_NAME_LENGTH
 from energy_ingest.wire import DEVICE_ID_RULE, DeviceId, Timestamp
 
 ScopeName = Literal["ingest", "read", "admin"]

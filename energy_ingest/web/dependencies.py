@@ -7,41 +7,17 @@ the means to borrow one, which they use after the request's body is read and val
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
 
-from energy_ingest.auth.guard import KeyGuard, Principal
+from energy_ingest.auth.guard import Principal
 from energy_ingest.auth.keys import Scope
 from energy_ingest.config import Settings
-from energy_ingest.db.partitions import PartitionManager
-from energy_ingest.db.pool import Database, ReadConnection, WriteConnection
-from energy_ingest.ingest.service import IngestService
-from energy_ingest.telemetry.metrics import EngineMetrics
-from energy_ingest.writer import ReadingWriter
-
-
-@dataclass(slots=True)
-class EngineState:
-    """What the lifespan owns and the endpoints use; lives on `app.state.engine`."""
-
-    settings: Settings
-    database: Database
-    partitions: PartitionManager
-    writer: ReadingWriter
-    ingest: IngestService
-    metrics: EngineMetrics
-    keys: KeyGuard
-    maintenance: asyncio.Task[None] | None = None
-
-    def maintenance_running(self) -> bool:
-        """The partition-maintenance task is alive (it never ends on its own)."""
-        return self.maintenance is not None and not self.maintenance.done()
-
+from energy_ingest.db.pool import ReadConnection, WriteConnection
+from energy_ingest.web.state import EngineState
 
 # Dependencies are `async def` even when they do not await: FastAPI runs a plain `def` one in
 # a worker thread, two thread hand-offs per request for a dictionary lookup.

@@ -6,10 +6,10 @@ import os
 import sys
 from pathlib import Path
 
-from energy_ingest.auth.service import create_first_admin_key
 from energy_ingest.config import Settings
 from energy_ingest.db.pool import AnyConnection
 from energy_ingest.errors import EngineError
+from energy_ingest.keys.service import create_first_admin_key
 
 
 class AdminKeyFileExists(EngineError):

@@ -1,0 +1,51 @@
+"""The engine's state as the lifespan builds it and the endpoints use it.
+
+Knows no feature: the ingest use cases are reached through `IngestPort`, which the ingest
+feature's service provides, so a feature never imports another through this module.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from energy_ingest.auth.guard import KeyGuard, Principal
+from energy_ingest.config import Settings
+from energy_ingest.db.partitions import PartitionManager
+from energy_ingest.db.pool import Database
+from energy_ingest.telemetry.metrics import EngineMetrics
+from energy_ingest.writer import ReadingWriter
+
+
+class IngestPort(Protocol):
+    """The ingest use cases (`ingest.service.IngestService`); `model` is one of its request
+    models or None, answers are (status code, body)."""
+
+    def check_batch_body(self, body: bytes) -> None: ...
+
+    async def ingest_one(
+        self, item: Any, model: Any, principal: Principal
+    ) -> tuple[int, dict[str, Any]]: ...
+
+    async def ingest_batch(
+        self, items: Any, model: Any, principal: Principal
+    ) -> tuple[int, dict[str, Any]]: ...
+
+
+@dataclass(slots=True)
+class EngineState:
+    """What the lifespan owns and the endpoints use; lives on `app.state.engine`."""
+
+    settings: Settings
+    database: Database
+    partitions: PartitionManager
+    writer: ReadingWriter
+    ingest: IngestPort
+    metrics: EngineMetrics
+    keys: KeyGuard
+    maintenance: asyncio.Task[None] | None = None
+
+    def maintenance_running(self) -> bool:
+        """The partition-maintenance task is alive (it never ends on its own)."""
+        return self.maintenance is not None and not self.maintenance.done()
