@@ -45,7 +45,8 @@ from energy_ingest.web.http import error_response, json_response
 from energy_ingest.web.security import WebSecurityMiddleware
 from energy_ingest.web.state import EngineState
 from energy_ingest.writer import WriterFactory
-from energy_ingest.writer.group_commit import DATABASE_FAILURES, GroupCommitWriter
+from energy_ingest.writer.group_commit import DATABASE_FAILURES
+from energy_ingest.writer.postgres import group_commit_writer
 
 logger = logging.getLogger(__name__)
 
@@ -243,7 +244,7 @@ def create_app(settings: Settings, *, writer_factory: WriterFactory | None = Non
         access_log=settings.access_log,
         observe=metrics.observe_request,
     )
-    app.state.writer_factory = writer_factory or GroupCommitWriter
+    app.state.writer_factory = writer_factory or group_commit_writer
     app.add_exception_handler(EngineError, _engine_error)
     app.add_exception_handler(RequestValidationError, _request_validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)

@@ -17,8 +17,9 @@ if TYPE_CHECKING:
 class ReadingWriter(Protocol):
     """What the API needs of a writer: durable `write`, health, and queue depth.
 
-    The engine has one implementation, GroupCommitWriter; the benchmark plugs in the seed's
-    per-reading writer through the same interface to compare both behind the same HTTP stack.
+    The engine has one implementation, GroupCommitWriter over a PostgresSink (built by
+    writer/postgres.py::group_commit_writer); the benchmark plugs in the seed's per-reading
+    writer through the same interface to compare both behind the same HTTP stack.
     """
 
     async def write(

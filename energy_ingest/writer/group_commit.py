@@ -1,4 +1,9 @@
-"""Group commit: a bounded queue, flushed on size, time or idleness; one transaction a batch."""
+"""Group commit: a bounded queue, flushed on size, time or idleness; one transaction a batch.
+
+The writer knows nothing of SQL: it hands each batch to a `BatchSink` (writer/postgres.py holds
+the engine's, PostgresSink), so batching, shedding, drain and failure fan-out are tested without
+a database (tests/unit/test_group_commit.py).
+"""
 
 from __future__ import annotations
 
@@ -9,12 +14,11 @@ from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from types import TracebackType
+from typing import TYPE_CHECKING, Protocol
 
 import asyncpg
 
-from energy_ingest.config import Settings
-from energy_ingest.db.partitions import PartitionManager, day_of
-from energy_ingest.db.pool import Database, is_outage
+from energy_ingest.db.pool import is_outage
 from energy_ingest.errors import (
     DatabaseUnavailable,
     EngineError,
@@ -24,8 +28,9 @@ from energy_ingest.errors import (
 )
 from energy_ingest.readings import Outcome, Reading
 from energy_ingest.telemetry.metrics import EngineMetrics
-from energy_ingest.writer.quota import NewDeviceQuota
-from energy_ingest.writer.repository import DeviceKeys, prepare_batch, write_batch
+
+if TYPE_CHECKING:
+    from energy_ingest.config import Settings
 
 logger = logging.getLogger(__name__)
 
@@ -45,15 +50,62 @@ DATABASE_FAILURES: tuple[type[BaseException], ...] = (
 
 def is_retryable(error: BaseException) -> bool:
     """Whether a batch that failed with `error` may succeed if sent again: the database is
-    unreachable or went away (db.pool.is_outage, the one outage rule), or it rolled the batch
-    back for another transaction (class 40: deadlock, serialization failure). Anything else
-    (a statement that always fails, a bug) would fail the same way on every retry."""
+    unavailable (db.pool.is_outage, the one outage rule), or it rolled the batch back for
+    another transaction (class 40: deadlock, serialization failure). Anything else (a statement
+    that always fails, a bug) would fail the same way on every retry."""
     if isinstance(error, ServiceUnavailable) or is_outage(error):
         return True
     sqlstate = (
         getattr(error, "sqlstate", None) if isinstance(error, asyncpg.PostgresError) else None
     )
     return str(sqlstate or "").startswith("40")
+
+
+@dataclass(frozen=True, slots=True)
+class Submission:
+    """One request's readings as the sink sees them, with the key charged for its new devices."""
+
+    readings: Sequence[Reading]
+    quota_key: str | None
+
+
+SinkAnswer = list[Outcome] | EngineError
+"""Per submission: its outcomes (one per reading, in order), or why it alone was refused."""
+
+
+class BatchSink(Protocol):
+    """Where the writer's batches go: one method, one transaction a call."""
+
+    async def commit(self, batch: Sequence[Submission]) -> list[SinkAnswer]:
+        """Write the submissions of `batch` together; one answer per submission, in order.
+
+        A submission the sink refuses on its own (TooManyNewDevices) gets its error as answer
+        and nothing of it is written; the others are committed. Raising means nothing of the
+        batch was acknowledged: the writer fails every submission of it (503 if `is_retryable`,
+        else 500).
+        """
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class WriterConfig:
+    """The writer's knobs (the writer_* settings and retry_after_seconds)."""
+
+    batch_size: int = 5_000
+    flush_ms: float = 20.0
+    queue_limit: int = 100_000
+    concurrency: int = 2
+    retry_after_seconds: int = 1
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> WriterConfig:
+        return cls(
+            batch_size=settings.writer_batch_size,
+            flush_ms=settings.writer_flush_ms,
+            queue_limit=settings.writer_queue_limit,
+            concurrency=settings.writer_concurrency,
+            retry_after_seconds=settings.retry_after_seconds,
+        )
 
 
 @dataclass(slots=True)
@@ -87,28 +139,27 @@ class GroupCommitWriter:
 
     def __init__(
         self,
-        database: Database,
-        partitions: PartitionManager,
-        settings: Settings,
+        sink: BatchSink,
+        config: WriterConfig,
         metrics: EngineMetrics | None = None,
+        *,
+        stats: WriterStats | None = None,
     ) -> None:
-        self._database = database
+        self._sink = sink
         self._metrics = metrics or EngineMetrics()
-        self._partitions = partitions
-        self._batch_size = settings.writer_batch_size
-        self._flush_seconds = settings.writer_flush_ms / 1000
-        self._queue_limit = settings.writer_queue_limit
-        self._retry_after = settings.retry_after_seconds
-        self._slots = asyncio.Semaphore(settings.writer_concurrency)
+        self._batch_size = config.batch_size
+        self._flush_seconds = config.flush_ms / 1000
+        self._queue_limit = config.queue_limit
+        self._retry_after = config.retry_after_seconds
+        self._slots = asyncio.Semaphore(config.concurrency)
         self._queue: deque[_Request] = deque()
         self._queued_readings = 0
         self._arrival = asyncio.Event()
         self._in_flight: set[asyncio.Task[None]] = set()
         self._loop_task: asyncio.Task[None] | None = None
         self._closing = False
-        self._device_keys = DeviceKeys()
-        self._new_devices = NewDeviceQuota(settings.max_new_devices_per_minute)
-        self.stats = WriterStats()
+        # Shared with the sink when it counts something of its own (device lookups).
+        self.stats = stats or WriterStats()
 
     # --- lifecycle -----------------------------------------------------------------------------
 
@@ -247,45 +298,28 @@ class GroupCommitWriter:
 
     async def _flush(self, batch: list[_Request]) -> None:
         try:
-            readings = [reading for request in batch for reading in request.readings]
             started = time.perf_counter()
             try:
-                admitted = await self._admit(batch)
-                if admitted is not batch:
-                    batch = admitted
-                    readings = [reading for request in batch for reading in request.readings]
-                    if not readings:
-                        return
-                outcomes = await self._commit(readings)
+                answers = await self._sink.commit(
+                    [Submission(request.readings, request.quota_key) for request in batch]
+                )
+                _check_answers(batch, answers)
             except Exception as exc:
-                self.stats.batches_failed += 1
-                self._metrics.batches_failed.inc()
-                error: EngineError
-                if is_retryable(exc):
-                    self._metrics.rejected.labels("database_unavailable").inc(len(readings))
-                    logger.warning("batch of %d readings failed: %r", len(readings), exc)
-                    error = DatabaseUnavailable(
-                        "the database failed while writing this batch; nothing of it was"
-                        " acknowledged, retry later",
-                        self._retry_after,
-                    )
-                else:
-                    # Once per batch, with the traceback; the answer names nothing of the
-                    # batch, which other clients' readings share.
-                    self._metrics.rejected.labels("internal_error").inc(len(readings))
-                    logger.exception("batch of %d readings failed unexpectedly", len(readings))
-                    error = EngineError(
-                        "internal error while writing this batch; nothing of it was stored"
-                    )
-                self._fail(batch, error)
+                self._fail_batch(batch, exc)
                 return
             # Answer first: the batch is committed, nothing after this may keep a request waiting.
-            offset = 0
-            for request in batch:
-                count = len(request.readings)
+            readings: list[Reading] = []
+            outcomes: list[Outcome] = []
+            for request, answer in zip(batch, answers, strict=True):
+                if isinstance(answer, EngineError):
+                    self._refuse(request, answer)
+                    continue
                 if not request.future.done():
-                    request.future.set_result(outcomes[offset : offset + count])
-                offset += count
+                    request.future.set_result(answer)
+                readings.extend(request.readings)
+                outcomes.extend(answer)
+            if not readings:
+                return
             try:
                 self._metrics.batch_commit_seconds.observe(time.perf_counter() - started)
                 self._metrics.batch_readings.observe(len(readings))
@@ -296,56 +330,37 @@ class GroupCommitWriter:
         finally:
             self._slots.release()
 
-    async def _admit(self, batch: list[_Request]) -> list[_Request]:
-        """The requests of `batch` whose key may register the new devices they bring; each of
-        the others fails with TooManyNewDevices, nothing of it written.
-
-        Devices in the key cache cost nothing here, so known devices never wait on a lookup;
-        unknown ones are looked up once (a restart forgets the cache, not the devices: they
-        are not new and cost no quota).
-        """
-        unknown = [self._device_keys.unknown(request.readings) for request in batch]
-        if not any(unknown):
-            return batch
-        self.stats.device_lookups += 1
-        async with self._database.write() as connection:
-            new = await self._device_keys.look_up(connection, set().union(*unknown))
-        if not new:
-            return batch
-        admitted: list[_Request] = []
-        charged: set[tuple[str, str]] = set()  # a new device two requests bring costs once
-        for request, devices in zip(batch, unknown, strict=True):
-            fresh = (devices & new) - charged
-            if fresh:
-                wait = self._new_devices.take(request.quota_key, len(fresh))
-                if wait is not None:
-                    self._refuse_new_devices(request, len(fresh), wait)
-                    continue
-                charged |= fresh
-            admitted.append(request)
-        return batch if len(admitted) == len(batch) else admitted
-
-    def _refuse_new_devices(self, request: _Request, fresh: int, wait: int) -> None:
-        self.stats.rejected_new_devices += 1
-        self._metrics.rejected.labels("too_many_new_devices").inc(len(request.readings))
-        quota = self._new_devices.per_minute
-        advice = "send them in smaller batches" if fresh > quota else f"retry in {wait} s"
-        if not request.future.done():
-            request.future.set_exception(
-                TooManyNewDevices(
-                    f"this request brings {fresh} new device ids, more than this key may still"
-                    f" register this minute (at most {quota} a minute); nothing of it was"
-                    f" stored: {advice}, or send readings of known devices meanwhile",
-                    wait,
-                )
+    def _fail_batch(self, batch: list[_Request], exc: Exception) -> None:
+        """Nothing of `batch` was acknowledged: every request of it fails, none succeeds."""
+        readings = sum(len(request.readings) for request in batch)
+        self.stats.batches_failed += 1
+        self._metrics.batches_failed.inc()
+        error: EngineError
+        if is_retryable(exc):
+            self._metrics.rejected.labels("database_unavailable").inc(readings)
+            logger.warning("batch of %d readings failed: %r", readings, exc)
+            error = DatabaseUnavailable(
+                "the database failed while writing this batch; nothing of it was"
+                " acknowledged, retry later",
+                self._retry_after,
             )
+        else:
+            # Once per batch, with the traceback; the answer names nothing of the batch,
+            # which other clients' readings share.
+            self._metrics.rejected.labels("internal_error").inc(readings)
+            logger.exception("batch of %d readings failed unexpectedly", readings)
+            error = EngineError("internal error while writing this batch; nothing of it was stored")
+        for request in batch:
+            if not request.future.done():
+                request.future.set_exception(error)
 
-    async def _commit(self, readings: list[Reading]) -> list[Outcome]:
-        await self._partitions.ensure({day_of(reading.timestamp) for reading in readings})
-        async with self._database.write() as connection:
-            prepared = await prepare_batch(connection, readings, self._device_keys)
-            async with connection.transaction():
-                return await write_batch(connection, prepared)
+    def _refuse(self, request: _Request, error: EngineError) -> None:
+        """The sink refused this request alone (nothing of it written)."""
+        if isinstance(error, TooManyNewDevices):
+            self.stats.rejected_new_devices += 1
+        self._metrics.rejected.labels(error.code).inc(len(request.readings))
+        if not request.future.done():
+            request.future.set_exception(error)
 
     def _record(self, outcomes: list[Outcome]) -> None:
         stats = self.stats
@@ -353,8 +368,12 @@ class GroupCommitWriter:
         stats.readings_committed += len(outcomes)
         stats.largest_batch = max(stats.largest_batch, len(outcomes))
 
-    @staticmethod
-    def _fail(batch: list[_Request], error: EngineError) -> None:
-        for request in batch:
-            if not request.future.done():
-                request.future.set_exception(error)
+
+def _check_answers(batch: list[_Request], answers: list[SinkAnswer]) -> None:
+    """A sink that answers the wrong number of submissions or readings is a bug: fail the batch
+    (500) rather than hand readings someone else's outcomes."""
+    if len(answers) != len(batch) or any(
+        not isinstance(answer, EngineError) and len(answer) != len(request.readings)
+        for request, answer in zip(batch, answers, strict=False)
+    ):
+        raise RuntimeError("the batch sink answered a batch with the wrong number of outcomes")
