@@ -17,11 +17,10 @@ import asyncpg
 from bench.sql import bench_sql
 from energy_ingest.config import Settings
 from energy_ingest.db.partitions import PartitionManager, day_of
-from energy_ingest.db.pool import Database
+from energy_ingest.db.pool import Database, is_outage
 from energy_ingest.db.sql import sql
 from energy_ingest.errors import DatabaseUnavailable, ServiceUnavailable
 from energy_ingest.readings import DeviceKind, Outcome, Reading, kind_of
-from energy_ingest.writer.group_commit import DATABASE_FAILURES
 
 DEFAULT_CONNECTIONS = 10
 
@@ -143,7 +142,9 @@ class PerReadingWriter:
             if len(readings) == 1:
                 return [await self._write_one(pool, readings[0])]
             return await self._write_many(pool, readings)
-        except DATABASE_FAILURES as exc:
+        except Exception as exc:
+            if not is_outage(exc):
+                raise
             raise DatabaseUnavailable(
                 f"the database failed: {exc!r}", self._settings.retry_after_seconds
             ) from exc
@@ -188,7 +189,9 @@ class PerReadingWriter:
             for position in positions:
                 try:
                     outcomes[position] = await self._write_one(pool, readings[position])
-                except DATABASE_FAILURES as exc:
+                except Exception as exc:
+                    if not is_outage(exc):
+                        raise
                     outcomes[position] = exc
 
         await asyncio.gather(*(worker() for _ in range(min(self._connections, len(readings)))))

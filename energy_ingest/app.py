@@ -25,7 +25,7 @@ from energy_ingest.config import Settings
 from energy_ingest.db.embedded import embedded_postgres
 from energy_ingest.db.migrations import migrate
 from energy_ingest.db.partitions import PartitionManager
-from energy_ingest.db.pool import open_database
+from energy_ingest.db.pool import is_outage, open_database
 from energy_ingest.errors import EngineError, FieldProblem, ValidationFailed
 from energy_ingest.health.endpoints import router as health_router
 from energy_ingest.health.front_door import router as front_door_router
@@ -45,7 +45,6 @@ from energy_ingest.web.http import error_response, json_response
 from energy_ingest.web.security import WebSecurityMiddleware
 from energy_ingest.web.state import EngineState
 from energy_ingest.writer import WriterFactory
-from energy_ingest.writer.group_commit import DATABASE_FAILURES
 from energy_ingest.writer.postgres import group_commit_writer
 
 logger = logging.getLogger(__name__)
@@ -87,8 +86,13 @@ async def _maintain_partitions(partitions: PartitionManager, settings: Settings)
             if settings.compact_closed_partitions:
                 # Yesterday may still get late readings; the day before is closed.
                 await partitions.compact_closed(before=today - timedelta(days=1))
-        except DATABASE_FAILURES as exc:
-            logger.warning("partition maintenance failed, will retry: %r", exc)
+        except Exception as exc:
+            # An outage is expected and retried quietly; anything else is a bug worth its
+            # traceback, but upkeep must not stop for it (/readyz reports the task alive).
+            if is_outage(exc):
+                logger.warning("partition maintenance failed, will retry: %r", exc)
+            else:
+                logger.exception("partition maintenance failed unexpectedly, will retry")
         await asyncio.sleep(_MAINTENANCE_INTERVAL_SECONDS)
 
 

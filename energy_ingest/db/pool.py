@@ -35,10 +35,19 @@ async def _prepare_write_connection(connection: asyncpg.Connection) -> None:
 
 
 def is_outage(error: BaseException) -> bool:
-    """Whether `error` means the database is unreachable or went away (not a bad statement)."""
+    """Whether `error` means the database is unavailable: unreachable, went away, or out of
+    resources, as opposed to a statement that fails (a bug, a bad value), which would fail the
+    same way again. The engine's one rule: the writer (503 vs 500), partition upkeep and the
+    bench all ask it."""
     if isinstance(
         error,
-        OSError | TimeoutError | asyncpg.InterfaceError | asyncpg.exceptions.InternalClientError,
+        DatabaseUnavailable
+        | OSError
+        | TimeoutError
+        | asyncpg.InterfaceError
+        # A connection whose backend was killed mid-statement can also fail with asyncpg's
+        # internal protocol-state error.
+        | asyncpg.exceptions.InternalClientError,
     ):
         return True
     if isinstance(error, asyncpg.PostgresError):

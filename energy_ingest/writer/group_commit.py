@@ -34,19 +34,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-# What the partition maintenance loop (and the bench) retry later: anything from the database.
-# The writer tells an outage (503, retry) from a failing statement (500) with is_retryable.
-DATABASE_FAILURES: tuple[type[BaseException], ...] = (
-    DatabaseUnavailable,
-    asyncpg.PostgresError,
-    asyncpg.InterfaceError,
-    # A connection whose backend was killed mid-statement can also fail with asyncpg's
-    # internal protocol-state error.
-    asyncpg.exceptions.InternalClientError,
-    OSError,
-    asyncio.TimeoutError,
-)
-
 
 def is_retryable(error: BaseException) -> bool:
     """Whether a batch that failed with `error` may succeed if sent again: the database is
