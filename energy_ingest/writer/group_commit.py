@@ -315,7 +315,14 @@ class GroupCommitWriter:
             except Exception:
                 logger.exception("recording the metrics of a committed batch failed")
         finally:
+            # No longer in flight as of now, not when the task's done callback runs later: the
+            # loop may already hold the freed slot. And wake it: a batch waiting to fill only
+            # waits while another one commits, so it must go now rather than at its deadline.
+            task = asyncio.current_task()
+            if task is not None:
+                self._in_flight.discard(task)
             self._slots.release()
+            self._arrival.set()
 
     def _fail_batch(self, batch: list[_Request], exc: Exception) -> None:
         """Nothing of `batch` was acknowledged: every request of it fails, none succeeds."""
