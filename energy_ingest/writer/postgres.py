@@ -8,7 +8,7 @@ from energy_ingest.config import Settings
 from energy_ingest.db.partitions import PartitionManager, day_of
 from energy_ingest.db.pool import Database
 from energy_ingest.errors import TooManyNewDevices
-from energy_ingest.ingest.schemas import Outcome, Reading
+from energy_ingest.readings import Outcome, Reading
 from energy_ingest.telemetry.metrics import EngineMetrics
 from energy_ingest.writer.group_commit import (
     GroupCommitWriter,

@@ -24,7 +24,7 @@ from energy_ingest.errors import (
     ServiceUnavailable,
     TooManyNewDevices,
 )
-from energy_ingest.ingest.schemas import Outcome, Reading, ValidMeterReading
+from energy_ingest.readings import Outcome, Reading, ValidMeterReading
 from energy_ingest.telemetry.metrics import EngineMetrics
 from energy_ingest.writer.group_commit import (
     GroupCommitWriter,
