@@ -7,7 +7,7 @@ import signal
 import socket
 import sys
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -82,14 +82,20 @@ async def _wait_until_ready(server: ServerProcess) -> None:
 
 @asynccontextmanager
 async def running_server(
-    name: str, command: Sequence[str], port: int, log: IO[bytes], startup_timeout: float
+    name: str,
+    command: Sequence[str],
+    port: int,
+    log: IO[bytes],
+    startup_timeout: float,
+    environment: Mapping[str, str] | None = None,
 ) -> AsyncIterator[ServerProcess]:
-    """Start `command`, wait for /readyz; on exit SIGTERM it and wait (SIGKILL after a minute)."""
+    """Start `command` (in `environment`, default this process's), wait for /readyz; on exit
+    SIGTERM it and wait (SIGKILL after a minute)."""
     log.write(f"\n===== {name} =====\n".encode())
     log.flush()
     started = time.perf_counter()
     process = await asyncio.create_subprocess_exec(
-        *command, stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=log
+        *command, stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=log, env=environment
     )
     server = ServerProcess(name, process, port)
     try:
