@@ -44,8 +44,14 @@ def _engine(commit: str, *rows: Any) -> dict[str, Any]:
 
 
 def test_two_engines_are_side_by_side_with_ratios() -> None:
-    before = _engine("aaaa", _row("b", "422", 162_600_000, 12.0, 1960.0, 11_000.0))
-    after = _engine("bbbb", _row("b", "413", 120, 0.05, 62.0, 2.0))
+    before = _engine(
+        "aaaa",
+        _row("b", "422", 162_600_000, 12.0, 1960.0, 11_000.0),
+        _row("e", "413", 100, 2.0, 700.0, 2_000.0),
+    )
+    after = _engine(
+        "bbbb", _row("b", "413", 120, 0.05, 62.0, 2.0), _row("e", "413", 92, 0.0, 60.0, 0.5)
+    )
     text = render_markdown(_report(before, after))
     row = next(line for line in text.splitlines() if line.startswith("| (b)"))
     assert "422 → 413" in row
@@ -53,6 +59,11 @@ def test_two_engines_are_side_by_side_with_ratios() -> None:
     assert "12.00 → 0.05 | 240.0×" in row
     assert "1,960 (+1,900) → 62 (+2) | 950.0×" in row
     assert "11,000.0 → 2.0 | 5,500.0×" in row
+    # Below the resolution of a measurement, the ratio is a lower bound.
+    row = next(line for line in text.splitlines() if line.startswith("| (e)"))
+    assert "2.00 → 0.00 | ≥ 200×" in row
+    assert "700 (+640) → 60 (+0) | ≥ 640×" in row
+    assert "2,000.0 → 0.5 | ≥ 2,000×" in row
     # A pipe in an answer does not break the table's neighbours.
     assert "x\\|y" in text
 
