@@ -454,8 +454,8 @@ def _size(count: int) -> str:
 def _ratio(before: float, after: float, resolution: float) -> str:
     """before / after: how many times less the later engine's request costs. An `after` below
     the measurement's resolution counts as the resolution, and the ratio is a lower bound."""
-    if before <= 0:
-        return "–"
+    if before < resolution:
+        return "–"  # nothing measurable to compare
     if after < resolution:
         return f"≥ {before / resolution:,.0f}×"
     return f"{before / after:,.1f}×"

@@ -74,6 +74,16 @@ def test_one_engine_is_one_plain_table() -> None:
     assert "→" not in text
 
 
+def test_two_costs_below_resolution_have_no_ratio() -> None:
+    before = _engine("aaaa", _row("g", "422", 48_400, 0.004, 60.0, 0.6))
+    after = _engine("bbbb", _row("g", "422", 1_200, 0.003, 60.0, 1.0))
+    row = next(line for line in render_markdown(_report(before, after)).splitlines()
+               if line.startswith("| (g)"))  # fmt: skip
+    assert "0.00 → 0.00 | – |" in row
+    assert "60 (+0) → 60 (+0) | – |" in row
+    assert "0.6 → 1.0 | – |" in row
+
+
 def test_requests_carry_the_device_key_and_their_exact_length() -> None:
     raw = encode_request("/v1/ingest/vehicle", b"{}", "eie_0123456789ab_secret")
     head, _, body = raw.partition(b"\r\n\r\n")
