@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import resource
 import signal
 import socket
 import sys
@@ -14,6 +16,8 @@ from pathlib import Path
 from typing import IO
 
 from bench.http_load import HttpConnection, ProtocolError, encode_call
+from energy_ingest.config import Settings
+from energy_ingest.server import FILE_DESCRIPTOR_RESERVE
 
 HOST = "127.0.0.1"
 _STOP_TIMEOUT_SECONDS = 60.0
@@ -25,6 +29,30 @@ def free_port() -> int:
         probe.bind((HOST, 0))
         port: int = probe.getsockname()[1]
         return port
+
+
+def fit_connection_cap() -> str | None:
+    """Cap the engine's connections to what this machine's open-file limit holds, unless set.
+
+    The engine lowers its default cap (sized for a fleet) to the hard open-file limit minus a
+    reserve itself, but warns, and the bench counts every warning of the servers' log as a
+    problem. The bench opens at most a few dozen connections, so on a machine whose limit is
+    below the default it sets EIE_MAX_CONNECTIONS to the same value the engine would choose;
+    the report lists it with the engine's environment. A note saying so, or None.
+    """
+    if "EIE_MAX_CONNECTIONS" in os.environ:
+        return None
+    default = Settings.model_fields["max_connections"].default
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    if hard == resource.RLIM_INFINITY or hard - FILE_DESCRIPTOR_RESERVE >= default:
+        return None
+    fits = max(1, hard - FILE_DESCRIPTOR_RESERVE)
+    os.environ["EIE_MAX_CONNECTIONS"] = str(fits)
+    return (
+        f"EIE_MAX_CONNECTIONS={fits}: this machine's open-file limit ({hard}) holds fewer than "
+        f"the engine's default {default:,} connections, so the bench sets the cap the engine "
+        "would lower itself to (without its warning); the bench opens at most a few dozen."
+    )
 
 
 def engine_command(database_url: str, port: int, workers: int) -> list[str]:

@@ -62,6 +62,7 @@ from bench.servers import (
     Profiler,
     ServerProcess,
     engine_command,
+    fit_connection_cap,
     free_port,
     naive_command,
     running_server,
@@ -640,6 +641,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
             admin_url = with_database(engine_url, "postgres")
             database = "embedded, throw-away"
+        connection_note = fit_connection_cap()
         load = ForeignLoad()
         postmaster = scratch / "data" / "postmaster.pid"
         if postmaster.exists():
@@ -669,6 +671,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"the servers' log has {len(problems)} error/warning lines (latest-servers.log), "
             f"first: {problems[0]}"
         )
+    if connection_note:
+        report["notes"].insert(0, connection_note)
     report["server_log_problems"] = problems[:50]
     report["server_access_log_lines"] = access_lines
     report["profiles"] = [
