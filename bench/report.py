@@ -384,9 +384,14 @@ def render_markdown(report: dict[str, Any]) -> str:
     access = report.get("server_access_log_lines")
     if access:
         counts = ", ".join(f"{section} {count:,}" for section, count in access.items())
+        changed = ", ".join(
+            f"{key}={value}" for key, value in sorted(report.get("engine_environment", {}).items())
+        )
         lines.append(
-            f"- servers ran with their default settings, access log included; its per-request "
-            f"lines are counted here and left out of latest-servers.log: {counts}."
+            "- servers ran with their default settings"
+            + (f" apart from {changed} (see above)" if changed else "")
+            + ", access log included; its per-request lines are counted here and left out of "
+            f"latest-servers.log: {counts}."
         )
     profiles = report.get("profiles")
     if profiles:
