@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from importlib import resources
 
@@ -70,3 +72,46 @@ async def migrate(connection: AnyConnection) -> list[str]:
         return done
     finally:
         await connection.execute(sql("unlock_migrations"))
+
+
+Connect = Callable[[str], Awaitable[asyncpg.Connection]]
+
+
+async def connect_when_reachable(
+    url: str, *, attempts: int = 1, connect: Connect = asyncpg.connect
+) -> asyncpg.Connection:
+    """A connection to `url`; one that refuses connections (still starting) is retried once a
+    second, `attempts` times in all.
+
+    The last attempt goes through `connect`, whose failure is raised as it is: a caller that
+    words failures itself (the CLI) passes its own.
+    """
+    for attempt in range(1, attempts):
+        try:
+            return await asyncpg.connect(url)
+        except (OSError, asyncpg.CannotConnectNowError, asyncpg.PostgresConnectionError):
+            logger.warning("database not reachable yet (attempt %d); retrying", attempt)
+            await asyncio.sleep(1.0)
+    return await connect(url)
+
+
+async def migrate_url(
+    url: str,
+    *,
+    attempts: int = 1,
+    then: Callable[[asyncpg.Connection], Awaitable[object]] | None = None,
+    connect: Connect = asyncpg.connect,
+) -> list[str]:
+    """Connect to `url`, apply pending migrations, run `then` on the same connection, close.
+
+    The one "connect, migrate, close" of the engine; see `connect_when_reachable` for
+    `attempts` and `connect`. Returns the versions applied.
+    """
+    connection = await connect_when_reachable(url, attempts=attempts, connect=connect)
+    try:
+        applied = await migrate(connection)
+        if then is not None:
+            await then(connection)
+        return applied
+    finally:
+        await connection.close()
