@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from energy_ingest.cli import simulate
+from energy_ingest.cli.simulate import simulate
 from energy_ingest.simulator.command import RunOptions, SimulationAborted, parse_duration, plan
 from energy_ingest.simulator.demo import MARKER, DemoFailed, prepare_folder
 from energy_ingest.simulator.detection import Detection, Verdict, expected_status
