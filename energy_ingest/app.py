@@ -7,9 +7,9 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
-import asyncpg
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
@@ -23,7 +23,7 @@ from energy_ingest.assignments.schemas import AssignMeter
 from energy_ingest.auth.guard import KeyGuard
 from energy_ingest.config import Settings
 from energy_ingest.db.embedded import embedded_postgres
-from energy_ingest.db.migrations import migrate
+from energy_ingest.db.migrations import migrate_url
 from energy_ingest.db.partitions import PartitionManager
 from energy_ingest.db.pool import is_outage, open_database
 from energy_ingest.errors import EngineError, FieldProblem, ValidationFailed
@@ -56,23 +56,11 @@ _CONNECT_ATTEMPTS = 30
 async def _migrate_when_reachable(url: str, settings: Settings) -> None:
     """Apply migrations (and mint the first admin key), waiting up to ~30 s for a database
     that is still starting."""
-    for attempt in range(1, _CONNECT_ATTEMPTS + 1):
-        try:
-            connection = await asyncpg.connect(url)
-        except (OSError, asyncpg.CannotConnectNowError, asyncpg.PostgresConnectionError):
-            if attempt == _CONNECT_ATTEMPTS:
-                raise
-            logger.warning("database not reachable yet (attempt %d); retrying", attempt)
-            await asyncio.sleep(1.0)
-            continue
-        try:
-            applied = await migrate(connection)
-            if applied:
-                logger.info("migrations applied: %s", ", ".join(applied))
-            await ensure_admin_key(connection, settings)
-            return
-        finally:
-            await connection.close()
+    applied = await migrate_url(
+        url, attempts=_CONNECT_ATTEMPTS, then=partial(ensure_admin_key, settings=settings)
+    )
+    if applied:
+        logger.info("migrations applied: %s", ", ".join(applied))
 
 
 async def _maintain_partitions(partitions: PartitionManager, settings: Settings) -> None:
