@@ -30,9 +30,9 @@ from energy_ingest.errors import EngineError, FieldProblem, ValidationFailed
 from energy_ingest.health.endpoints import router as health_router
 from energy_ingest.health.front_door import router as front_door_router
 from energy_ingest.health.metrics import router as metrics_router
-from energy_ingest.ingest.endpoints import OPENAPI_PATHS as INGEST_OPENAPI_PATHS
+from energy_ingest.ingest.endpoints import OPENAPI_ROUTES as INGEST_OPENAPI_ROUTES
 from energy_ingest.ingest.endpoints import ROUTES as INGEST_ROUTES
-from energy_ingest.ingest.schemas import BatchResult, Limits, MeterReading, VehicleReading
+from energy_ingest.ingest.schemas import Limits
 from energy_ingest.ingest.service import IngestService
 from energy_ingest.keys.bootstrap import ensure_admin_key
 from energy_ingest.keys.endpoints import router as keys_router
@@ -165,20 +165,17 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 def _openapi(app: FastAPI) -> dict[str, Any]:
     if app.openapi_schema:
         return app.openapi_schema
+    # The ingest routes are bare ASGI endpoints (see ingest/endpoints.py); their operations
+    # come from a router that is never mounted, so FastAPI writes them like the others.
     schema = get_openapi(
-        title=app.title, version=app.version, description=app.description, routes=app.routes
+        title=app.title,
+        version=app.version,
+        description=app.description,
+        routes=[*INGEST_OPENAPI_ROUTES, *app.routes],
     )
-    # The ingest routes are bare ASGI endpoints (see ingest/endpoints.py): declared by hand.
-    schema["paths"] = {**INGEST_OPENAPI_PATHS, **schema.get("paths", {})}
     # Bodies parsed by hand reference these models; publish their schemas as components.
     _, definitions = models_json_schema(
-        [
-            (MeterReading, "validation"),
-            (VehicleReading, "validation"),
-            (AssignMeter, "validation"),
-            (CreateKey, "validation"),
-            (BatchResult, "serialization"),
-        ],
+        [(AssignMeter, "validation"), (CreateKey, "validation")],
         ref_template="#/components/schemas/{model}",
     )
     components = schema.setdefault("components", {})

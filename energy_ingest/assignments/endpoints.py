@@ -37,7 +37,10 @@ _CONFLICT: dict[int | str, dict[str, Any]] = {
     response_model=Assignment,
     responses={
         200: {"description": "The vehicle already has this meter; nothing changed."},
-        201: {"description": "A new assignment started (the previous one ended at `from`)."},
+        201: {
+            "description": "A new assignment started (the previous one ended at `from`).",
+            "model": Assignment,
+        },
         **_CONFLICT,
     },
     openapi_extra={

@@ -292,6 +292,22 @@ def _accept_plainly_valid(
 # --- answers ----------------------------------------------------------------------------------
 
 
+class MeterIngested(BaseModel):
+    """Answer to one meter reading: 201 stored, 200 an exact re-send of a stored one."""
+
+    success: Literal[True]
+    meter_id: str = Field(alias="meterId")
+    status: Literal["stored", "duplicate"]
+
+
+class VehicleIngested(BaseModel):
+    """Answer to one vehicle reading: 201 stored, 200 an exact re-send of a stored one."""
+
+    success: Literal[True]
+    vehicle_id: str = Field(alias="vehicleId")
+    status: Literal["stored", "duplicate"]
+
+
 class BatchError(BaseModel):
     """One failed item of a batch."""
 
