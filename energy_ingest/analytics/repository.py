@@ -5,39 +5,39 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-import asyncpg
-
+from energy_ingest.analytics.rows import AssignmentSpan, MeterSpans, VehiclePresence, VehicleWindow
 from energy_ingest.db.pool import ReadConnection
 from energy_ingest.db.sql import sql
 
 
-async def get_vehicle_presence(connection: ReadConnection, vehicle_id: str) -> asyncpg.Record:
+async def get_vehicle_presence(connection: ReadConnection, vehicle_id: str) -> VehiclePresence:
     row = await connection.fetchrow(sql("get_vehicle_presence"), vehicle_id)
     assert row is not None  # a SELECT of EXISTS always returns one row
-    return row
+    return VehiclePresence.from_row(row)
 
 
 async def summarize_vehicle_window(
     connection: ReadConnection, vehicle_id: str, start: datetime, end: datetime
-) -> asyncpg.Record:
+) -> VehicleWindow:
     row = await connection.fetchrow(sql("summarize_vehicle_window"), vehicle_id, start, end)
     assert row is not None  # an aggregate without GROUP BY always returns one row
-    return row
+    return VehicleWindow.from_row(row)
 
 
 async def list_assignments_in_window(
     connection: ReadConnection, vehicle_id: str, start: datetime, end: datetime
-) -> list[asyncpg.Record]:
-    return await connection.fetch(sql("list_assignments_in_window"), vehicle_id, start, end)
+) -> list[AssignmentSpan]:
+    rows = await connection.fetch(sql("list_assignments_in_window"), vehicle_id, start, end)
+    return [AssignmentSpan.from_row(row) for row in rows]
 
 
 async def summarize_meter_spans(
     connection: ReadConnection, spans: Sequence[tuple[str, datetime, datetime]]
-) -> asyncpg.Record:
+) -> MeterSpans:
     """Readings and AC of the meters over their spans, in one statement however many spans."""
     meter_ids = [meter_id for meter_id, _, _ in spans]
     starts = [start for _, start, _ in spans]
     ends = [end for _, _, end in spans]
     row = await connection.fetchrow(sql("summarize_meter_spans"), meter_ids, starts, ends)
     assert row is not None  # an aggregate without GROUP BY always returns one row
-    return row
+    return MeterSpans.from_row(row)

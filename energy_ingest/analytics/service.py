@@ -76,7 +76,7 @@ async def _vehicle_performance(
     connection: ReadConnection, vehicle_id: str, window: Window, threshold: float
 ) -> dict[str, Any]:
     presence = await repository.get_vehicle_presence(connection, vehicle_id)
-    if not presence["has_reported"] and not presence["has_assignments"]:
+    if not presence.has_reported and not presence.has_assignments:
         raise NotFound(f"vehicle {vehicle_id} has never reported and has no meter assignment")
 
     vehicle = await repository.summarize_vehicle_window(
@@ -85,13 +85,13 @@ async def _vehicle_performance(
 
     correlation: Correlation
     spans: list[tuple[str, datetime, datetime]]
-    if presence["has_assignments"]:
+    if presence.has_assignments:
         correlation = "assignment"
-        rows = await repository.list_assignments_in_window(
+        assigned = await repository.list_assignments_in_window(
             connection, vehicle_id, window.start, window.end
         )
-        spans = [(row["meter_id"], row["clipped_from"], row["clipped_to"]) for row in rows]
-    elif presence["same_id_meter_usable"]:
+        spans = [(span.meter_id, span.clipped_from, span.clipped_to) for span in assigned]
+    elif presence.same_id_meter_usable:
         # The seed's rule, kept for vehicles nobody assigned: the meter with the same id.
         correlation = "same-id"
         spans = [(vehicle_id, window.start, window.end)]
@@ -101,12 +101,12 @@ async def _vehicle_performance(
 
     meter = await repository.summarize_meter_spans(connection, spans)
     meter_ids = list(dict.fromkeys(meter_id for meter_id, _, _ in spans))  # first use, once each
-    meter_points: int = meter["data_points"]
+    meter_points = meter.data_points
 
     # Exact decimals from the database; the answer's numbers are their nearest floats, so a
     # sum of 0.1s reads 83.5145, not 83.51450000000017.
-    ac: Decimal = meter["kwh_consumed_ac"]
-    dc: Decimal = vehicle["kwh_delivered_dc"]
+    ac = meter.kwh_consumed_ac
+    dc = vehicle.kwh_delivered_dc
     efficiency = dc / ac if ac > 0 else None
     return {
         "vehicleId": vehicle_id,
@@ -117,13 +117,13 @@ async def _vehicle_performance(
         "efficiency": float(efficiency) if efficiency is not None else None,
         # Without a single meter reading there is no AC to lose energy from: null, not −DC.
         "energyLossKwh": float(ac - dc) if meter_points else None,
-        "averageBatteryTemp": _number(vehicle["average_battery_temp"]),
-        "minBatteryTemp": _number(vehicle["min_battery_temp"]),
-        "maxBatteryTemp": _number(vehicle["max_battery_temp"]),
-        "dataPoints": {"vehicle": vehicle["data_points"], "meter": meter_points},
+        "averageBatteryTemp": _number(vehicle.average_battery_temp),
+        "minBatteryTemp": _number(vehicle.min_battery_temp),
+        "maxBatteryTemp": _number(vehicle.max_battery_temp),
+        "dataPoints": {"vehicle": vehicle.data_points, "meter": meter_points},
         "meterIds": meter_ids,
         "correlation": correlation,
-        "status": classify(ac, dc, vehicle["data_points"], meter_points, threshold),
+        "status": classify(ac, dc, vehicle.data_points, meter_points, threshold),
     }
 
 

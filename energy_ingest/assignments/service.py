@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 import asyncpg
 
 from energy_ingest.assignments import repository
+from energy_ingest.assignments.rows import AssignmentRow
 from energy_ingest.db.pool import WriteConnection
 from energy_ingest.errors import Conflict, NotFound
 from energy_ingest.wire import format_timestamp
@@ -48,14 +49,14 @@ async def _lock_meters(connection: WriteConnection, *meter_ids: str | None) -> N
         await repository.lock_meter(connection, meter_id)
 
 
-def assignment_json(row: asyncpg.Record) -> dict[str, Any]:
+def assignment_json(row: AssignmentRow) -> dict[str, Any]:
     """Database row → the API's assignment object."""
     return {
-        "id": row["id"],
-        "vehicleId": row["vehicle_id"],
-        "meterId": row["meter_id"],
-        "from": row["starts_at"],
-        "to": row["ends_at"],
+        "id": row.id,
+        "vehicleId": row.vehicle_id,
+        "meterId": row.meter_id,
+        "from": row.starts_at,
+        "to": row.ends_at,
     }
 
 
@@ -77,20 +78,16 @@ async def _assign_meter(
     async with connection.transaction():
         await repository.lock_vehicle(connection, vehicle_id)
         current = await repository.get_current_assignment(connection, vehicle_id)
-        if (
-            current is not None
-            and current["meter_id"] == meter_id
-            and current["starts_at"] <= start
-        ):
+        if current is not None and current.meter_id == meter_id and current.starts_at <= start:
             return False, assignment_json(current)
-        await _lock_meters(connection, meter_id, current["meter_id"] if current else None)
+        await _lock_meters(connection, meter_id, current.meter_id if current else None)
         if current is not None:
-            if current["starts_at"] >= start:
+            if current.starts_at >= start:
                 raise Conflict(
-                    f"vehicle {vehicle_id} has been fed by meter {current['meter_id']} since "
-                    f"{format_timestamp(current['starts_at'])}; a new assignment must start later"
+                    f"vehicle {vehicle_id} has been fed by meter {current.meter_id} since "
+                    f"{format_timestamp(current.starts_at)}; a new assignment must start later"
                 )
-            await repository.end_assignment(connection, current["id"], start)
+            await repository.end_assignment(connection, current.id, start)
         try:
             row = await repository.insert_assignment(connection, vehicle_id, meter_id, start)
         except repository.AssignmentOverlap as overlap:
@@ -108,18 +105,18 @@ async def _explain_overlap(
     if overlap.constraint == "meter_feeds_one_vehicle_at_a_time":
         clash = await repository.find_meter_clash(connection, meter_id, start)
         if clash is not None:
-            until = format_timestamp(clash["ends_at"]) if clash["ends_at"] else "further notice"
+            until = format_timestamp(clash.ends_at) if clash.ends_at else "further notice"
             return Conflict(
-                f"meter {meter_id} already feeds vehicle {clash['vehicle_id']} from "
-                f"{format_timestamp(clash['starts_at'])} until {until}; a meter feeds one "
+                f"meter {meter_id} already feeds vehicle {clash.vehicle_id} from "
+                f"{format_timestamp(clash.starts_at)} until {until}; a meter feeds one "
                 "vehicle at a time"
             )
         return Conflict(f"meter {meter_id} already feeds another vehicle at that time")
-    clash = await repository.find_vehicle_clash(connection, vehicle_id, start)
-    if clash is not None:
+    held = await repository.find_vehicle_clash(connection, vehicle_id, start)
+    if held is not None:
         return Conflict(
-            f"vehicle {vehicle_id} already has meter {clash['meter_id']} assigned from "
-            f"{format_timestamp(clash['starts_at'])}; a vehicle has one meter at a time"
+            f"vehicle {vehicle_id} already has meter {held.meter_id} assigned from "
+            f"{format_timestamp(held.starts_at)}; a vehicle has one meter at a time"
         )
     return Conflict(f"vehicle {vehicle_id} already has a meter assigned at that time")
 
@@ -139,11 +136,11 @@ async def _end_current_assignment(
         current = await repository.get_current_assignment(connection, vehicle_id)
         if current is None:
             raise NotFound(f"vehicle {vehicle_id} has no current meter assignment")
-        await _lock_meters(connection, current["meter_id"])
-        if current["starts_at"] >= at:
+        await _lock_meters(connection, current.meter_id)
+        if current.starts_at >= at:
             raise Conflict(
                 f"the current assignment of vehicle {vehicle_id} starts at "
-                f"{format_timestamp(current['starts_at'])}; it cannot end before it starts"
+                f"{format_timestamp(current.starts_at)}; it cannot end before it starts"
             )
-        row = await repository.end_assignment(connection, current["id"], at)
+        row = await repository.end_assignment(connection, current.id, at)
         return assignment_json(row)

@@ -36,10 +36,10 @@ async def meter_live(principal: ReadKey, meterId: str, connection: ReadConn) -> 
         raise NotFound(f"meter {meterId} has not reported yet")
     return json_response(
         {
-            "meterId": row["meter_id"],
-            "kwhConsumedAc": row["kwh_consumed_ac"],
-            "voltage": row["voltage"],
-            **_freshness(row["ts"], row["received_at"]),
+            "meterId": row.meter_id,
+            "kwhConsumedAc": row.kwh_consumed_ac,
+            "voltage": row.voltage,
+            **_freshness(row.ts, row.received_at),
         }
     )
 
@@ -57,10 +57,10 @@ async def vehicle_live(principal: ReadKey, vehicleId: str, connection: ReadConn)
         raise NotFound(f"vehicle {vehicleId} has not reported yet")
     return json_response(
         {
-            "vehicleId": row["vehicle_id"],
-            "soc": row["soc"],
-            "kwhDeliveredDc": row["kwh_delivered_dc"],
-            "batteryTemp": row["battery_temp"],
-            **_freshness(row["ts"], row["received_at"]),
+            "vehicleId": row.vehicle_id,
+            "soc": row.soc,
+            "kwhDeliveredDc": row.kwh_delivered_dc,
+            "batteryTemp": row.battery_temp,
+            **_freshness(row.ts, row.received_at),
         }
     )
