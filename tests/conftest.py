@@ -11,61 +11,27 @@ import itertools
 import os
 import tempfile
 from collections.abc import AsyncIterator, Iterator
-from contextlib import ExitStack, asynccontextmanager
-from dataclasses import dataclass
+from contextlib import ExitStack
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import httpx
 import pytest
-from fastapi import FastAPI
 
-from energy_ingest.app import create_app
 from energy_ingest.config import Settings
 from energy_ingest.db.embedded import embedded_postgres
-from energy_ingest.db.migrations import migrate
-from energy_ingest.db.sql import quote_identifier
-from energy_ingest.web.state import EngineState
-from energy_ingest.writer.group_commit import GroupCommitWriter
 from tests.figures import print_figures, record_figures
+from tests.support import (
+    DatabaseServer,
+    Engine,
+    create_database,
+    create_template,
+    drop_database,
+    start_engine,
+    with_database,
+)
 
 __all__ = ["record_figures"]  # a fixture for every test: figures printed at the end
-
-
-def with_database(url: str, database: str) -> str:
-    """The same server URL, pointing at another database."""
-    parts = urlsplit(url)
-    return urlunsplit(parts._replace(path="/" + database))
-
-
-@dataclass(frozen=True)
-class DatabaseServer:
-    admin_url: str
-    template: str
-    prefix: str
-
-
-async def _create_template(admin_url: str, template: str) -> None:
-    admin = await asyncpg.connect(admin_url)
-    try:
-        await admin.execute(f"DROP DATABASE IF EXISTS {quote_identifier(template)} WITH (FORCE)")
-        await admin.execute(f"CREATE DATABASE {quote_identifier(template)}")
-    finally:
-        await admin.close()
-    connection = await asyncpg.connect(with_database(admin_url, template))
-    try:
-        await migrate(connection)
-    finally:
-        await connection.close()
-
-
-async def _drop_database(admin_url: str, name: str) -> None:
-    admin = await asyncpg.connect(admin_url)
-    try:
-        await admin.execute(f"DROP DATABASE IF EXISTS {quote_identifier(name)} WITH (FORCE)")
-    finally:
-        await admin.close()
 
 
 @pytest.fixture(scope="session")
@@ -82,9 +48,9 @@ def test_server() -> Iterator[DatabaseServer]:
                 embedded_postgres(folder / "data", delete_on_exit=True, durable=False)
             )
             admin_url = with_database(engine_url, "postgres")
-        asyncio.run(_create_template(admin_url, template))
+        asyncio.run(create_template(admin_url, template))
         yield DatabaseServer(admin_url=admin_url, template=template, prefix=prefix)
-        asyncio.run(_drop_database(admin_url, template))
+        asyncio.run(drop_database(admin_url, template))
 
 
 _database_numbers = itertools.count()
@@ -94,14 +60,9 @@ _database_numbers = itertools.count()
 async def database_url(test_server: DatabaseServer) -> AsyncIterator[str]:
     """A freshly migrated database of its own for this test."""
     name = f"{test_server.prefix}_{next(_database_numbers)}"
-    admin = await asyncpg.connect(test_server.admin_url)
-    try:
-        template = quote_identifier(test_server.template)
-        await admin.execute(f"CREATE DATABASE {quote_identifier(name)} TEMPLATE {template}")
-    finally:
-        await admin.close()
+    await create_database(test_server.admin_url, name, template=test_server.template)
     yield with_database(test_server.admin_url, name)
-    await _drop_database(test_server.admin_url, name)
+    await drop_database(test_server.admin_url, name)
 
 
 @pytest.fixture
@@ -117,36 +78,6 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
     # Authentication has its own tests (tests/integration/auth); elsewhere it is off, as for
     # local use on loopback, so each test shows the feature it is about.
     return Settings(database_url=database_url, data_dir=tmp_path / "unused", auth_enabled=False)
-
-
-@dataclass
-class Engine:
-    """A running engine (lifespan entered) and an HTTP client talking to it over ASGI."""
-
-    app: FastAPI
-    client: httpx.AsyncClient
-
-    @property
-    def state(self) -> EngineState:
-        state: EngineState = self.app.state.engine
-        return state
-
-    @property
-    def writer(self) -> GroupCommitWriter:
-        writer = self.state.writer
-        assert isinstance(writer, GroupCommitWriter)
-        return writer
-
-
-@asynccontextmanager
-async def start_engine(settings: Settings) -> AsyncIterator[Engine]:
-    """Run the real app (pools, writer, partitions) for the length of the block."""
-    app = create_app(settings)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        # A loopback Host: with authentication off the engine refuses any other (DNS rebinding).
-        async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as client:
-            yield Engine(app=app, client=client)
 
 
 @pytest.fixture

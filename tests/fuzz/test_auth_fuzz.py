@@ -15,10 +15,10 @@ from hypothesis import strategies as st
 from energy_ingest.auth.keys import Scope
 from energy_ingest.config import Settings
 from energy_ingest.keys.service import create_key
-from tests.conftest import start_engine
 from tests.factories import meter_reading, vehicle_reading
 from tests.figures import RecordFigures
 from tests.fuzz.contract import Fuzzer, fuzz_settings
+from tests.support import start_engine
 
 _ENDPOINTS = [
     ("POST", "/v1/ingest/meter", meter_reading()),

@@ -12,8 +12,8 @@ import httpx
 import pytest
 
 from energy_ingest.config import Settings
-from tests.conftest import start_engine
 from tests.factories import minute, vehicle_reading
+from tests.support import start_engine
 
 
 def _assert_refused(answer: httpx.Response, status: int = 422) -> None:

@@ -16,9 +16,9 @@ from typing import Any
 import asyncpg
 import httpx
 
-from tests.conftest import Engine
 from tests.factories import meter_reading
 from tests.faults.processes import EngineProcess, engine_process
+from tests.support import Engine
 
 # More stalled admin requests than the writer's pool holds (writer_concurrency + 2 = 4).
 SLOW_KEY_REQUESTS = 4

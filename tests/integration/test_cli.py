@@ -7,7 +7,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -19,15 +18,8 @@ import httpx
 
 from energy_ingest.db.migrations import available_migrations, pending_versions
 from energy_ingest.db.sql import quote_identifier
-from tests.conftest import DatabaseServer, with_database
 from tests.factories import meter_reading
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
+from tests.support import DatabaseServer, free_port, wait_until_ready, with_database
 
 
 def _command() -> list[str]:
@@ -44,16 +36,19 @@ def test_db_migrate_brings_a_database_up_to_date(database_url: str) -> None:
 
 
 def _wait_ready(process: subprocess.Popen[str], base: str) -> None:
-    deadline = time.monotonic() + 60
-    while True:
-        assert process.poll() is None, process.stdout.read() if process.stdout else ""
-        try:
-            if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        assert time.monotonic() < deadline, "the engine did not become ready"
-        time.sleep(0.2)
+    def output() -> str:  # what it printed, once it has exited (reading earlier would block)
+        exited = process.poll() is not None
+        return process.stdout.read() if process.stdout and exited else ""
+
+    asyncio.run(
+        wait_until_ready(
+            base,
+            alive=lambda: process.poll() is None,
+            output=output,
+            interval=0.2,
+            request_timeout=1,
+        )
+    )
 
 
 def _cli(env: dict[str, str], *arguments: str) -> subprocess.CompletedProcess[str]:
@@ -76,7 +71,7 @@ def test_serve_is_secure_by_default_and_keeps_data_and_keys_across_restarts(
     reading = meter_reading(meter_id="restart-proof")
     admin = ""
     for run in range(2):
-        port = _free_port()
+        port = free_port()
         process = subprocess.Popen(
             [*_command(), "serve", "--port", str(port), "--admin-key-file", str(key_file)],
             env=env,
@@ -203,7 +198,7 @@ def test_the_demo_runs_with_the_key_its_engine_minted(tmp_path: Path) -> None:
             "--worst",
             "3",
             "--port",
-            str(_free_port()),
+            str(free_port()),
             "--data-dir",
             str(folder),
         ],
@@ -246,7 +241,7 @@ def _one_error_line(result: subprocess.CompletedProcess[str]) -> str:
 
 def test_commands_say_in_one_line_that_the_database_is_unreachable() -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("EIE_")}
-    port = _free_port()  # nothing listens there
+    port = free_port()  # nothing listens there
     env["DATABASE_URL"] = f"postgresql://postgres:s3cret-password@127.0.0.1:{port}/engine"
     for arguments in (
         ("db", "migrate"),
@@ -271,10 +266,10 @@ def test_commands_say_in_one_line_that_the_database_is_unreachable() -> None:
 
 def test_serve_says_in_one_line_that_the_database_is_unreachable() -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("EIE_")}
-    port = _free_port()  # nothing listens there
+    port = free_port()  # nothing listens there
     env["DATABASE_URL"] = f"postgresql://postgres@127.0.0.1:{port}/engine"
     # It waits (about 30 s) for a database that may still be starting, then gives up.
-    result = _cli(env, "serve", "--port", str(_free_port()))
+    result = _cli(env, "serve", "--port", str(free_port()))
     assert result.returncode == 1, result.stderr
     assert "Traceback" not in result.stderr, result.stderr
     last = result.stderr.splitlines()[-1]
@@ -319,7 +314,7 @@ async def test_serve_refuses_an_existing_admin_key_file_in_one_line(
         key_file = tmp_path / "admin.key"
         key_file.symlink_to(victim)
         refused = await asyncio.to_thread(
-            _cli, env, "serve", "--port", str(_free_port()), "--admin-key-file", str(key_file)
+            _cli, env, "serve", "--port", str(free_port()), "--admin-key-file", str(key_file)
         )
         assert refused.returncode == 1, refused.stderr
         assert "Traceback" not in refused.stderr, refused.stderr

@@ -9,7 +9,7 @@ import asyncpg
 
 from energy_ingest.db.migrations import available_migrations, migrate, pending_versions
 from energy_ingest.db.sql import quote_identifier
-from tests.conftest import DatabaseServer, with_database
+from tests.support import DatabaseServer, with_database
 
 _NAME = re.compile(r"^\d{12}_[a-z0-9_]+$")
 

@@ -29,8 +29,8 @@ from energy_ingest.db.partitions import (
     partition_name,
 )
 from energy_ingest.db.sql import parse_named_blocks, quote_literal, sql
-from tests.conftest import start_engine
 from tests.factories import iso
+from tests.support import start_engine
 
 DEVICES = 250
 HISTORY_DAYS = 5

@@ -15,8 +15,8 @@ import pytest
 
 from energy_ingest.config import Settings
 from energy_ingest.db.sql import parse_named_blocks
-from tests.conftest import Engine, start_engine
 from tests.factories import iso, meter_reading, minute, vehicle_reading
+from tests.support import Engine, start_engine
 
 Ago = Callable[[int], datetime]
 

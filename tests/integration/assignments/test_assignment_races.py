@@ -16,8 +16,8 @@ from energy_ingest.config import Settings
 from energy_ingest.db.pool import WriteConnection
 from energy_ingest.db.sql import sql
 from energy_ingest.errors import Conflict
-from tests.conftest import start_engine
 from tests.factories import iso, minute
+from tests.support import start_engine
 
 ROUNDS = 300
 VEHICLES = [f"race-ev-{number}" for number in range(6)]

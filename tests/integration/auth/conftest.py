@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 
 import asyncpg
 import pytest
@@ -11,9 +11,7 @@ from energy_ingest.auth.keys import Scope
 from energy_ingest.config import Settings
 from energy_ingest.keys.service import create_key
 from energy_ingest.readings import DeviceKind
-from tests.conftest import Engine, start_engine
-
-MakeKey = Callable[..., Awaitable[dict[str, str]]]
+from tests.support import Engine, MakeKey, start_engine
 
 
 @pytest.fixture

@@ -10,9 +10,8 @@ import asyncpg
 import httpx
 import pytest
 
-from tests.conftest import Engine
 from tests.factories import meter_reading, vehicle_reading
-from tests.integration.auth.conftest import MakeKey
+from tests.support import Engine, MakeKey
 
 # Every /v1 route: (method, path template, a concrete request, the scope it needs).
 ENDPOINTS: list[tuple[str, str, str, Any, str]] = [

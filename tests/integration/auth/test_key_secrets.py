@@ -8,8 +8,7 @@ import asyncpg
 import pytest
 
 from energy_ingest.telemetry import logs
-from tests.conftest import Engine
-from tests.integration.auth.conftest import MakeKey
+from tests.support import Engine, MakeKey
 
 
 async def test_a_whole_key_in_a_revocation_path_is_refused_and_never_logged(

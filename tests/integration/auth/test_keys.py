@@ -16,10 +16,9 @@ import pytest
 from energy_ingest.auth.guard import KeyGuard
 from energy_ingest.config import Settings
 from energy_ingest.keys.service import create_first_admin_key, revoke_key
-from tests.conftest import Engine, start_engine
 from tests.factories import meter_reading
 from tests.figures import RecordFigures
-from tests.integration.auth.conftest import MakeKey
+from tests.support import Engine, MakeKey, start_engine
 
 _REFUSAL_WAIT_SECONDS = 5.0  # far below the cache's 60 s: only a notification can explain it
 

@@ -9,9 +9,8 @@ import pytest
 
 from energy_ingest.auth import repository
 from energy_ingest.auth.keys import Scope, generate_key, ordered
-from tests.conftest import Engine
 from tests.factories import meter_reading, minute, vehicle_reading
-from tests.integration.auth.conftest import MakeKey
+from tests.support import Engine, MakeKey
 
 
 async def _kindless_key(db: asyncpg.Connection, device: str) -> dict[str, str]:

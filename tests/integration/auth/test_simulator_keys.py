@@ -11,9 +11,8 @@ from energy_ingest.simulator.fleet import FleetSpec, build_fleet
 from energy_ingest.simulator.mess import MessRates
 from energy_ingest.simulator.runner import backfill
 from energy_ingest.simulator.simulation import FleetSimulation, minute_floor
-from tests.conftest import Engine
 from tests.factories import minute
-from tests.integration.auth.conftest import MakeKey
+from tests.support import Engine, MakeKey
 
 
 def _small_run() -> FleetSimulation:

@@ -16,8 +16,7 @@ from energy_ingest.auth.keys import Scope, StoredKey
 from energy_ingest.config import Settings
 from energy_ingest.db.pool import AnyConnection
 from energy_ingest.keys.service import create_key
-from tests.conftest import Engine, start_engine
-from tests.integration.auth.conftest import MakeKey
+from tests.support import Engine, MakeKey, start_engine
 
 
 @pytest.fixture

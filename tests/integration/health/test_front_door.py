@@ -7,7 +7,7 @@ import re
 import httpx
 
 from energy_ingest.config import Settings
-from tests.conftest import start_engine
+from tests.support import start_engine
 
 
 async def test_root_answers_links_as_json_for_api_clients(client: httpx.AsyncClient) -> None:

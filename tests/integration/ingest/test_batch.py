@@ -11,8 +11,8 @@ import asyncpg
 import httpx
 
 from energy_ingest.config import Settings
-from tests.conftest import start_engine
 from tests.factories import meter_reading, minute, vehicle_reading
+from tests.support import start_engine
 
 
 async def test_valid_items_are_stored_and_every_failure_is_listed_by_index(

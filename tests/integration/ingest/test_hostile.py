@@ -21,8 +21,8 @@ from energy_ingest.ingest import service as ingest_service
 from energy_ingest.ingest.schemas import VehicleReading, validate_reading
 from energy_ingest.keys.service import create_key
 from energy_ingest.readings import DeviceKind
-from tests.conftest import Engine, start_engine
 from tests.factories import meter_reading, minute, vehicle_reading
+from tests.support import Engine, start_engine
 
 _JSON = {"content-type": "application/json"}
 

@@ -6,9 +6,9 @@ import httpx
 import pytest
 
 from energy_ingest.config import Settings
-from tests.conftest import start_engine
 from tests.factories import meter_reading
 from tests.integration.server.engines import running_engine
+from tests.support import start_engine
 
 COMMON = {
     "x-content-type-options": "nosniff",

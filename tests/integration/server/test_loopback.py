@@ -9,10 +9,10 @@ import httpx
 import pytest
 
 from energy_ingest.config import Settings
-from tests.conftest import start_engine
 from tests.factories import meter_reading
 from tests.integration.server.engines import running_engine
 from tests.integration.server.raw import close, connect, read_answer, request, send
+from tests.support import start_engine
 
 EVIL = "https://evil.example"
 

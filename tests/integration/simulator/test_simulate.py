@@ -15,7 +15,7 @@ from energy_ingest.simulator.fleet import FleetSpec, build_fleet
 from energy_ingest.simulator.mess import MessRates
 from energy_ingest.simulator.runner import backfill, realtime, realtime_start
 from energy_ingest.simulator.simulation import FleetSimulation, minute_floor
-from tests.conftest import start_engine
+from tests.support import start_engine
 
 NOW = datetime.now(UTC)
 

@@ -12,7 +12,7 @@ from pydantic import ValidationError
 
 from energy_ingest.config import Settings
 from energy_ingest.db.partitions import PartitionManager, partition_name
-from tests.conftest import start_engine
+from tests.support import start_engine
 
 COMPACTED_DAY_OFFSET = 3
 

@@ -13,9 +13,9 @@ import httpx
 import pytest
 
 from energy_ingest.config import Settings
-from tests.conftest import DatabaseServer, Engine, start_engine
 from tests.factories import meter_reading, minute, vehicle_reading
 from tests.integration.telemetry.test_metrics import sample
+from tests.support import DatabaseServer, Engine, start_engine
 
 
 @asynccontextmanager

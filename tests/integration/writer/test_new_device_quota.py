@@ -7,9 +7,9 @@ import asyncpg
 from energy_ingest.auth.keys import Scope
 from energy_ingest.config import Settings
 from energy_ingest.keys.service import create_key
-from tests.conftest import start_engine
 from tests.factories import iso, meter_reading, minute, vehicle_reading
 from tests.integration.telemetry.test_metrics import sample
+from tests.support import start_engine
 
 
 async def _bearer(db: asyncpg.Connection) -> dict[str, str]:
