@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -15,20 +14,13 @@ from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import IO
 
-import httpx
+from tests.support import free_port, wait_until_ready
 
 READY_TIMEOUT_SECONDS = 90.0
 EXIT_TIMEOUT_SECONDS = 60.0
 
 # Variables of the test run that must not leak into the engine under test.
 _ISOLATED = ("DATABASE_URL", "EIE_", "PROMETHEUS_MULTIPROC_DIR")
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def living_members(group: int) -> list[int]:
@@ -123,16 +115,12 @@ class EngineProcess:
         )
 
     async def wait_ready(self, deadline: float) -> None:
-        async with httpx.AsyncClient(base_url=self.base_url, timeout=2.0) as client:
-            while True:
-                assert self.alive(), f"the engine exited during start-up:\n{self.output()}"
-                try:
-                    if (await client.get("/readyz")).status_code == 200:
-                        return
-                except httpx.TransportError:
-                    pass
-                assert time.monotonic() < deadline, f"the engine never got ready:\n{self.output()}"
-                await asyncio.sleep(0.1)
+        await wait_until_ready(
+            self.base_url,
+            within=deadline - time.monotonic(),
+            alive=self.alive,
+            output=self.output,
+        )
 
     def kill_hard(self) -> None:
         """SIGKILL to every process of the engine at once, then wait until they are all gone."""

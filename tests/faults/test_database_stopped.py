@@ -23,6 +23,7 @@ from tests.faults.audit import audit, live_over_http
 from tests.faults.load import Fleet, Ledger, Load
 from tests.faults.processes import EngineProcess, engine_process
 from tests.figures import RecordFigures
+from tests.support import wait_until_ready
 
 OUTAGE_SECONDS = 3.0
 
@@ -79,16 +80,6 @@ async def _probe(engine: EngineProcess, until: asyncio.Event) -> Probes:
     return probes
 
 
-async def _wait_ready(base_url: str, within: float = 60.0) -> float:
-    """Seconds until /readyz answers 200 (bounded for liveness only)."""
-    started = time.monotonic()
-    async with httpx.AsyncClient(base_url=base_url, timeout=10) as client:
-        while (await client.get("/readyz")).status_code != 200:
-            assert time.monotonic() - started < within, "never ready again"
-            await asyncio.sleep(0.05)
-    return time.monotonic() - started
-
-
 async def test_postgres_immediate_shutdown_mid_load(
     own_postgres: OwnPostgres, record_figures: RecordFigures
 ) -> None:
@@ -112,7 +103,13 @@ async def test_postgres_immediate_shutdown_mid_load(
 
             await asyncio.to_thread(own_postgres.start)
             up = time.monotonic()
-            ready_after = await _wait_ready(engine.base_url)
+            ready_after = await wait_until_ready(
+                engine.base_url,
+                alive=engine.alive,
+                output=engine.output,
+                interval=0.05,
+                request_timeout=10,
+            )
             await load.wait_for_acknowledgements(3_000)  # served again, by the same process
             first_ingest = load.figures.first_acknowledgement_after(up)
             assert first_ingest is not None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import logging
@@ -12,7 +13,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -20,6 +20,7 @@ import pytest
 
 from energy_ingest.telemetry.logs import JsonFormatter, request_id
 from tests.factories import meter_reading
+from tests.support import free_port, wait_until_ready
 
 
 async def test_a_client_request_id_is_echoed_and_a_missing_one_made(
@@ -71,13 +72,6 @@ def test_json_lines_carry_the_current_request_id() -> None:
 # --- a real engine process: what reaches its standard error ---------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 def _raw_get(port: int, target: str, headers: str = "") -> bytes:
     with socket.create_connection(("127.0.0.1", port), timeout=10) as connection:
         connection.sendall(
@@ -93,7 +87,7 @@ def _raw_get(port: int, target: str, headers: str = "") -> bytes:
 def _serve(database_url: str, stderr: int, *arguments: str) -> tuple[subprocess.Popen[bytes], int]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("EIE_")}
     env["DATABASE_URL"] = database_url
-    port = _free_port()
+    port = free_port()
     process = subprocess.Popen(
         [
             sys.executable,
@@ -110,16 +104,12 @@ def _serve(database_url: str, stderr: int, *arguments: str) -> tuple[subprocess.
         stdout=subprocess.DEVNULL,
         stderr=stderr,
     )
-    deadline = time.monotonic() + 60  # for liveness only
-    while True:
-        assert process.poll() is None, "the engine exited"
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
-                return process, port
-        except httpx.TransportError:
-            pass
-        assert time.monotonic() < deadline, "the engine did not become ready"
-        time.sleep(0.2)
+    base = f"http://127.0.0.1:{port}"
+    ready = wait_until_ready(
+        base, alive=lambda: process.poll() is None, interval=0.2, request_timeout=1
+    )
+    asyncio.run(ready)
+    return process, port
 
 
 def _stop(process: subprocess.Popen[bytes]) -> None:
