@@ -11,7 +11,8 @@ from typing import Any, Literal
 
 import orjson
 
-from energy_ingest.wire import format_timestamp
+from energy_ingest.readings import ValidMeterReading, ValidVehicleReading
+from energy_ingest.wire import reading_body
 
 Kind = Literal["meter", "vehicle"]
 METER_BATCH_PATH = "/v1/ingest/meter/batch"
@@ -31,23 +32,11 @@ class Reading:
 
     def payload(self) -> dict[str, Any]:
         """The reading in the engine's wire format (camelCase, ISO 8601 timestamp with Z)."""
-        stamp = format_timestamp(self.at)
         if self.kind == "meter":
             kwh, voltage = self.values
-            return {
-                "meterId": self.device_id,
-                "kwhConsumedAc": kwh,
-                "voltage": voltage,
-                "timestamp": stamp,
-            }
+            return reading_body(ValidMeterReading(self.device_id, kwh, voltage, self.at))
         soc, kwh, temp = self.values
-        return {
-            "vehicleId": self.device_id,
-            "soc": soc,
-            "kwhDeliveredDc": kwh,
-            "batteryTemp": temp,
-            "timestamp": stamp,
-        }
+        return reading_body(ValidVehicleReading(self.device_id, soc, kwh, temp, self.at))
 
 
 def meter_id(device: int) -> str:

@@ -9,6 +9,8 @@ from urllib.parse import quote
 
 from hypothesis import strategies as st
 
+from energy_ingest.readings import KINDS
+
 DEVICE_ID = r"[A-Za-z0-9._:\-]{1,64}"
 
 # --- text ------------------------------------------------------------------------------------
@@ -159,10 +161,9 @@ _RANGES = {
     "kwhDeliveredDc": (0.0, 100.0),
     "batteryTemp": (-60.0, 100.0),
 }
-_KIND_FIELDS = {
-    "meter": ("meterId", ("kwhConsumedAc", "voltage")),
-    "vehicle": ("vehicleId", ("soc", "kwhDeliveredDc", "batteryTemp")),
-}
+# The wire names of each kind come from the engine's reading descriptors (as `reading_body`
+# uses them); the values stay drawn here, ints among them, which a reading tuple never holds.
+_KIND_FIELDS = {kind.kind.value: (kind.id_field, kind.value_fields) for kind in KINDS}
 _HOSTILE_BY_FIELD = {
     "meterId": hostile_ids,
     "vehicleId": hostile_ids,
