@@ -1,11 +1,16 @@
-"""Keyword-only factories of request bodies; timestamps are recent, inside the back-fill window."""
+"""Keyword-only factories of request bodies; timestamps are recent, inside the back-fill window.
+
+The bodies are the engine's own `reading_body` of a reading, so they follow the wire format by
+construction; `extra` adds or overrides fields (for bodies that must be refused).
+"""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from energy_ingest.wire import format_timestamp
+from energy_ingest.readings import ValidMeterReading, ValidVehicleReading
+from energy_ingest.wire import format_timestamp, reading_body
 
 
 def minute(offset: int = 0, *, base: datetime | None = None) -> datetime:
@@ -26,13 +31,8 @@ def meter_reading(
     at: datetime | None = None,
     **extra: Any,
 ) -> dict[str, Any]:
-    return {
-        "meterId": meter_id,
-        "kwhConsumedAc": kwh,
-        "voltage": voltage,
-        "timestamp": iso(at or minute(-1)),
-        **extra,
-    }
+    body = reading_body(ValidMeterReading(meter_id, kwh, voltage, at or minute(-1)))
+    return {**body, **extra}
 
 
 def vehicle_reading(
@@ -44,11 +44,5 @@ def vehicle_reading(
     at: datetime | None = None,
     **extra: Any,
 ) -> dict[str, Any]:
-    return {
-        "vehicleId": vehicle_id,
-        "soc": soc,
-        "kwhDeliveredDc": kwh,
-        "batteryTemp": temp,
-        "timestamp": iso(at or minute(-1)),
-        **extra,
-    }
+    body = reading_body(ValidVehicleReading(vehicle_id, soc, kwh, temp, at or minute(-1)))
+    return {**body, **extra}
