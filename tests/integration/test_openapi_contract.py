@@ -23,8 +23,8 @@ from jsonschema import Draft202012Validator  # type: ignore[import-untyped]
 from energy_ingest.auth.keys import Scope
 from energy_ingest.config import Settings
 from energy_ingest.keys.service import create_key
-from tests.conftest import start_engine
 from tests.factories import iso, meter_reading, minute, vehicle_reading
+from tests.support import start_engine
 
 Case = Callable[[httpx.AsyncClient], Awaitable[httpx.Response]]
 
