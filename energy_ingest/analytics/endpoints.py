@@ -1,4 +1,4 @@
-"""GET /v1/analytics/performance/{vehicleId}?from=&to=."""
+"""GET /v1/analytics/performance/{vehicleId}?from=&to= and /vehicle/{vehicleId}/series."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 
-from energy_ingest.analytics.schemas import Performance
+from energy_ingest.analytics.schemas import Performance, Series
+from energy_ingest.analytics.series import MAX_BUCKETS, parse_step, parse_zone, vehicle_series
 from energy_ingest.analytics.service import resolve_window, vehicle_performance
 from energy_ingest.readings import DeviceKind
 from energy_ingest.web.dependencies import ReadConn, ReadKey, SettingsDep
@@ -42,4 +43,61 @@ async def performance(
         parsed["from"], parsed["to"], datetime.now(UTC), settings.max_analytics_span
     )
     answer = await vehicle_performance(connection, vehicleId, window, settings.efficiency_threshold)
+    return json_response(answer)
+
+
+_SERIES_DESCRIPTION = f"""
+The vehicle's AC, DC, efficiency, state of charge and battery temperatures per bucket of the
+window [from, to) (default: the 24 hours ending now, at step 1h).
+
+* AC comes from the meters found as for `/v1/analytics/performance/{{vehicleId}}` (time-ranged
+  assignments clipped to the window, else the same-id meter), so the buckets' energies add up
+  to that endpoint's for the same from/to.
+* `1d` buckets start at local midnight of `tz` (an IANA zone, default UTC; a DST day is 23 or 25
+  hours long); shorter steps at multiples of the step since 1970-01-01T00:00Z. Readings are
+  counted only inside [from, to): a first or last bucket the window cuts is partial, and still
+  labelled by its aligned start.
+* Every bucket of the window is listed: one without readings has null numbers and zero
+  dataPoints, so a chart shows a gap as a gap. Energies are exact sums; efficiency is DC/AC.
+* At most {MAX_BUCKETS} buckets (422 naming `step`), a window of at most 31 days (422 naming
+  `to`).
+"""
+
+
+@router.get(
+    "/vehicle/{vehicleId}/series",
+    response_model=Series,
+    description=_SERIES_DESCRIPTION,
+    responses={
+        403: {"description": "A device-bound key of another device."},
+        404: {"description": "The vehicle never reported and has no meter assignment."},
+        422: {
+            "description": "Malformed from/to/step/tz, from ≥ to, or a span or bucket count"
+            " beyond the limits."
+        },
+    },
+)
+async def series(
+    principal: ReadKey,
+    vehicleId: str,
+    connection: ReadConn,
+    settings: SettingsDep,
+    start: Annotated[
+        str | None, Query(alias="from", description="ISO 8601; default to − 24 h")
+    ] = None,
+    end: Annotated[str | None, Query(alias="to", description="ISO 8601; default now")] = None,
+    step: Annotated[str | None, Query(description="1m, 5m, 15m, 1h (default) or 1d")] = None,
+    tz: Annotated[
+        str | None, Query(description="IANA zone of the 1d buckets' midnight; default UTC")
+    ] = None,
+) -> Response:
+    principal.require_device(DeviceKind.VEHICLE, vehicleId)
+    require_device_id("vehicleId", vehicleId)
+    chosen_step = parse_step(step)
+    zone = parse_zone(tz)
+    parsed = parse_query_timestamps(**{"from": start, "to": end})
+    window = resolve_window(
+        parsed["from"], parsed["to"], datetime.now(UTC), settings.max_analytics_span
+    )
+    answer = await vehicle_series(connection, vehicleId, window, chosen_step, zone)
     return json_response(answer)

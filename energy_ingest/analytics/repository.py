@@ -5,7 +5,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from energy_ingest.analytics.rows import AssignmentSpan, MeterSpans, VehiclePresence, VehicleWindow
+from energy_ingest.analytics.rows import (
+    AssignmentSpan,
+    MeterBucket,
+    MeterSpans,
+    VehicleBucket,
+    VehiclePresence,
+    VehicleWindow,
+)
 from energy_ingest.db.pool import ReadConnection
 from energy_ingest.db.sql import sql
 
@@ -41,3 +48,32 @@ async def summarize_meter_spans(
     row = await connection.fetchrow(sql("summarize_meter_spans"), meter_ids, starts, ends)
     assert row is not None  # an aggregate without GROUP BY always returns one row
     return MeterSpans.from_row(row)
+
+
+async def summarize_vehicle_series(
+    connection: ReadConnection,
+    vehicle_id: str,
+    start: datetime,
+    end: datetime,
+    bucket_starts: Sequence[datetime],
+) -> list[VehicleBucket]:
+    """The vehicle's readings in [start, end) per bucket; buckets without one are absent."""
+    rows = await connection.fetch(
+        sql("summarize_vehicle_series"), vehicle_id, start, end, list(bucket_starts)
+    )
+    return [VehicleBucket.from_row(row) for row in rows]
+
+
+async def summarize_meter_series(
+    connection: ReadConnection,
+    spans: Sequence[tuple[str, datetime, datetime]],
+    bucket_starts: Sequence[datetime],
+) -> list[MeterBucket]:
+    """The meters' readings over their spans per bucket; buckets without one are absent."""
+    meter_ids = [meter_id for meter_id, _, _ in spans]
+    starts = [start for _, start, _ in spans]
+    ends = [end for _, _, end in spans]
+    rows = await connection.fetch(
+        sql("summarize_meter_series"), meter_ids, starts, ends, list(bucket_starts)
+    )
+    return [MeterBucket.from_row(row) for row in rows]

@@ -76,3 +76,43 @@ class MeterSpans:
     @classmethod
     def from_row(cls, row: Any) -> MeterSpans:
         return cls(data_points=row["data_points"], kwh_consumed_ac=row["kwh_consumed_ac"])
+
+
+@dataclass(frozen=True, slots=True)
+class VehicleBucket:
+    """A vehicle's readings in one bucket of a series (`bucket` counts from 1)."""
+
+    bucket: int
+    data_points: int
+    kwh_delivered_dc: Decimal
+    soc: Decimal
+    average_battery_temp: Decimal
+    max_battery_temp: Decimal
+
+    @classmethod
+    def from_row(cls, row: Any) -> VehicleBucket:
+        return cls(
+            bucket=row["bucket"],
+            data_points=row["data_points"],
+            kwh_delivered_dc=row["kwh_delivered_dc"],
+            soc=row["soc"],
+            average_battery_temp=row["average_battery_temp"],
+            max_battery_temp=row["max_battery_temp"],
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class MeterBucket:
+    """The feeding meters' readings in one bucket of a series (`bucket` counts from 1)."""
+
+    bucket: int
+    data_points: int
+    kwh_consumed_ac: Decimal
+
+    @classmethod
+    def from_row(cls, row: Any) -> MeterBucket:
+        return cls(
+            bucket=row["bucket"],
+            data_points=row["data_points"],
+            kwh_consumed_ac=row["kwh_consumed_ac"],
+        )

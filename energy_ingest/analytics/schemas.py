@@ -42,3 +42,31 @@ class Performance(BaseModel):
     meterIds: list[str]
     correlation: Correlation
     status: Status
+
+
+SeriesStep = Literal["1m", "5m", "15m", "1h", "1d"]
+
+
+class SeriesBucket(BaseModel):
+    """One bucket; a bucket without readings is still listed, with nulls and zero dataPoints."""
+
+    start: datetime = Field(description="The bucket's aligned start (see the step).")
+    energyConsumedAc: float | None = Field(
+        description="kWh of the feeding meter(s) in the bucket; null without a meter reading."
+    )
+    energyDeliveredDc: float | None = Field(
+        description="kWh delivered to the battery; null without a vehicle reading."
+    )
+    efficiency: float | None = Field(description="DC/AC; null unless both sides have readings.")
+    soc: float | None = Field(description="State of charge of the bucket's last vehicle reading.")
+    averageBatteryTemp: float | None
+    maxBatteryTemp: float | None
+    dataPoints: DataPoints
+
+
+class Series(BaseModel):
+    """A vehicle's energy per time bucket."""
+
+    vehicleId: str
+    step: SeriesStep
+    buckets: list[SeriesBucket]

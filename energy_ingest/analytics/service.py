@@ -72,32 +72,45 @@ async def vehicle_performance(
         return await _vehicle_performance(connection, vehicle_id, window, threshold)
 
 
-async def _vehicle_performance(
-    connection: ReadConnection, vehicle_id: str, window: Window, threshold: float
-) -> dict[str, Any]:
+@dataclass(frozen=True, slots=True)
+class MeterFeed:
+    """The meters that fed a vehicle over a window: how they were found, and their spans."""
+
+    correlation: Correlation
+    spans: list[tuple[str, datetime, datetime]]  # (meter id, clipped start, clipped end)
+
+
+async def find_meter_feed(connection: ReadConnection, vehicle_id: str, window: Window) -> MeterFeed:
+    """404 for a vehicle never seen; else its meters over the window, clipped to it.
+
+    Time-ranged assignments when the vehicle has any; the seed's same-id meter for a vehicle
+    nobody assigned (and only when no assignment gives that meter to anybody); else none.
+    Every answer that speaks of a vehicle's AC (performance, series) finds its meters here.
+    """
     presence = await repository.get_vehicle_presence(connection, vehicle_id)
     if not presence.has_reported and not presence.has_assignments:
         raise NotFound(f"vehicle {vehicle_id} has never reported and has no meter assignment")
-
-    vehicle = await repository.summarize_vehicle_window(
-        connection, vehicle_id, window.start, window.end
-    )
-
-    correlation: Correlation
-    spans: list[tuple[str, datetime, datetime]]
     if presence.has_assignments:
-        correlation = "assignment"
         assigned = await repository.list_assignments_in_window(
             connection, vehicle_id, window.start, window.end
         )
         spans = [(span.meter_id, span.clipped_from, span.clipped_to) for span in assigned]
-    elif presence.same_id_meter_usable:
+        return MeterFeed("assignment", spans)
+    if presence.same_id_meter_usable:
         # The seed's rule, kept for vehicles nobody assigned: the meter with the same id.
-        correlation = "same-id"
-        spans = [(vehicle_id, window.start, window.end)]
-    else:
-        correlation = "none"
-        spans = []
+        return MeterFeed("same-id", [(vehicle_id, window.start, window.end)])
+    return MeterFeed("none", [])
+
+
+async def _vehicle_performance(
+    connection: ReadConnection, vehicle_id: str, window: Window, threshold: float
+) -> dict[str, Any]:
+    feed = await find_meter_feed(connection, vehicle_id, window)
+    correlation, spans = feed.correlation, feed.spans
+
+    vehicle = await repository.summarize_vehicle_window(
+        connection, vehicle_id, window.start, window.end
+    )
 
     meter = await repository.summarize_meter_spans(connection, spans)
     meter_ids = list(dict.fromkeys(meter_id for meter_id, _, _ in spans))  # first use, once each

@@ -108,6 +108,10 @@ CASES: dict[tuple[str, str, str], Case | tuple[Case, ...]] = {
     ("get", "/v1/analytics/performance/{vehicleId}", "200"): _get(
         f"/v1/analytics/performance/{VEHICLE}"
     ),
+    ("get", "/v1/analytics/vehicle/{vehicleId}/series", "200"): (
+        _get(f"/v1/analytics/vehicle/{VEHICLE}/series"),
+        _get(f"/v1/analytics/vehicle/{VEHICLE}/series", step="1d", tz="Europe/Berlin"),
+    ),
     ("get", "/v1/analytics/meter/{meterId}/live", "200"): _get(f"/v1/analytics/meter/{METER}/live"),
     ("get", "/v1/analytics/vehicle/{vehicleId}/live", "200"): _get(
         f"/v1/analytics/vehicle/{VEHICLE}/live"

@@ -52,3 +52,38 @@ CROSS JOIN LATERAL (
     WHERE meter_key = (SELECT meter_key FROM meters WHERE meters.meter_id = span.meter_id)
       AND ts >= span.starts_at AND ts < span.ends_at
 ) AS per_span;
+
+-- name: summarize_vehicle_series
+-- A vehicle's readings in [$2, $3) per bucket: $4 holds the buckets' starts, ascending, the
+-- first being $2 itself, so width_bucket numbers each reading's bucket from 1 whatever the
+-- step (a day of 23 or 25 hours included). The same one-device range scan of the (vehicle_key,
+-- ts) primary key as summarize_vehicle_window; the same exact numeric sums and 2-decimal
+-- temperatures. soc is the last reading's of the bucket, the decimal the device sent.
+SELECT width_bucket(ts, $4::timestamptz[]) AS bucket,
+       count(*) AS data_points,
+       sum(kwh_delivered_dc::numeric) AS kwh_delivered_dc,
+       (array_agg(soc ORDER BY ts DESC))[1]::numeric AS soc,
+       round(avg(battery_temp::numeric), 2) AS average_battery_temp,
+       round(max(battery_temp)::numeric, 2) AS max_battery_temp
+FROM vehicle_readings
+WHERE vehicle_key = (SELECT vehicle_key FROM vehicles WHERE vehicle_id = $1)
+  AND ts >= $2 AND ts < $3
+GROUP BY bucket
+ORDER BY bucket;
+
+-- name: summarize_meter_series
+-- AC of every span per bucket ($4 as above): the spans (parallel arrays $1, $2, $3) are those
+-- summarize_meter_spans adds up, read the same way (one primary-key range scan per span of the
+-- partitions its own [start, end) touches), so the buckets add up to its sum exactly.
+SELECT width_bucket(reading.ts, $4::timestamptz[]) AS bucket,
+       count(*) AS data_points,
+       sum(reading.kwh_consumed_ac::numeric) AS kwh_consumed_ac
+FROM unnest($1::text[], $2::timestamptz[], $3::timestamptz[]) AS span (meter_id, starts_at, ends_at)
+CROSS JOIN LATERAL (
+    SELECT ts, kwh_consumed_ac
+    FROM meter_readings
+    WHERE meter_key = (SELECT meter_key FROM meters WHERE meters.meter_id = span.meter_id)
+      AND ts >= span.starts_at AND ts < span.ends_at
+) AS reading
+GROUP BY bucket
+ORDER BY bucket;

@@ -1,4 +1,4 @@
-"""The performance summary never scans history: only the window's partitions, only by index.
+"""Performance and series never scan history: only the window's partitions, only by index.
 
 Days of history for hundreds of devices are loaded straight into the daily partitions, as
 the writer would have left them (time order, all devices interleaved), then analysed so the
@@ -17,10 +17,13 @@ from collections.abc import Iterator
 from datetime import UTC, date, datetime, time, timedelta
 from importlib import resources
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import asyncpg
 import pytest
 
+from energy_ingest.analytics.series import bucket_window
+from energy_ingest.analytics.service import Window
 from energy_ingest.config import Settings
 from energy_ingest.db.partitions import (
     HISTORY_TABLES,
@@ -124,23 +127,28 @@ async def endpoint_statements(
     rows = await db.fetch(sql("list_assignments_in_window"), vehicle_id, start, end)
     spans = [(row["meter_id"], row["clipped_from"], row["clipped_to"]) for row in rows]
     spans = spans or [(vehicle_id, start, end)]  # the same-id fallback: one span, the window
+    span_arrays = tuple([span[column] for span in spans] for column in range(3))
+    # The series endpoint's at its default step: the window's hourly buckets.
+    thresholds = bucket_window(Window(start, end), "1h", ZoneInfo("UTC")).thresholds
     return [
         ("get_vehicle_presence", (vehicle_id,)),
         ("summarize_vehicle_window", (vehicle_id, start, end)),
         ("list_assignments_in_window", (vehicle_id, start, end)),
         # One statement for every span: parallel arrays of meter ids, starts and ends.
-        ("summarize_meter_spans", tuple([span[column] for span in spans] for column in range(3))),
+        ("summarize_meter_spans", span_arrays),
+        ("summarize_vehicle_series", (vehicle_id, start, end, thresholds)),
+        ("summarize_meter_series", (*span_arrays, thresholds)),
     ]
 
 
 def expected_partitions(name: str, arguments: tuple[object, ...]) -> set[str]:
     """The partitions a statement must read: those of its own [start, end), or none."""
-    if name == "summarize_vehicle_window":
+    if name in ("summarize_vehicle_window", "summarize_vehicle_series"):
         start, end = arguments[1], arguments[2]
         assert isinstance(start, datetime)
         assert isinstance(end, datetime)
         return partitions_between("vehicle_readings", start, end)
-    if name == "summarize_meter_spans":
+    if name in ("summarize_meter_spans", "summarize_meter_series"):
         starts, ends = arguments[1], arguments[2]
         assert isinstance(starts, list)
         assert isinstance(ends, list)
@@ -285,6 +293,12 @@ async def test_answering_many_requests_never_seq_scans_history(
             )
             assert response.status_code == 200, response.text
             assert response.json()["dataPoints"]["meter"] > 0
+            response = await engine.client.get(
+                f"/v1/analytics/vehicle/{vehicle_id}/series",
+                params={"from": iso(start), "to": iso(end), "step": ("1h", "15m")[call % 2]},
+            )
+            assert response.status_code == 200, response.text
+            assert sum(bucket["dataPoints"]["meter"] for bucket in response.json()["buckets"]) > 0
         await flush_statistics(engine.state.database.read_pool)
         await flush_statistics(engine.state.database.write_pool)
         after = await history_scan_counters(db)

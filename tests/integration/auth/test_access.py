@@ -43,6 +43,13 @@ ENDPOINTS: list[tuple[str, str, str, Any, str]] = [
     ),
     (
         "GET",
+        "/v1/analytics/vehicle/{vehicleId}/series",
+        "/v1/analytics/vehicle/V9/series",
+        None,
+        "read",
+    ),
+    (
+        "GET",
         "/v1/vehicles/{vehicleId}/assignments",
         "/v1/vehicles/V9/assignments",
         None,
@@ -173,6 +180,7 @@ async def test_401_and_403_never_tell_whether_a_device_exists(
     for template in (
         "/v1/analytics/vehicle/{}/live",
         "/v1/analytics/performance/{}",
+        "/v1/analytics/vehicle/{}/series",
         "/v1/vehicles/{}/assignments",
     ):
         real, ghost = (template.format(v) for v in ("V-real", "V-ghost"))
