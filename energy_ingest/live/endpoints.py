@@ -1,15 +1,16 @@
-"""GET /v1/analytics/{meter,vehicle}/{id}/live: a device's current state, 404 when unknown."""
+"""GET /v1/analytics/{meter,vehicle}/{id}/live: a device's current state, 404 when unknown;
+GET /v1/analytics/fleet/devices: the devices that went silent."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Query, Response
 
-from energy_ingest.errors import NotFound
-from energy_ingest.live import repository
-from energy_ingest.live.schemas import MeterLive, VehicleLive
+from energy_ingest.errors import Forbidden, NotFound
+from energy_ingest.live import repository, service
+from energy_ingest.live.schemas import MeterLive, SilentDevices, VehicleLive
 from energy_ingest.readings import DeviceKind
 from energy_ingest.web.dependencies import ReadConn, ReadKey
 from energy_ingest.web.http import json_response
@@ -64,3 +65,41 @@ async def vehicle_live(principal: ReadKey, vehicleId: str, connection: ReadConn)
             **_freshness(row.ts, row.received_at),
         }
     )
+
+
+_DEVICES_DESCRIPTION = """
+Devices whose newest reading (its own timestamp, as the live state holds it) is older than
+`silentFor`, and devices in an open assignment that have never reported (`lastSeen` null).
+Never-reported devices first, then the oldest `lastSeen` first (ties by kind, then id); pages
+of `limit` rows, the next one asked for with `cursor` = the answer's `nextCursor`. Read scope;
+a key bound to one device may not list the fleet (403).
+"""
+
+
+@router.get(
+    "/fleet/devices",
+    response_model=SilentDevices,
+    description=_DEVICES_DESCRIPTION,
+    responses={
+        403: {"description": "A key without the read scope, or one bound to a device."},
+        422: {"description": "A malformed kind, silentFor, limit or cursor (named)."},
+    },
+)
+async def silent_devices(
+    principal: ReadKey,
+    connection: ReadConn,
+    kind: Annotated[str | None, Query(description="meter or vehicle; both when left out")] = None,
+    silent_for: Annotated[
+        str | None,
+        Query(alias="silentFor", description="ISO 8601 duration; default PT15M"),
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=1000, description="Rows a page, 1–1000")] = 100,
+    cursor: Annotated[str | None, Query(description="nextCursor of the previous page")] = None,
+) -> Response:
+    if principal.device_id is not None:
+        raise Forbidden(f"this key may only access {principal.bound_to()}, not the fleet")
+    kinds = service.parse_kinds(kind)
+    duration = service.parse_duration(silent_for)
+    after = service.decode_cursor(cursor)
+    answer = await service.silent_devices(connection, duration, kinds, after, limit)
+    return json_response(answer)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from datetime import datetime
+
 from energy_ingest.db.pool import ReadConnection
 from energy_ingest.db.sql import sql
-from energy_ingest.live.rows import MeterLiveRow, VehicleLiveRow
+from energy_ingest.live.rows import MeterLiveRow, SilentDeviceRow, VehicleLiveRow
 
 
 async def get_meter_live(connection: ReadConnection, meter_id: str) -> MeterLiveRow | None:
@@ -15,3 +18,24 @@ async def get_meter_live(connection: ReadConnection, meter_id: str) -> MeterLive
 async def get_vehicle_live(connection: ReadConnection, vehicle_id: str) -> VehicleLiveRow | None:
     row = await connection.fetchrow(sql("get_vehicle_live"), vehicle_id)
     return None if row is None else VehicleLiveRow.from_row(row)
+
+
+async def list_silent_devices(
+    connection: ReadConnection,
+    silent_since: datetime,
+    kinds: Sequence[str],
+    after: SilentDeviceRow | None,
+    limit: int,
+) -> list[SilentDeviceRow]:
+    """One page of silent devices, oldest last reading first, after the row `after`."""
+    rows = await connection.fetch(
+        sql("list_silent_devices"),
+        silent_since,
+        list(kinds),
+        after is not None,
+        after.last_seen if after else None,
+        after.kind if after else None,
+        after.device_id if after else None,
+        limit,
+    )
+    return [SilentDeviceRow.from_row(row) for row in rows]

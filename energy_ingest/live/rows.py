@@ -49,3 +49,16 @@ class VehicleLiveRow:
             ts=row["ts"],
             received_at=row["received_at"],
         )
+
+
+@dataclass(frozen=True, slots=True)
+class SilentDeviceRow:
+    """A device silent for longer than asked, or assigned and never heard from (no last_seen)."""
+
+    kind: str
+    device_id: str
+    last_seen: datetime | None
+
+    @classmethod
+    def from_row(cls, row: Any) -> SilentDeviceRow:
+        return cls(kind=row["kind"], device_id=row["device_id"], last_seen=row["last_seen"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Literal
 
 from pydantic import BaseModel, Field
 
@@ -24,3 +25,20 @@ class VehicleLive(BaseModel):
     lastUpdatedAt: datetime = Field(description="Timestamp of the newest reading.")
     receivedAt: datetime = Field(description="When the engine stored that reading.")
     ageSeconds: float = Field(description="Seconds between lastUpdatedAt and now.")
+
+
+class SilentDevice(BaseModel):
+    kind: Literal["meter", "vehicle"]
+    deviceId: str
+    lastSeen: datetime | None = Field(
+        description="Timestamp of the newest reading; null for an assigned device never heard from."
+    )
+
+
+class SilentDevices(BaseModel):
+    """Silent devices, never-reported first, then oldest lastSeen first."""
+
+    devices: list[SilentDevice]
+    nextCursor: str | None = Field(
+        description="Pass as `cursor` for the next page; null on the last page."
+    )

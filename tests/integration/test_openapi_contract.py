@@ -112,6 +112,11 @@ CASES: dict[tuple[str, str, str], Case | tuple[Case, ...]] = {
         _get(f"/v1/analytics/vehicle/{VEHICLE}/series"),
         _get(f"/v1/analytics/vehicle/{VEHICLE}/series", step="1d", tz="Europe/Berlin"),
     ),
+    ("get", "/v1/analytics/fleet/devices", "200"): (
+        _get("/v1/analytics/fleet/devices"),
+        _get("/v1/analytics/fleet/devices", limit="1"),
+        _get("/v1/analytics/fleet/devices", silentFor="P1D"),
+    ),
     ("get", "/v1/analytics/meter/{meterId}/live", "200"): _get(f"/v1/analytics/meter/{METER}/live"),
     ("get", "/v1/analytics/vehicle/{vehicleId}/live", "200"): _get(
         f"/v1/analytics/vehicle/{VEHICLE}/live"

@@ -48,6 +48,7 @@ ENDPOINTS: list[tuple[str, str, str, Any, str]] = [
         None,
         "read",
     ),
+    ("GET", "/v1/analytics/fleet/devices", "/v1/analytics/fleet/devices", None, "read"),
     (
         "GET",
         "/v1/vehicles/{vehicleId}/assignments",
