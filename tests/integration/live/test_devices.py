@@ -19,7 +19,12 @@ from tests.factories import iso, meter_reading, minute, vehicle_reading
 from tests.support import Engine, start_engine
 
 PATH = "/v1/analytics/fleet/devices"
-NOW = datetime.now(UTC).replace(microsecond=0)
+
+
+@pytest.fixture
+def now() -> datetime:
+    """The test's own now (not the module's import time: a long run would age it)."""
+    return datetime.now(UTC).replace(microsecond=0)
 
 
 async def put_live(db: asyncpg.Connection, kind: str, device_id: str, ts: datetime) -> None:
@@ -64,31 +69,31 @@ def listed(body: dict[str, Any]) -> list[tuple[str, str, str | None]]:
 
 
 async def test_silent_and_never_reported_devices_oldest_first(
-    db: asyncpg.Connection, client: httpx.AsyncClient
+    db: asyncpg.Connection, client: httpx.AsyncClient, now: datetime
 ) -> None:
-    await put_live(db, "meter", "M-fresh", NOW - timedelta(minutes=2))
-    await put_live(db, "meter", "M-quiet", NOW - timedelta(minutes=20))
-    await put_live(db, "vehicle", "V-quiet", NOW - timedelta(hours=3))
-    await put_live(db, "vehicle", "V-fresh", NOW - timedelta(minutes=14))
+    await put_live(db, "meter", "M-fresh", now - timedelta(minutes=2))
+    await put_live(db, "meter", "M-quiet", now - timedelta(minutes=20))
+    await put_live(db, "vehicle", "V-quiet", now - timedelta(hours=3))
+    await put_live(db, "vehicle", "V-fresh", now - timedelta(minutes=12))
     # Assigned, and never reported since: listed with no lastSeen, before every other.
-    await put_assignment(db, "V-new", "M-new", NOW - timedelta(days=1), None)
+    await put_assignment(db, "V-new", "M-new", now - timedelta(days=1), None)
     # Assigned, both reporting: listed only when silent (M-fresh is not).
-    await put_assignment(db, "V-fresh", "M-fresh", NOW - timedelta(days=1), None)
+    await put_assignment(db, "V-fresh", "M-fresh", now - timedelta(days=1), None)
     # An ended assignment whose devices never reported: nobody expects them any more.
-    await put_assignment(db, "V-gone", "M-gone", NOW - timedelta(days=3), NOW - timedelta(days=2))
+    await put_assignment(db, "V-gone", "M-gone", now - timedelta(days=3), now - timedelta(days=2))
 
     body = await devices(client)
 
     assert listed(body) == [
         ("meter", "M-new", None),
         ("vehicle", "V-new", None),
-        ("vehicle", "V-quiet", iso(NOW - timedelta(hours=3))),
-        ("meter", "M-quiet", iso(NOW - timedelta(minutes=20))),
+        ("vehicle", "V-quiet", iso(now - timedelta(hours=3))),
+        ("meter", "M-quiet", iso(now - timedelta(minutes=20))),
     ]
     assert body["nextCursor"] is None
     assert listed(await devices(client, kind="meter")) == [
         ("meter", "M-new", None),
-        ("meter", "M-quiet", iso(NOW - timedelta(minutes=20))),
+        ("meter", "M-quiet", iso(now - timedelta(minutes=20))),
     ]
     assert [d[1] for d in listed(await devices(client, kind="vehicle", silentFor="PT1H"))] == [
         "V-new",
@@ -125,14 +130,14 @@ async def test_readings_through_the_api_move_a_device_off_the_list(
 
 
 async def test_pages_hold_every_device_once(
-    db: asyncpg.Connection, client: httpx.AsyncClient
+    db: asyncpg.Connection, client: httpx.AsyncClient, now: datetime
 ) -> None:
     # 130 devices: a third never reported, and the others sharing last-seen moments, so pages
     # end inside runs of equal lastSeen and inside the never-reported run.
     for number in range(45):
-        await put_assignment(db, f"V-new-{number:03}", f"M-new-{number:03}", NOW, None)
+        await put_assignment(db, f"V-new-{number:03}", f"M-new-{number:03}", now, None)
     for number in range(40):
-        moment = NOW - timedelta(hours=1 + number % 4, microseconds=number % 2)
+        moment = now - timedelta(hours=1 + number % 4, microseconds=number % 2)
         await put_live(db, "meter", f"M-{number:03}", moment)
     everything = listed(await devices(client, limit=1000))
     assert len(everything) == 130
@@ -155,9 +160,11 @@ async def test_pages_hold_every_device_once(
         assert pages == everything, limit
 
 
-async def test_the_default_limit_is_100(db: asyncpg.Connection, client: httpx.AsyncClient) -> None:
+async def test_the_default_limit_is_100(
+    db: asyncpg.Connection, client: httpx.AsyncClient, now: datetime
+) -> None:
     for number in range(101):
-        await put_live(db, "vehicle", f"V-{number:03}", NOW - timedelta(hours=1))
+        await put_live(db, "vehicle", f"V-{number:03}", now - timedelta(hours=1))
 
     first = await devices(client)
     rest = await devices(client, cursor=first["nextCursor"])
@@ -201,13 +208,17 @@ async def test_malformed_parameters_are_named(
     [("PT15M", 15), ("PT1H30M", 90), ("P1D", 1440), ("P1W", 10080), ("PT90S", 1.5)],
 )
 async def test_silent_for_reads_iso_8601_durations(
-    db: asyncpg.Connection, client: httpx.AsyncClient, silent_for: str, minutes: float
+    db: asyncpg.Connection,
+    client: httpx.AsyncClient,
+    silent_for: str,
+    minutes: float,
+    now: datetime,
 ) -> None:
     await put_live(
-        db, "meter", "M-inside", NOW - timedelta(minutes=minutes) + timedelta(seconds=30)
+        db, "meter", "M-inside", now - timedelta(minutes=minutes) + timedelta(seconds=30)
     )
     await put_live(
-        db, "meter", "M-beyond", NOW - timedelta(minutes=minutes) - timedelta(seconds=30)
+        db, "meter", "M-beyond", now - timedelta(minutes=minutes) - timedelta(seconds=30)
     )
 
     assert [d[1] for d in listed(await devices(client, silentFor=silent_for))] == ["M-beyond"]
