@@ -204,6 +204,28 @@ async def test_a_vehicle_nobody_assigned_uses_its_same_id_meter(client: httpx.As
     assert body["buckets"][0]["efficiency"] == 0.75
 
 
+async def test_a_same_id_meter_assigned_elsewhere_feeds_nobody_else(
+    client: httpx.AsyncClient,
+) -> None:
+    start = hour_start(2)
+    await send(client, "meter", [meter_reading(meter_id="ev-2", kwh=2.0, at=at(start, 5))])
+    await send(client, "vehicle", [vehicle_reading(vehicle_id="ev-2", kwh=1.5, at=at(start, 5))])
+    response = await client.put(
+        "/v1/vehicles/ev-3/meter", json={"meterId": "ev-2", "from": iso(at(start, -60))}
+    )
+    assert response.status_code == 201, response.text
+    window = {"from": iso(start), "to": iso(at(start, 60))}
+
+    body = await ok_series(client, "ev-2", **window)
+    fed = await ok_series(client, "ev-3", **window)
+
+    assert body["buckets"][0]["energyConsumedAc"] is None
+    assert body["buckets"][0]["dataPoints"] == {"vehicle": 1, "meter": 0}
+    assert fed["buckets"][0]["energyConsumedAc"] == 2.0
+    performance = (await client.get("/v1/analytics/performance/ev-2", params=window)).json()
+    assert performance["correlation"] == "none"
+
+
 async def test_1d_buckets_start_at_local_midnight_and_a_dst_day_has_25_hours(
     db: asyncpg.Connection, settings: Settings
 ) -> None:
