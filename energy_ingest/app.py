@@ -27,6 +27,7 @@ from energy_ingest.db.migrations import migrate_url
 from energy_ingest.db.partitions import PartitionManager
 from energy_ingest.db.pool import is_outage, open_database
 from energy_ingest.errors import EngineError, FieldProblem, ValidationFailed
+from energy_ingest.health.dashboard import router as dashboard_router
 from energy_ingest.health.endpoints import router as health_router
 from energy_ingest.health.front_door import router as front_door_router
 from energy_ingest.health.metrics import router as metrics_router
@@ -245,6 +246,7 @@ def create_app(settings: Settings, *, writer_factory: WriterFactory | None = Non
         keys_router,
         health_router,
         front_door_router,
+        dashboard_router,
         metrics_router,
     ):
         app.include_router(router)

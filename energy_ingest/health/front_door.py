@@ -1,4 +1,4 @@
-"""GET / (where to go from here, as JSON or a small page) and /docs served with no internet:
+"""GET / (links as JSON, or the dashboard for a browser) and /docs served with no internet:
 Swagger UI's files come from an installed package, not from a CDN."""
 
 from __future__ import annotations
@@ -10,6 +10,8 @@ from importlib import resources
 from fastapi import APIRouter, Request, Response
 
 from energy_ingest import __version__
+from energy_ingest.config import Settings
+from energy_ingest.health import dashboard
 from energy_ingest.web.http import json_response
 
 router = APIRouter(tags=["health"])
@@ -59,31 +61,22 @@ def _prefers_html(accept: str) -> bool:
     return page > 0 and page > _quality(accept, "application/json")
 
 
-@functools.cache
-def _front_page() -> bytes:
-    items = "\n".join(
-        f'    <li><a href="{html.escape(path)}">{html.escape(name)}</a> '
-        f"<code>{html.escape(path)}</code></li>"
-        for name, path in LINKS.items()
-    )
-    return (
-        '<!doctype html>\n<html lang="en">\n<head>\n  <meta charset="utf-8">\n'
-        f"  <title>{_TITLE}</title>\n</head>\n<body>\n  <h1>{_TITLE} {__version__}</h1>\n"
-        '  <p>The API is described and can be tried in <a href="/docs">/docs</a>. '
-        "Every <code>/v1</code> path needs an API key.</p>\n"
-        f"  <ul>\n{items}\n  </ul>\n</body>\n</html>\n"
-    ).encode()
-
-
 @router.get(
     "/",
     summary="Where to go from here",
-    description="Links to the documentation, the probes and the main API paths: JSON, or a small "
-    "HTML page when the client prefers text/html. No key needed.",
+    description="Links to the documentation, the probes and the main API paths as JSON; a browser "
+    "(a client preferring text/html) gets the dashboard, which signs in with an API key. No key "
+    "needed for either.",
 )
 async def front_door(request: Request) -> Response:
     if _prefers_html(request.headers.get("accept", "")):
-        return Response(_front_page(), media_type="text/html; charset=utf-8")
+        settings: Settings = request.app.state.settings
+        return Response(
+            dashboard.page(settings.efficiency_threshold),
+            media_type="text/html; charset=utf-8",
+            # The page is small and names its assets by content: always the engine's current one.
+            headers={"cache-control": "no-cache"},
+        )
     return json_response({"name": _TITLE, "version": __version__, "links": LINKS})
 
 
