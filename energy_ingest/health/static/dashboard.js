@@ -16,7 +16,14 @@
     devices: { rows: [], cursor: null },
     timer: null,
     view: null,
+    loads: { fleet: 0, vehicle: 0, devices: 0 },
   };
+
+  // Each view draws only its newest answer: a slow older one arriving later is dropped.
+  function ticket(view) {
+    const mine = ++state.loads[view];
+    return () => mine === state.loads[view];
+  }
 
   // --- the API --------------------------------------------------------------------------------
 
@@ -143,6 +150,7 @@
 
   function windowOf(choice, fromInput, toInput) {
     const now = new Date();
+    if (choice === "6h") return { from: new Date(now - 6 * HOUR), to: now };
     if (choice === "7d") return { from: new Date(now - 7 * 24 * HOUR), to: now };
     if (choice === "custom" && fromInput && toInput && fromInput.value && toInput.value) {
       return { from: new Date(fromInput.value), to: new Date(toInput.value) };
@@ -305,7 +313,7 @@
     const max = niceMax(top);
     const plotH = height - PAD.top - PAD.bottom;
     const y = (v) => PAD.top + plotH - (plotH * v) / max;
-    yAxis(root, height, 0, max, "", (v) => (max < 10 ? v.toFixed(1) : v.toFixed(0)));
+    yAxis(root, height, 0, max, "", (v) => String(Number(v.toFixed(2))));
     timeAxis(root, height, opts.from, opts.to);
     const slot = Math.max(1, x(opts.from.getTime() + opts.stepMs) - x(opts.from.getTime()));
     const bar = Math.max(0.5, slot * 0.4);
@@ -336,7 +344,7 @@
       counts[i]++;
     }
     const labels = ["<50%", ...edges.slice(1).map((e) => Math.round(e * 100) + "%"), ">110%"];
-    const max = niceMax(Math.max(4, ...counts));
+    const max = Math.ceil(niceMax(Math.max(4, ...counts)) / 4) * 4;
     const plotH = height - PAD.top - PAD.bottom;
     yAxis(root, height, 0, max, "", (v) => v.toFixed(0));
     const width = (W - PAD.left - PAD.right) / counts.length;
@@ -452,7 +460,7 @@
       el("td", { class: "num", text: fmt.num(v.averageBatteryTemp, 1) }),
       el("td", { class: "num", text: completeness(v.completeness) }),
       el("td", { text: (v.meterIds || []).join(", ") || "—" }),
-      el("td", { text: fmt.time(v.lastSeen), title: v.lastSeen || "" }),
+      el("td", { text: v.lastSeen ? fmt.ago(v.lastSeen) + " ago" : "never", title: fmt.time(v.lastSeen) }),
     ]);
     row.addEventListener("click", (event) => {
       if (event.target.tagName !== "A") location.hash = link.getAttribute("href");
@@ -462,10 +470,11 @@
 
   function completeness(value) {
     if (value === null || value === undefined) return "—";
-    if (typeof value === "number") return fmt.pct(value);
+    const pct = (v) => Math.round(Number(v) * 100) + "%";
+    if (typeof value === "number") return pct(value);
     const parts = [];
-    if (value.vehicle !== undefined && value.vehicle !== null) parts.push("V " + fmt.pct(value.vehicle));
-    if (value.meter !== undefined && value.meter !== null) parts.push("M " + fmt.pct(value.meter));
+    if (value.vehicle !== undefined && value.vehicle !== null) parts.push("V " + pct(value.vehicle));
+    if (value.meter !== undefined && value.meter !== null) parts.push("M " + pct(value.meter));
     return parts.join(" · ") || "—";
   }
 
@@ -482,11 +491,12 @@
 
   async function loadFleet(more) {
     const path = fleetPath(more ? state.fleet.cursor : null);
+    const current = ticket("fleet");
     let answer;
     try {
       answer = await api(path);
     } catch (error) {
-      if (error.status === 401) return;
+      if (error.status === 401 || !current()) return;
       message("fleet-message", explain(error, "Fleet analytics", "/v1/analytics/fleet/performance"));
       if (!more) {
         state.fleet.rows = [];
@@ -496,6 +506,7 @@
       }
       return;
     }
+    if (!current()) return;
     message("fleet-message", "");
     const s = answer.summary || {};
     tiles($("fleet-tiles"), [
@@ -544,17 +555,18 @@
     const enc = encodeURIComponent(id);
     const span = { from: win.from.toISOString(), to: win.to.toISOString() };
     const problems = [];
+    const current = ticket("vehicle");
     const [performance, live, assignments, series] = await Promise.all([
       optional("/v1/analytics/performance/" + enc + query(span), "Performance", problems),
       optional("/v1/analytics/vehicle/" + enc + "/live", "Live state", problems),
       optional("/v1/vehicles/" + enc + "/assignments", "Assignments", problems),
       optional("/v1/analytics/vehicle/" + enc + "/series" + query({ ...span, step, tz }), "Time series", problems),
     ]);
-    if (state.view !== "vehicle") return;
+    if (state.view !== "vehicle" || !current()) return;
     message("vehicle-message", problems.join(" "));
     if (performance) {
       tiles($("vehicle-tiles"), [
-        ["Status", performance.status, "status-" + performance.status],
+        ["Status", performance.status, "word status-" + performance.status],
         ["Efficiency", fmt.pct(performance.efficiency)],
         ["AC consumed kWh", fmt.kwh(performance.energyConsumedAc)],
         ["DC delivered kWh", fmt.kwh(performance.energyDeliveredDc)],
@@ -607,6 +619,7 @@
       unit: "°",
     });
     stamp("vehicle-updated");
+    $("vehicle").dataset.loaded = id + " " + $("vehicle-window").value;
   }
 
   function openVehicle(id) {
@@ -637,15 +650,17 @@
     const path =
       "/v1/analytics/fleet/devices" +
       query({ kind: $("devices-kind").value, silentFor: $("devices-silent").value, limit: 500, cursor: more ? state.devices.cursor : null });
+    const current = ticket("devices");
     let answer;
     try {
       answer = await api(path);
     } catch (error) {
-      if (error.status === 401) return;
+      if (error.status === 401 || !current()) return;
       message("devices-message", explain(error, "The device list", "/v1/analytics/fleet/devices"));
       if (!more) $("devices-table").querySelector("tbody").replaceChildren();
       return;
     }
+    if (!current()) return;
     message("devices-message", "");
     const rows = more ? state.devices.rows.concat(answer.devices || []) : answer.devices || [];
     state.devices.rows = rows;

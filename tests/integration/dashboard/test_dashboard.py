@@ -30,7 +30,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.remote.webelement import WebElement
-from selenium.webdriver.support.ui import WebDriverWait
+from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from energy_ingest.simulator.command import RunOptions, run
 from energy_ingest.simulator.fleet import FleetSpec
@@ -221,7 +221,15 @@ def rows(driver: WebDriver) -> list[WebElement]:
 
 
 def shot(driver: WebDriver, folder: Path, name: str) -> None:
-    driver.save_screenshot(str(folder / f"{name}.png"))
+    """The whole page at the window's width (at most 2,000 px tall)."""
+    size = driver.get_window_size()
+    height = driver.execute_script("return document.documentElement.scrollHeight")
+    # The window's height includes the browser's own frame: a little more than the page.
+    driver.set_window_size(size["width"], min(2000, max(size["height"], int(height) + 120)))
+    try:
+        driver.save_screenshot(str(folder / f"{name}.png"))
+    finally:
+        driver.set_window_size(size["width"], size["height"])
 
 
 def test_sign_in_with_enter_and_a_wrong_key_is_told(
@@ -327,6 +335,13 @@ def test_a_vehicle_shows_its_charts(
     faulty = min(site.faulty)
     browser.get(f"{site.base_url}/#/vehicle/{faulty}")
     wait_for(browser, lambda d: visible(d, "vehicle"), "the vehicle view")
+    # The simulated fleet reported over the last three hours: six hours show it in detail.
+    Select(browser.find_element(By.ID, "vehicle-window")).select_by_value("6h")
+    wait_for(
+        browser,
+        lambda d: d.find_element(By.ID, "vehicle").get_attribute("data-loaded") == f"{faulty} 6h",
+        "the vehicle over six hours",
+    )
     timeline = wait_for(
         browser,
         lambda d: d.find_elements(By.CSS_SELECTOR, "#chart-assignments svg[data-points]"),
