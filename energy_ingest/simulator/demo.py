@@ -308,6 +308,9 @@ async def _demo(options: DemoOptions, console: Console) -> int:
             f"{result.tally.sent:,} readings in {result.tally.elapsed:.0f} s). "
             "[bold]The engine keeps running: Ctrl-C stops it.[/]"
         )
+        console.print(
+            f"[bold]The dashboard:[/] {base}/ (sign in with the key {api_key})", soft_wrap=True
+        )
         stopped = asyncio.ensure_future(stop.wait())
         exited = asyncio.ensure_future(engine.wait())
         await asyncio.wait({stopped, exited}, return_when=asyncio.FIRST_COMPLETED)

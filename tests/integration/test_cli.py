@@ -211,9 +211,9 @@ def test_the_demo_runs_with_the_key_its_engine_minted(tmp_path: Path) -> None:
     try:
         assert process.stdout is not None
         deadline = time.monotonic() + 180
-        for line in process.stdout:  # until the demo says the engine keeps running
+        for line in process.stdout:  # until the demo points at the dashboard, its last word
             output += line
-            if "The engine keeps running" in line:
+            if "The dashboard:" in line:
                 break
             assert time.monotonic() < deadline, output
         key = re.search(r"eie_[0-9a-f]{12}_[A-Za-z0-9_-]{43}", output)
@@ -223,6 +223,10 @@ def test_the_demo_runs_with_the_key_its_engine_minted(tmp_path: Path) -> None:
         listed = httpx.get(f"{base[0]}/v1/keys", headers=_bearer(key[0]), timeout=10)
         assert listed.status_code == 200
         assert [item["scopes"] for item in listed.json()] == [["admin"]]
+        assert f"The dashboard: {base[0]}/ (sign in with the key {key[0]})" in output
+        page = httpx.get(f"{base[0]}/", headers={"Accept": "text/html"}, timeout=10)
+        assert page.status_code == 200
+        assert '<label for="api-key">API key</label>' in page.text
     finally:
         process.send_signal(signal.SIGTERM)
         rest, _ = process.communicate(timeout=120)
