@@ -180,7 +180,7 @@
   }
 
   const W = 640;
-  const PAD = { left: 46, right: 12, top: 10, bottom: 26 };
+  const PAD = { left: 56, right: 12, top: 10, bottom: 26 };
 
   function frame(label, height) {
     return svg("svg", {

@@ -25,7 +25,7 @@ import httpx
 import pytest
 from rich.console import Console
 from selenium import webdriver
-from selenium.common.exceptions import TimeoutException
+from selenium.common.exceptions import StaleElementReferenceException, TimeoutException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webdriver import WebDriver
@@ -197,7 +197,12 @@ def console(browser: webdriver.Chrome, site: Site) -> Iterator[BrowserConsole]:
 
 def wait_for(driver: WebDriver, condition: Callable[[WebDriver], Any], what: str) -> Any:
     try:
-        return WebDriverWait(driver, WAIT_SECONDS, poll_frequency=0.1).until(condition)
+        return WebDriverWait(
+            driver,
+            WAIT_SECONDS,
+            poll_frequency=0.1,
+            ignored_exceptions=[StaleElementReferenceException],
+        ).until(condition)
     except TimeoutException:
         raise AssertionError(f"the page never showed {what}") from None
 
@@ -216,12 +221,30 @@ def sign_in(driver: WebDriver, site: Site) -> None:
     wait_for(driver, lambda d: visible(d, "fleet"), "the fleet view after signing in")
 
 
-def rows(driver: WebDriver) -> list[WebElement]:
-    return driver.find_elements(By.CSS_SELECTOR, "#fleet-table tbody tr[data-vehicle-id]")
+def table(driver: WebDriver) -> list[tuple[str, str]]:
+    """(vehicle id, status cell text) of every row, read at once (rows are redrawn on each
+    answer, so elements found one by one may go stale between two reads)."""
+    found = driver.execute_script(
+        "return [...document.querySelectorAll('#fleet-table tbody tr[data-vehicle-id]')]"
+        ".map(row => [row.dataset.vehicleId, row.querySelector('td.status').textContent])"
+    )
+    return [(vehicle, status) for vehicle, status in found]
+
+
+def ids(driver: WebDriver) -> list[str]:
+    return [vehicle for vehicle, _ in table(driver)]
+
+
+def fits_the_width(driver: WebDriver) -> bool:
+    """Nothing wider than the window but the tables, which scroll inside their own box."""
+    return bool(
+        driver.execute_script("return document.documentElement.scrollWidth <= window.innerWidth")
+    )
 
 
 def shot(driver: WebDriver, folder: Path, name: str) -> None:
     """The whole page at the window's width (at most 2,000 px tall)."""
+    driver.execute_script("document.activeElement && document.activeElement.blur()")
     size = driver.get_window_size()
     height = driver.execute_script("return document.documentElement.scrollHeight")
     # The window's height includes the browser's own frame: a little more than the page.
@@ -281,14 +304,9 @@ def test_fleet_table_flags_the_faulty_vehicles_and_sorts(
         shot(browser, screenshots, "fleet-not-available")
         pytest.skip(f"this engine does not serve {FLEET} yet (404): the fleet table is untested")
 
-    wait_for(browser, lambda d: len(rows(d)) == VEHICLES, f"{VEHICLES} vehicle rows")
-    shown: dict[str, str] = {}
-    for row in rows(browser):
-        vehicle = row.get_attribute("data-vehicle-id")
-        assert vehicle is not None
-        status = row.find_element(By.CSS_SELECTOR, "td.status").text
-        assert status in STATUSES, (vehicle, status)
-        shown[vehicle] = status
+    wait_for(browser, lambda d: len(ids(d)) == VEHICLES, f"{VEHICLES} vehicle rows")
+    shown = dict(table(browser))
+    assert set(shown.values()) <= STATUSES, shown
     assert shown == site.statuses
     for vehicle in site.faulty:
         assert shown[vehicle] == "underperforming"
@@ -301,18 +319,28 @@ def test_fleet_table_flags_the_faulty_vehicles_and_sorts(
     wait_for(browser, lambda d: header.get_attribute("aria-sort") == "ascending", "sorted")
     wait_for(
         browser,
-        lambda d: [r.get_attribute("data-vehicle-id") for r in rows(d)] == sorted(shown),
+        lambda d: ids(d) == sorted(shown),
         "rows sorted by vehicle id",
     )
     header.find_element(By.TAG_NAME, "button").send_keys(Keys.ENTER)  # by keyboard too
     wait_for(browser, lambda d: header.get_attribute("aria-sort") == "descending", "reversed")
     wait_for(
         browser,
-        lambda d: (
-            [r.get_attribute("data-vehicle-id") for r in rows(d)] == sorted(shown, reverse=True)
-        ),
+        lambda d: ids(d) == sorted(shown, reverse=True),
         "rows sorted by vehicle id, descending",
     )
+
+    Select(browser.find_element(By.ID, "fleet-status")).select_by_value("underperforming")
+    wait_for(
+        browser,
+        lambda d: (
+            set(ids(d))
+            == {vehicle for vehicle, status in site.statuses.items() if status == "underperforming"}
+        ),
+        "only the underperforming vehicles",
+    )
+    Select(browser.find_element(By.ID, "fleet-status")).select_by_value("")
+    wait_for(browser, lambda d: len(ids(d)) == VEHICLES, "every vehicle again")
 
     faulty = min(site.faulty)
     browser.find_element(By.CSS_SELECTOR, f'tr[data-vehicle-id="{faulty}"] td.status').click()
@@ -322,7 +350,8 @@ def test_fleet_table_flags_the_faulty_vehicles_and_sorts(
     browser.set_window_size(390, 844)
     try:
         browser.get(site.base_url + "/#/fleet")
-        wait_for(browser, lambda d: len(rows(d)) == VEHICLES, "the fleet at phone width")
+        wait_for(browser, lambda d: len(ids(d)) == VEHICLES, "the fleet at phone width")
+        assert fits_the_width(browser)
         shot(browser, screenshots, "fleet-phone")
     finally:
         browser.set_window_size(1280, 800)
@@ -367,6 +396,12 @@ def test_a_vehicle_shows_its_charts(
         assert int(svg.get_attribute("data-points") or 0) > 0, chart
     assert browser.find_elements(By.CSS_SELECTOR, "#chart-efficiency line.threshold")
     assert browser.find_elements(By.CSS_SELECTOR, "#chart-efficiency path.line")
+    browser.set_window_size(390, 844)
+    try:
+        assert fits_the_width(browser)
+        shot(browser, screenshots, "vehicle-phone")
+    finally:
+        browser.set_window_size(1280, 800)
 
 
 def test_devices_lists_the_silent_ones(
@@ -385,3 +420,6 @@ def test_devices_lists_the_silent_ones(
     shot(browser, screenshots, "devices")
     select = browser.find_element(By.ID, "devices-silent")
     assert select.get_attribute("value") == "PT15M"
+    for row in browser.find_elements(By.CSS_SELECTOR, "#devices-table tbody tr"):
+        assert row.get_attribute("data-kind") in {"meter", "vehicle"}
+        assert row.get_attribute("data-device-id")
