@@ -19,6 +19,10 @@ async def test_browsers_get_the_dashboard_and_api_clients_the_links(
     assert page.headers["cache-control"] == "no-cache"
     assert page.text.count('type="password"') == 1
     assert '<label for="api-key">API key</label>' in page.text
+    # A field without a name is never submitted: the key cannot land in a URL or a body.
+    field = re.search(r'<input type="password"[^>]*>', page.text)
+    assert field is not None
+    assert "name=" not in field.group(0)
     assert 'data-efficiency-threshold="0.85"' in page.text
     links = await client.get("/", headers={"Accept": "application/json"})
     assert links.headers["content-type"] == "application/json"
