@@ -15,6 +15,9 @@ from energy_ingest.db.sql import quote_identifier, quote_literal, sql
 logger = logging.getLogger(__name__)
 
 HISTORY_TABLES = ("meter_readings", "vehicle_readings")
+ROLLUP_TABLES = ("meter_rollups", "vehicle_rollups")
+"""Hourly sums of history, partitioned by the same UTC days: made and dropped with history."""
+DAY_PARTITIONED_TABLES = HISTORY_TABLES + ROLLUP_TABLES
 _DAY_SUFFIX = re.compile(r"_p(?P<day>\d{8})$")
 
 
@@ -32,7 +35,12 @@ def create_partition_statement(parent: str, day: date) -> str:
     """DDL for one day's partition, identifiers and bounds quoted."""
     start = datetime(day.year, day.month, day.day, tzinfo=UTC)
     end = start + timedelta(days=1)
-    return sql("create_day_partition").format(
+    statement = (
+        sql("create_rollup_day_partition")
+        if parent in ROLLUP_TABLES
+        else sql("create_day_partition")
+    )
+    return statement.format(
         partition=quote_identifier(partition_name(parent, day)),
         parent=quote_identifier(parent),
         start=quote_literal(start.isoformat()),
@@ -53,10 +61,10 @@ class PartitionManager:
         self._lock = asyncio.Lock()
 
     async def refresh(self) -> None:
-        """Load the days whose partitions exist in every history table."""
+        """Load the days whose partitions exist in every history and rollup table."""
         async with self._pool.acquire() as connection:
-            rows = await connection.fetch(sql("list_day_partitions"), list(HISTORY_TABLES))
-        days_by_table: dict[str, set[date]] = {table: set() for table in HISTORY_TABLES}
+            rows = await connection.fetch(sql("list_day_partitions"), list(DAY_PARTITIONED_TABLES))
+        days_by_table: dict[str, set[date]] = {table: set() for table in DAY_PARTITIONED_TABLES}
         for row in rows:
             match = _DAY_SUFFIX.search(row["partition_name"])
             if match:
@@ -76,7 +84,7 @@ class PartitionManager:
             async with self._pool.acquire() as connection, connection.transaction():
                 await connection.execute(sql("lock_partition_maintenance"))
                 for day in sorted(missing):
-                    for table in HISTORY_TABLES:
+                    for table in DAY_PARTITIONED_TABLES:
                         await connection.execute(create_partition_statement(table, day))
             self._known |= missing
             logger.info("history partitions ready for %s", ", ".join(map(str, sorted(missing))))
@@ -106,11 +114,12 @@ class PartitionManager:
         return compacted
 
     async def drop_before(self, first_kept: date) -> list[str]:
-        """Retention: drop every history partition of a day before `first_kept`, whole."""
+        """Retention: drop every history partition of a day before `first_kept`, whole, and
+        that day's rollups with it (in the same transaction: never one without the other)."""
         dropped: list[str] = []
         async with self._lock, self._pool.acquire() as connection, connection.transaction():
             await connection.execute(sql("lock_partition_maintenance"))
-            rows = await connection.fetch(sql("list_day_partitions"), list(HISTORY_TABLES))
+            rows = await connection.fetch(sql("list_day_partitions"), list(DAY_PARTITIONED_TABLES))
             for row in sorted(rows, key=lambda r: r["partition_name"]):
                 match = _DAY_SUFFIX.search(row["partition_name"])
                 if not match:

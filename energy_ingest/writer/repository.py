@@ -236,8 +236,8 @@ async def write_batch(connection: WriteConnection, prepared: PreparedBatch) -> l
         await connection.copy_records_to_table(
             kind.staging, records=records, columns=list(kind.columns)
         )
-        status = await connection.execute(sql(kind.insert))
-        inserted = int(status.rsplit(" ", 1)[1])
+        # Stores the new rows and adds them to the hourly rollups; answers how many it stored.
+        inserted = await connection.fetchval(sql(kind.insert))
         skipped: list[int] = []
         if inserted < len(records):
             # Slow path, only when a retry or a conflict is in the batch: ask history which

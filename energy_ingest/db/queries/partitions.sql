@@ -23,6 +23,14 @@ CREATE TABLE IF NOT EXISTS {partition} PARTITION OF {parent}
 FOR VALUES FROM ({start}) TO ({end})
 WITH (fillfactor = 100, autovacuum_vacuum_insert_scale_factor = 0.05);
 
+-- name: create_rollup_day_partition
+-- Same as create_day_partition for the hourly rollups of that day. Their rows are updated in
+-- place all hour long: fillfactor 70 leaves room on each page for the new row version, so the
+-- updates stay HOT (the key never changes) and the primary key does not bloat.
+CREATE TABLE IF NOT EXISTS {partition} PARTITION OF {parent}
+FOR VALUES FROM ({start}) TO ({end})
+WITH (fillfactor = 70);
+
 -- name: list_uncompacted_indexes
 -- Primary-key indexes of day partitions not yet rebuilt packed (their fillfactor is not 100).
 -- Rows arrive minute by minute across all devices, so a (device, ts) index grows by page

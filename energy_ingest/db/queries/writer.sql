@@ -58,19 +58,57 @@ WHERE vehicle_id = ANY($1::text[]);
 -- ON CONFLICT DO NOTHING skips retries and conflicts without aborting the batch; they are
 -- classified afterwards. ORDER BY the primary key so concurrent batches take index locks in
 -- one order and each partition's B-tree is filled left to right.
-INSERT INTO meter_readings (ts, received_at, kwh_consumed_ac, voltage, meter_key)
-SELECT ts, now(), kwh_consumed_ac, voltage, meter_key
-FROM meter_staging
-ORDER BY meter_key, ts
-ON CONFLICT (meter_key, ts) DO NOTHING;
+-- The hourly rollups grow by exactly the rows stored (RETURNING): a duplicate or a conflict is
+-- never counted, and the sums commit with the readings. GROUP BY makes one row per (meter,
+-- hour), so the upsert touches each rollup row once; ORDER BY locks them in one order across
+-- concurrent batches. The data-modifying CTE runs to completion though nothing reads it.
+-- Answers how many rows were stored.
+WITH stored AS (
+    INSERT INTO meter_readings (ts, received_at, kwh_consumed_ac, voltage, meter_key)
+    SELECT ts, now(), kwh_consumed_ac, voltage, meter_key
+    FROM meter_staging
+    ORDER BY meter_key, ts
+    ON CONFLICT (meter_key, ts) DO NOTHING
+    RETURNING meter_key, ts, kwh_consumed_ac
+), rolled_up AS (
+    INSERT INTO meter_rollups AS r (hour, kwh_consumed_ac, readings, meter_key)
+    SELECT date_trunc('hour', ts, 'UTC'), sum(kwh_consumed_ac::numeric), count(*), meter_key
+    FROM stored
+    GROUP BY meter_key, date_trunc('hour', ts, 'UTC')
+    ORDER BY meter_key, date_trunc('hour', ts, 'UTC')
+    ON CONFLICT (meter_key, hour) DO UPDATE
+    SET kwh_consumed_ac = r.kwh_consumed_ac + EXCLUDED.kwh_consumed_ac,
+        readings = r.readings + EXCLUDED.readings
+)
+SELECT count(*) FROM stored;
 
 -- name: insert_vehicle_readings
--- Same shape and reasons as insert_meter_readings.
-INSERT INTO vehicle_readings (ts, received_at, kwh_delivered_dc, soc, battery_temp, vehicle_key)
-SELECT ts, now(), kwh_delivered_dc, sensor_real(soc), sensor_real(battery_temp), vehicle_key
-FROM vehicle_staging
-ORDER BY vehicle_key, ts
-ON CONFLICT (vehicle_key, ts) DO NOTHING;
+-- Same shape and reasons as insert_meter_readings. The temperature sums add the stored real
+-- (RETURNING gives the row as stored), as the per-vehicle average reads it.
+WITH stored AS (
+    INSERT INTO vehicle_readings (ts, received_at, kwh_delivered_dc, soc, battery_temp, vehicle_key)
+    SELECT ts, now(), kwh_delivered_dc, sensor_real(soc), sensor_real(battery_temp), vehicle_key
+    FROM vehicle_staging
+    ORDER BY vehicle_key, ts
+    ON CONFLICT (vehicle_key, ts) DO NOTHING
+    RETURNING vehicle_key, ts, kwh_delivered_dc, battery_temp
+), rolled_up AS (
+    INSERT INTO vehicle_rollups AS r (hour, kwh_delivered_dc, battery_temp_sum, battery_temp_min,
+                                      battery_temp_max, readings, vehicle_key)
+    SELECT date_trunc('hour', ts, 'UTC'), sum(kwh_delivered_dc::numeric),
+           sum(battery_temp::numeric), min(battery_temp), max(battery_temp), count(*),
+           vehicle_key
+    FROM stored
+    GROUP BY vehicle_key, date_trunc('hour', ts, 'UTC')
+    ORDER BY vehicle_key, date_trunc('hour', ts, 'UTC')
+    ON CONFLICT (vehicle_key, hour) DO UPDATE
+    SET kwh_delivered_dc = r.kwh_delivered_dc + EXCLUDED.kwh_delivered_dc,
+        battery_temp_sum = r.battery_temp_sum + EXCLUDED.battery_temp_sum,
+        battery_temp_min = least(r.battery_temp_min, EXCLUDED.battery_temp_min),
+        battery_temp_max = greatest(r.battery_temp_max, EXCLUDED.battery_temp_max),
+        readings = r.readings + EXCLUDED.readings
+)
+SELECT count(*) FROM stored;
 
 -- name: classify_skipped_meter_readings
 -- Runs only when the insert stored fewer rows than were staged. A row whose xmin is this

@@ -86,11 +86,22 @@ async def test_retention_drops_whole_days_and_keeps_the_rest(
     today = datetime.now(UTC).date()
     old, kept = today - timedelta(days=40), today - timedelta(days=39)
     await partitions.ensure([old, kept, today])
+    # An hour of rollups on each side of the cut: retention takes the old day's with its readings.
+    for day in (old, kept):
+        await db.execute(
+            "INSERT INTO meter_rollups (hour, kwh_consumed_ac, readings, meter_key)"
+            " VALUES ($1, 1.5, 3, 7)",
+            datetime(day.year, day.month, day.day, 5, tzinfo=UTC),
+        )
     dropped = await partitions.drop_before(kept)
     assert sorted(dropped) == [
         partition_name("meter_readings", old),
+        partition_name("meter_rollups", old),
         partition_name("vehicle_readings", old),
+        partition_name("vehicle_rollups", old),
     ]
+    hours = await db.fetch("SELECT hour FROM meter_rollups")
+    assert [row["hour"].date() for row in hours] == [kept]
     names = {row["relname"] for row in await db.fetch("SELECT relname FROM pg_class")}
     assert partition_name("meter_readings", kept) in names
     assert partition_name("meter_readings", old) not in names
