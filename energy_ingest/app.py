@@ -18,6 +18,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from energy_ingest import __version__
 from energy_ingest.analytics.endpoints import router as analytics_router
+from energy_ingest.analytics.fleet.endpoints import router as fleet_router
 from energy_ingest.assignments.endpoints import router as assignments_router
 from energy_ingest.assignments.schemas import AssignMeter
 from energy_ingest.auth.guard import KeyGuard
@@ -241,6 +242,7 @@ def create_app(settings: Settings, *, writer_factory: WriterFactory | None = Non
     app.router.routes.extend(INGEST_ROUTES)
     for router in (
         analytics_router,
+        fleet_router,
         live_router,
         assignments_router,
         keys_router,

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 from energy_ingest.analytics import repository
+from energy_ingest.analytics.rows import AssignmentSpan, VehiclePresence
 from energy_ingest.analytics.schemas import Correlation, Status
 from energy_ingest.db.pool import ReadConnection
 from energy_ingest.errors import FieldProblem, NotFound, ValidationFailed
@@ -90,16 +92,15 @@ async def find_meter_feed(connection: ReadConnection, vehicle_id: str, window: W
     presence = await repository.get_vehicle_presence(connection, vehicle_id)
     if not presence.has_reported and not presence.has_assignments:
         raise NotFound(f"vehicle {vehicle_id} has never reported and has no meter assignment")
-    if presence.has_assignments:
-        assigned = await repository.list_assignments_in_window(
+    assigned = (
+        await repository.list_assignments_in_window(
             connection, vehicle_id, window.start, window.end
         )
-        spans = [(span.meter_id, span.clipped_from, span.clipped_to) for span in assigned]
-        return MeterFeed("assignment", spans)
-    if presence.same_id_meter_usable:
-        # The seed's rule, kept for vehicles nobody assigned: the meter with the same id.
-        return MeterFeed("same-id", [(vehicle_id, window.start, window.end)])
-    return MeterFeed("none", [])
+        if presence.has_assignments
+        else []
+    )
+    correlation, spans = correlate(vehicle_id, window, presence, assigned)
+    return MeterFeed(correlation, spans)
 
 
 async def _vehicle_performance(
@@ -113,30 +114,78 @@ async def _vehicle_performance(
     )
 
     meter = await repository.summarize_meter_spans(connection, spans)
-    meter_ids = list(dict.fromkeys(meter_id for meter_id, _, _ in spans))  # first use, once each
-    meter_points = meter.data_points
-
-    # Exact decimals from the database; the answer's numbers are their nearest floats, so a
-    # sum of 0.1s reads 83.5145, not 83.51450000000017.
-    ac = meter.kwh_consumed_ac
-    dc = vehicle.kwh_delivered_dc
-    efficiency = dc / ac if ac > 0 else None
     return {
         "vehicleId": vehicle_id,
         "period": {"start": window.start, "end": window.end},
+        **performance_numbers(
+            ac=meter.kwh_consumed_ac,
+            dc=vehicle.kwh_delivered_dc,
+            vehicle_points=vehicle.data_points,
+            meter_points=meter.data_points,
+            average_battery_temp=vehicle.average_battery_temp,
+            threshold=threshold,
+        ),
+        "minBatteryTemp": _number(vehicle.min_battery_temp),
+        "maxBatteryTemp": _number(vehicle.max_battery_temp),
+        "dataPoints": {"vehicle": vehicle.data_points, "meter": meter.data_points},
+        "meterIds": meter_ids_of(spans),
+        "correlation": correlation,
+    }
+
+
+Span = tuple[str, datetime, datetime]
+"""A meter feeding the vehicle over [start, end)."""
+
+
+def correlate(
+    vehicle_id: str,
+    window: Window,
+    presence: VehiclePresence,
+    assigned: Sequence[AssignmentSpan],
+) -> tuple[Correlation, list[Span]]:
+    """Which meters fed the vehicle over the window, and by which rule.
+
+    `assigned` are the vehicle's assignments overlapping the window, clipped to it. A vehicle
+    ever assigned a meter is correlated by its assignments only; one never assigned falls back
+    to the seed's rule, the meter of the same id, when that meter has reported and feeds
+    nobody by assignment.
+    """
+    if presence.has_assignments:
+        return "assignment", [
+            (span.meter_id, span.clipped_from, span.clipped_to) for span in assigned
+        ]
+    if presence.same_id_meter_usable:
+        return "same-id", [(vehicle_id, window.start, window.end)]
+    return "none", []
+
+
+def meter_ids_of(spans: Sequence[Span]) -> list[str]:
+    """The meters of `spans` in order of first use, once each."""
+    return list(dict.fromkeys(meter_id for meter_id, _, _ in spans))
+
+
+def performance_numbers(
+    *,
+    ac: Decimal,
+    dc: Decimal,
+    vehicle_points: int,
+    meter_points: int,
+    average_battery_temp: Decimal | None,
+    threshold: float,
+) -> dict[str, Any]:
+    """The answer's numbers and status from the exact sums, for one vehicle or a fleet row."""
+    # Exact decimals from the database; the answer's numbers are their nearest floats, so a
+    # sum of 0.1s reads 83.5145, not 83.51450000000017.
+    efficiency = dc / ac if ac > 0 else None
+    return {
         "energyConsumedAc": float(ac),
         "energyDeliveredDc": float(dc),
         "efficiencyRatio": float(round(efficiency * 100, 2)) if efficiency is not None else None,
         "efficiency": float(efficiency) if efficiency is not None else None,
         # Without a single meter reading there is no AC to lose energy from: null, not −DC.
         "energyLossKwh": float(ac - dc) if meter_points else None,
-        "averageBatteryTemp": _number(vehicle.average_battery_temp),
-        "minBatteryTemp": _number(vehicle.min_battery_temp),
-        "maxBatteryTemp": _number(vehicle.max_battery_temp),
-        "dataPoints": {"vehicle": vehicle.data_points, "meter": meter_points},
-        "meterIds": meter_ids,
-        "correlation": correlation,
-        "status": classify(ac, dc, vehicle.data_points, meter_points, threshold),
+        "averageBatteryTemp": _number(average_battery_temp),
+        "status": classify(ac, dc, vehicle_points, meter_points, threshold),
     }
 
 
