@@ -219,3 +219,30 @@ SET ts = EXCLUDED.ts,
     kwh_delivered_dc = EXCLUDED.kwh_delivered_dc,
     battery_temp = EXCLUDED.battery_temp
 WHERE vehicle_live.ts < EXCLUDED.ts;
+
+-- =============================================================================================
+-- Rollups: the writer's history inserts as they were before the hourly rollups, the baseline
+-- the rollup maintenance is measured against (bench/rollups.py).
+-- =============================================================================================
+
+-- name: insert_meter_readings_without_rollups
+WITH stored AS (
+    INSERT INTO meter_readings (ts, received_at, kwh_consumed_ac, voltage, meter_key)
+    SELECT ts, now(), kwh_consumed_ac, voltage, meter_key
+    FROM meter_staging
+    ORDER BY meter_key, ts
+    ON CONFLICT (meter_key, ts) DO NOTHING
+    RETURNING 1
+)
+SELECT count(*) FROM stored;
+
+-- name: insert_vehicle_readings_without_rollups
+WITH stored AS (
+    INSERT INTO vehicle_readings (ts, received_at, kwh_delivered_dc, soc, battery_temp, vehicle_key)
+    SELECT ts, now(), kwh_delivered_dc, sensor_real(soc), sensor_real(battery_temp), vehicle_key
+    FROM vehicle_staging
+    ORDER BY vehicle_key, ts
+    ON CONFLICT (vehicle_key, ts) DO NOTHING
+    RETURNING 1
+)
+SELECT count(*) FROM stored;

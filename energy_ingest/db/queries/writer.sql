@@ -62,6 +62,7 @@ WHERE vehicle_id = ANY($1::text[]);
 -- never counted, and the sums commit with the readings. GROUP BY makes one row per (meter,
 -- hour), so the upsert touches each rollup row once; ORDER BY locks them in one order across
 -- concurrent batches. The data-modifying CTE runs to completion though nothing reads it.
+-- date_bin from a UTC midnight is the UTC hour without date_trunc's time-zone lookup per row.
 -- Answers how many rows were stored.
 WITH stored AS (
     INSERT INTO meter_readings (ts, received_at, kwh_consumed_ac, voltage, meter_key)
@@ -72,10 +73,10 @@ WITH stored AS (
     RETURNING meter_key, ts, kwh_consumed_ac
 ), rolled_up AS (
     INSERT INTO meter_rollups AS r (hour, kwh_consumed_ac, readings, meter_key)
-    SELECT date_trunc('hour', ts, 'UTC'), sum(kwh_consumed_ac::numeric), count(*), meter_key
+    SELECT date_bin('1 hour', ts, '2000-01-01 00:00+00'), sum(kwh_consumed_ac::numeric), count(*), meter_key
     FROM stored
-    GROUP BY meter_key, date_trunc('hour', ts, 'UTC')
-    ORDER BY meter_key, date_trunc('hour', ts, 'UTC')
+    GROUP BY meter_key, date_bin('1 hour', ts, '2000-01-01 00:00+00')
+    ORDER BY meter_key, date_bin('1 hour', ts, '2000-01-01 00:00+00')
     ON CONFLICT (meter_key, hour) DO UPDATE
     SET kwh_consumed_ac = r.kwh_consumed_ac + EXCLUDED.kwh_consumed_ac,
         readings = r.readings + EXCLUDED.readings
@@ -95,12 +96,12 @@ WITH stored AS (
 ), rolled_up AS (
     INSERT INTO vehicle_rollups AS r (hour, kwh_delivered_dc, battery_temp_sum, battery_temp_min,
                                       battery_temp_max, readings, vehicle_key)
-    SELECT date_trunc('hour', ts, 'UTC'), sum(kwh_delivered_dc::numeric),
+    SELECT date_bin('1 hour', ts, '2000-01-01 00:00+00'), sum(kwh_delivered_dc::numeric),
            sum(battery_temp::numeric), min(battery_temp), max(battery_temp), count(*),
            vehicle_key
     FROM stored
-    GROUP BY vehicle_key, date_trunc('hour', ts, 'UTC')
-    ORDER BY vehicle_key, date_trunc('hour', ts, 'UTC')
+    GROUP BY vehicle_key, date_bin('1 hour', ts, '2000-01-01 00:00+00')
+    ORDER BY vehicle_key, date_bin('1 hour', ts, '2000-01-01 00:00+00')
     ON CONFLICT (vehicle_key, hour) DO UPDATE
     SET kwh_delivered_dc = r.kwh_delivered_dc + EXCLUDED.kwh_delivered_dc,
         battery_temp_sum = r.battery_temp_sum + EXCLUDED.battery_temp_sum,
