@@ -7,6 +7,7 @@ import io
 from datetime import datetime, timedelta
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
 
@@ -367,3 +368,28 @@ async def test_a_window_of_31_days_is_answered(client: httpx.AsyncClient) -> Non
     await post(client, "vehicle", [vehicle_reading(vehicle_id="ev-1", kwh=0.5, at=at(30))])
     body = await fleet(client, **{"from": iso(at(60 * 24 * 31)), "to": iso(at(0))})
     assert body["vehicles"][0]["dataPoints"] == {"vehicle": 1, "meter": 0}
+
+
+async def test_a_retroactive_assignment_change_moves_the_meter_minutes_without_rewriting_rollups(
+    client: httpx.AsyncClient, db: asyncpg.Connection
+) -> None:
+    await assign(client, "ev-1", "m-1", at(60 * 24))
+    await post(client, "meter", meter_history("m-1", 0.1))
+    await post(client, "meter", meter_history("m-2", 0.2))
+    await post(client, "vehicle", vehicle_history("ev-1", 0.09))
+    rollups = [dict(row) for row in await db.fetch("SELECT * FROM meter_rollups ORDER BY 1, 4")]
+    before = await fleet(client)
+    assert before["vehicles"][0]["meterIds"] == ["m-1"]
+
+    # Mid-hour, 3 h 20 min 30 s ago: from then on m-2 fed ev-1, as an operator now records.
+    await assign(client, "ev-1", "m-2", at(200, 30))
+
+    after = await fleet(client)
+    row = after["vehicles"][0]
+    assert row["meterIds"] == ["m-1", "m-2"]
+    assert row["dataPoints"]["meter"] == FIRST
+    assert row["energyConsumedAc"] > before["vehicles"][0]["energyConsumedAc"]
+    await assert_equal_to_per_vehicle(client, after)
+    assert [dict(row) for row in await db.fetch("SELECT * FROM meter_rollups ORDER BY 1, 4")] == (
+        rollups
+    )
