@@ -49,15 +49,30 @@ async def sum_meter_pieces(
     return {row["owner"]: MeterSums(row["data_points"], row["kwh_consumed_ac"]) for row in rows}
 
 
-async def sum_vehicle_pieces(
-    connection: ReadConnection, pieces: Sequence[Piece]
-) -> dict[int, VehicleSums]:
-    """Each owner's vehicle readings over its pieces, in one statement however many pieces."""
-    if not pieces:
-        return {}
-    rows = await connection.fetch(sql("sum_fleet_vehicle_pieces"), *_columns(pieces))
+async def sum_meter_window_hours(
+    connection: ReadConnection, start: datetime, end: datetime
+) -> dict[str, MeterSums]:
+    """Every meter's whole hours in [start, end), from the rollups, by meter id."""
+    rows = await connection.fetch(sql("sum_fleet_meter_window_hours"), start, end)
+    return {row["meter_id"]: MeterSums(row["data_points"], row["kwh_consumed_ac"]) for row in rows}
+
+
+async def sum_vehicle_window(
+    connection: ReadConnection,
+    whole_start: datetime,
+    whole_end: datetime,
+    edges: Sequence[tuple[datetime, datetime]],
+) -> dict[str, VehicleSums]:
+    """Every vehicle over whole hours [whole_start, whole_end) and the partial-hour `edges`."""
+    rows = await connection.fetch(
+        sql("sum_fleet_vehicle_window"),
+        whole_start,
+        whole_end,
+        [start for start, _ in edges],
+        [end for _, end in edges],
+    )
     return {
-        row["owner"]: VehicleSums(
+        row["vehicle_id"]: VehicleSums(
             row["data_points"], row["kwh_delivered_dc"], row["average_battery_temp"]
         )
         for row in rows

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import binascii
 import csv
+import decimal
 import io
 import json
 from collections.abc import Iterable, Iterator, Sequence
@@ -140,10 +141,15 @@ async def fleet_performance(
             assigned.setdefault(assignment.vehicle_id, []).append(
                 AssignmentSpan(assignment.meter_id, assignment.clipped_from, assignment.clipped_to)
             )
-        correlations = []
-        meter_pieces: list[Piece] = []
-        vehicle_pieces: list[Piece] = []
         window_pieces = pieces_of(window.start, window.end)
+        whole = next(((start, end) for start, end, is_whole in window_pieces if is_whole), None)
+        edges = [(start, end) for start, end, is_whole in window_pieces if not is_whole]
+        correlations = []
+        # A span over the window's whole hours takes them from one pass over the rollups of the
+        # window (by meter); the rest of it, and any span that starts or ends inside the
+        # window, is read piece by piece (rollups by hour range, history for partial hours).
+        full_spans: list[tuple[int, str]] = []
+        meter_pieces: list[Piece] = []
         for owner, vehicle in enumerate(vehicles):
             presence = VehiclePresence(
                 has_reported=vehicle.last_seen is not None,
@@ -155,22 +161,34 @@ async def fleet_performance(
             )
             correlations.append((correlation, spans))
             for meter_id, span_start, span_end in spans:
-                meter_pieces.extend(
-                    (owner, meter_id, *piece) for piece in pieces_of(span_start, span_end)
-                )
-            vehicle_pieces.extend((owner, vehicle.vehicle_id, *piece) for piece in window_pieces)
+                for start, end, is_whole in pieces_of(span_start, span_end):
+                    if is_whole and (start, end) == whole:
+                        full_spans.append((owner, meter_id))
+                    else:
+                        meter_pieces.append((owner, meter_id, start, end, is_whole))
+        window_hours = (
+            await repository.sum_meter_window_hours(connection, *whole)
+            if whole and full_spans
+            else {}
+        )
         meter_sums = await repository.sum_meter_pieces(connection, meter_pieces)
-        vehicle_sums = await repository.sum_vehicle_pieces(connection, vehicle_pieces)
+        whole_start, whole_end = whole or (window.start, window.start)
+        vehicle_sums = await repository.sum_vehicle_window(
+            connection, whole_start, whole_end, edges
+        )
         silent = await repository.count_silent_vehicles(connection, now - SILENT_AFTER)
 
     no_meter = MeterSums(0, Decimal(0))
+    meter_totals = {owner: [sums] for owner, sums in meter_sums.items()}
+    for owner, meter_id in full_spans:
+        meter_totals.setdefault(owner, []).append(window_hours.get(meter_id, no_meter))
     no_vehicle = VehicleSums(0, Decimal(0), None)
     minutes = Decimal((window.end - window.start) / timedelta(minutes=1))
     rows = []
     for owner, vehicle in enumerate(vehicles):
         correlation, spans = correlations[owner]
-        meter = meter_sums.get(owner, no_meter)
-        own = vehicle_sums.get(owner, no_vehicle)
+        meter = _added(meter_totals.get(owner, []))
+        own = vehicle_sums.get(vehicle.vehicle_id, no_vehicle)
         answer = {
             "vehicleId": vehicle.vehicle_id,
             **performance_numbers(
@@ -196,6 +214,23 @@ async def fleet_performance(
     return Fleet(window, rows, silent)
 
 
+_EXACT = decimal.Context(prec=1000)
+"""Wide enough that adding the database's sums never rounds: the total is the exact numeric."""
+
+
+def _exact_sum(values: Iterable[Decimal]) -> Decimal:
+    total = Decimal(0)
+    for value in values:
+        total = _EXACT.add(total, value)
+    return total
+
+
+def _added(parts: Sequence[MeterSums]) -> MeterSums:
+    """The meter sums of one vehicle's parts, added exactly."""
+    total = _exact_sum(part.kwh_consumed_ac for part in parts)
+    return MeterSums(sum(part.data_points for part in parts), total)
+
+
 def _span_minutes(spans: Sequence[Span]) -> Decimal:
     return Decimal(
         sum((end - start for _, start, end in spans), timedelta()) / timedelta(minutes=1)
@@ -216,9 +251,9 @@ def summarize(fleet: Fleet) -> dict[str, Any]:
     the sum of the rows' losses (vehicles without meter readings have none); the efficiency is
     all DC over all AC.
     """
-    ac = sum((row.ac for row in fleet.rows), Decimal(0))
-    dc = sum((row.dc for row in fleet.rows), Decimal(0))
-    losses = [row.ac - row.dc for row in fleet.rows if row.meter_points]
+    ac = _exact_sum(row.ac for row in fleet.rows)
+    dc = _exact_sum(row.dc for row in fleet.rows)
+    losses = [_EXACT.subtract(row.ac, row.dc) for row in fleet.rows if row.meter_points]
     counts = dict.fromkeys(STATUSES, 0)
     for row in fleet.rows:
         counts[row.status] += 1
@@ -232,7 +267,7 @@ def summarize(fleet: Fleet) -> dict[str, Any]:
         "energyConsumedAc": float(ac),
         "energyDeliveredDc": float(dc),
         "efficiency": float(dc / ac) if ac > 0 else None,
-        "energyLossKwh": float(sum(losses, Decimal(0))) if losses else None,
+        "energyLossKwh": float(_exact_sum(losses)) if losses else None,
     }
 
 

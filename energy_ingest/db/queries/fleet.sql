@@ -67,31 +67,46 @@ CROSS JOIN LATERAL (
 ) AS part
 GROUP BY piece.owner;
 
--- name: sum_fleet_vehicle_pieces
--- Same pieces for the vehicles' own readings. The average temperature is the per-vehicle
--- endpoint's round(avg(battery_temp::numeric), 2): avg over numeric is exactly the numeric
--- sum divided by the count, and the rollups keep that sum.
-SELECT piece.owner,
-       coalesce(sum(part.data_points), 0)::bigint AS data_points,
-       coalesce(sum(part.kwh_delivered_dc), 0) AS kwh_delivered_dc,
-       round(sum(part.battery_temp_sum) / nullif(sum(part.data_points), 0), 2)
-           AS average_battery_temp
-FROM unnest($1::integer[], $2::text[], $3::timestamptz[], $4::timestamptz[], $5::boolean[])
-    AS piece (owner, vehicle_id, starts_at, ends_at, whole)
-CROSS JOIN LATERAL (
-    SELECT sum(readings) AS data_points, sum(kwh_delivered_dc) AS kwh_delivered_dc,
+-- name: sum_fleet_meter_window_hours
+-- Every meter's whole hours of the window, [$1, $2), in one pass over the rollups of those
+-- hours (the window's day partitions of meter_rollups, never history): the common case of a
+-- meter assigned for the whole window. Hash-aggregated by key, then named.
+SELECT meters.meter_id,
+       sum(hours.readings)::bigint AS data_points,
+       sum(hours.kwh_consumed_ac) AS kwh_consumed_ac
+FROM meter_rollups AS hours
+JOIN meters USING (meter_key)
+WHERE hours.hour >= $1 AND hours.hour < $2
+GROUP BY meters.meter_id;
+
+-- name: sum_fleet_vehicle_window
+-- Every vehicle over the window: whole hours [$1, $2) in one pass over the rollups of those
+-- hours, plus the partial hours at the window's edges ($3, $4: parallel arrays of [start, end),
+-- empty for a window on whole hours), each one (vehicle_key, ts) index range of history per
+-- vehicle. The average temperature is the per-vehicle endpoint's round(avg(battery_temp::
+-- numeric), 2): avg over numeric is exactly the numeric sum divided by the count.
+WITH parts AS (
+    SELECT vehicle_key, sum(readings) AS data_points, sum(kwh_delivered_dc) AS kwh_delivered_dc,
            sum(battery_temp_sum) AS battery_temp_sum
     FROM vehicle_rollups
-    WHERE piece.whole
-      AND vehicle_key = (SELECT vehicle_key FROM vehicles
-                         WHERE vehicles.vehicle_id = piece.vehicle_id)
-      AND hour >= piece.starts_at AND hour < piece.ends_at
+    WHERE hour >= $1 AND hour < $2
+    GROUP BY vehicle_key
     UNION ALL
-    SELECT count(*), sum(kwh_delivered_dc::numeric), sum(battery_temp::numeric)
-    FROM vehicle_readings
-    WHERE NOT piece.whole
-      AND vehicle_key = (SELECT vehicle_key FROM vehicles
-                         WHERE vehicles.vehicle_id = piece.vehicle_id)
-      AND ts >= piece.starts_at AND ts < piece.ends_at
-) AS part
-GROUP BY piece.owner;
+    SELECT vehicles.vehicle_key, edge_sums.*
+    FROM unnest($3::timestamptz[], $4::timestamptz[]) AS edge (starts_at, ends_at)
+    CROSS JOIN vehicles
+    CROSS JOIN LATERAL (
+        SELECT count(*), sum(kwh_delivered_dc::numeric), sum(battery_temp::numeric)
+        FROM vehicle_readings
+        WHERE vehicle_key = vehicles.vehicle_key
+          AND ts >= edge.starts_at AND ts < edge.ends_at
+    ) AS edge_sums
+)
+SELECT vehicles.vehicle_id,
+       coalesce(sum(parts.data_points), 0)::bigint AS data_points,
+       coalesce(sum(parts.kwh_delivered_dc), 0) AS kwh_delivered_dc,
+       round(sum(parts.battery_temp_sum) / nullif(sum(parts.data_points), 0), 2)
+           AS average_battery_temp
+FROM parts
+JOIN vehicles USING (vehicle_key)
+GROUP BY vehicles.vehicle_id;
