@@ -51,6 +51,13 @@ ENDPOINTS: list[tuple[str, str, str, Any, str]] = [
     ("GET", "/v1/analytics/fleet/devices", "/v1/analytics/fleet/devices", None, "read"),
     (
         "GET",
+        "/v1/analytics/fleet/performance",
+        "/v1/analytics/fleet/performance",
+        None,
+        "read",
+    ),
+    (
+        "GET",
         "/v1/vehicles/{vehicleId}/assignments",
         "/v1/vehicles/V9/assignments",
         None,
@@ -283,3 +290,17 @@ async def test_the_openapi_document_declares_the_key_on_v1_only(secured: Engine)
             assert operation.get("security") == expected, path
     for path in ("/healthz", "/readyz", "/metrics", "/docs"):
         assert (await secured.client.get(path)).status_code == 200, path
+
+
+async def test_a_device_bound_key_may_not_read_the_fleet(
+    secured: Engine, make_key: MakeKey
+) -> None:
+    headers = await make_key("read", device="V1", kind="vehicle")
+
+    answer = await secured.client.get("/v1/analytics/fleet/performance", headers=headers)
+
+    assert answer.status_code == 403
+    assert answer.json()["message"] == "this key may only access vehicle V1"
+    fleet_key = await make_key("read")
+    fleet = await secured.client.get("/v1/analytics/fleet/performance", headers=fleet_key)
+    assert fleet.status_code == 200
