@@ -694,9 +694,9 @@
     $("main").focus({ preventScroll: true });
   }
 
-  // A read of a list that is never 404: answers 401 for an unknown key, 403 for a key that may
-  // not read the whole fleet, 200 otherwise.
-  const SIGN_IN_PROBE = "/v1/vehicles/sign-in-check/assignments";
+  // The cheapest fleet-wide read (one row of the live tables' silent list): 401 for an unknown
+  // key, 403 for a key that may not read the whole fleet (a device's own key), 200 otherwise.
+  const SIGN_IN_PROBE = "/v1/analytics/fleet/devices?limit=1";
 
   async function signIn(event) {
     event.preventDefault();

@@ -268,7 +268,7 @@ def test_sign_in_with_enter_and_a_wrong_key_is_told(
     assert label.text == "API key"
     shot(browser, screenshots, "sign-in")
 
-    console.expected.append(("/sign-in-check/assignments", 401))
+    console.expected.append(("/v1/analytics/fleet/devices", 401))
     field.send_keys("eie_not-a-key-of-this-engine", Keys.ENTER)
     error = wait_for(
         browser,
