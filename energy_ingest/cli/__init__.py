@@ -1,7 +1,7 @@
 """The `energy-ingest` command: serve the API, manage the database and its keys, simulate a fleet.
 
-One module per command group: `serve`, `db`, `keys`, `simulate` (simulate and demo); what they
-share (settings, the database connected once, failures as one line) is in `common`. The
+One module per command group: `serve`, `db`, `keys`, `report`, `simulate` (simulate and demo);
+what they share (settings, the database connected once, failures as one line) is in `common`. The
 simulator's own options live beside it, in `energy_ingest.simulator.options`.
 """
 
@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from energy_ingest.cli import db, keys, serve, simulate
+from energy_ingest.cli import db, keys, report, serve, simulate
 from energy_ingest.cli.common import EXPECTED_FAILURES, failure
 from energy_ingest.telemetry.logs import configure_logging
 
@@ -59,5 +59,6 @@ def main(log_level: str, log_format: str) -> None:
 main.add_command(serve.serve)
 main.add_command(db.db)
 main.add_command(keys.keys)
+main.add_command(report.report)
 main.add_command(simulate.simulate)
 main.add_command(simulate.demo)

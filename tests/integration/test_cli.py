@@ -252,6 +252,7 @@ def test_commands_say_in_one_line_that_the_database_is_unreachable() -> None:
         ("keys", "list"),
         ("keys", "create", "--scope", "read"),
         ("keys", "revoke", "0123456789ab"),
+        ("report",),
     ):
         result = _cli(env, *arguments)
         assert result.returncode == 1, arguments
@@ -346,6 +347,7 @@ async def test_keys_commands_refuse_a_database_with_pending_migrations(
             ("keys", "list"),
             ("keys", "create", "--scope", "read"),
             ("keys", "revoke", "0123456789ab"),
+            ("report",),
         ):
             refused = await asyncio.to_thread(_cli, env, *arguments)
             assert refused.returncode == 1, arguments
