@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+
+from energy_ingest.db.rows import Row
 
 
 @dataclass(frozen=True, slots=True)
-class AssignmentRow:
+class AssignmentRow(Row):
     """One assignment: `meter_id` fed `vehicle_id` over [starts_at, ends_at); ends_at None
     while current."""
 
@@ -18,38 +19,20 @@ class AssignmentRow:
     starts_at: datetime
     ends_at: datetime | None
 
-    @classmethod
-    def from_row(cls, row: Any) -> AssignmentRow:
-        return cls(
-            id=row["id"],
-            vehicle_id=row["vehicle_id"],
-            meter_id=row["meter_id"],
-            starts_at=row["starts_at"],
-            ends_at=row["ends_at"],
-        )
-
 
 @dataclass(frozen=True, slots=True)
-class MeterClash:
+class MeterClash(Row):
     """The assignment that already gives the meter to another vehicle."""
 
     vehicle_id: str
     starts_at: datetime
     ends_at: datetime | None
 
-    @classmethod
-    def from_row(cls, row: Any) -> MeterClash:
-        return cls(vehicle_id=row["vehicle_id"], starts_at=row["starts_at"], ends_at=row["ends_at"])
-
 
 @dataclass(frozen=True, slots=True)
-class VehicleClash:
+class VehicleClash(Row):
     """The assignment that already gives the vehicle another meter."""
 
     meter_id: str
     starts_at: datetime
     ends_at: datetime | None
-
-    @classmethod
-    def from_row(cls, row: Any) -> VehicleClash:
-        return cls(meter_id=row["meter_id"], starts_at=row["starts_at"], ends_at=row["ends_at"])

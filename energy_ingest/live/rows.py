@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+
+from energy_ingest.db.rows import Row
 
 
 @dataclass(frozen=True, slots=True)
-class MeterLiveRow:
+class MeterLiveRow(Row):
     """A meter's newest reading (`meter_live`)."""
 
     meter_id: str
@@ -17,19 +18,9 @@ class MeterLiveRow:
     ts: datetime
     received_at: datetime
 
-    @classmethod
-    def from_row(cls, row: Any) -> MeterLiveRow:
-        return cls(
-            meter_id=row["meter_id"],
-            kwh_consumed_ac=row["kwh_consumed_ac"],
-            voltage=row["voltage"],
-            ts=row["ts"],
-            received_at=row["received_at"],
-        )
-
 
 @dataclass(frozen=True, slots=True)
-class VehicleLiveRow:
+class VehicleLiveRow(Row):
     """A vehicle's newest reading (`vehicle_live`)."""
 
     vehicle_id: str
@@ -39,26 +30,11 @@ class VehicleLiveRow:
     ts: datetime
     received_at: datetime
 
-    @classmethod
-    def from_row(cls, row: Any) -> VehicleLiveRow:
-        return cls(
-            vehicle_id=row["vehicle_id"],
-            soc=row["soc"],
-            kwh_delivered_dc=row["kwh_delivered_dc"],
-            battery_temp=row["battery_temp"],
-            ts=row["ts"],
-            received_at=row["received_at"],
-        )
-
 
 @dataclass(frozen=True, slots=True)
-class SilentDeviceRow:
+class SilentDeviceRow(Row):
     """A device silent for longer than asked, or assigned and never heard from (no last_seen)."""
 
     kind: str
     device_id: str
     last_seen: datetime | None
-
-    @classmethod
-    def from_row(cls, row: Any) -> SilentDeviceRow:
-        return cls(kind=row["kind"], device_id=row["device_id"], last_seen=row["last_seen"])

@@ -5,11 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+
+from energy_ingest.db.rows import Row
 
 
 @dataclass(frozen=True, slots=True)
-class FleetVehicle:
+class FleetVehicle(Row):
     """A vehicle the engine knows, with what decides its correlation and when it last reported."""
 
     vehicle_id: str
@@ -17,33 +18,15 @@ class FleetVehicle:
     has_assignments: bool
     same_id_meter_usable: bool
 
-    @classmethod
-    def from_row(cls, row: Any) -> FleetVehicle:
-        return cls(
-            vehicle_id=row["vehicle_id"],
-            last_seen=row["last_seen"],
-            has_assignments=row["has_assignments"],
-            same_id_meter_usable=row["same_id_meter_usable"],
-        )
-
 
 @dataclass(frozen=True, slots=True)
-class FleetAssignment:
+class FleetAssignment(Row):
     """An assignment overlapping the window, clipped to it."""
 
     vehicle_id: str
     meter_id: str
     clipped_from: datetime
     clipped_to: datetime
-
-    @classmethod
-    def from_row(cls, row: Any) -> FleetAssignment:
-        return cls(
-            vehicle_id=row["vehicle_id"],
-            meter_id=row["meter_id"],
-            clipped_from=row["clipped_from"],
-            clipped_to=row["clipped_to"],
-        )
 
 
 @dataclass(frozen=True, slots=True)
