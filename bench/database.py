@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import AsyncIterator, Iterable, Sequence
-from contextlib import asynccontextmanager
+from contextlib import ExitStack, asynccontextmanager
 from datetime import date, datetime
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -13,6 +15,7 @@ import asyncpg
 from bench.http_load import BENCH_KEY
 from bench.sql import bench_sql
 from energy_ingest.auth.repository import insert_key
+from energy_ingest.db.embedded import embedded_postgres
 from energy_ingest.db.migrations import migrate
 from energy_ingest.db.partitions import HISTORY_TABLES, PartitionManager
 from energy_ingest.db.sql import quote_identifier
@@ -31,6 +34,18 @@ def redact(url: str) -> str:
         return url
     netloc = parts.netloc.replace(":" + parts.password + "@", ":***@", 1)
     return urlunsplit(parts._replace(netloc=netloc))
+
+
+def admin_server(stack: ExitStack, scratch: Path, url: str | None) -> tuple[str, str]:
+    """The server a bench run works on, and how its report names it: `url`, or a throw-away
+    embedded PostgreSQL (fsync on) in `scratch`, stopped and deleted with `stack`."""
+    if url:
+        return url, f"server at {redact(url)}"
+    print("starting a throw-away embedded PostgreSQL (fsync on) …", file=sys.stderr)
+    engine_url = stack.enter_context(
+        embedded_postgres(scratch / "data", delete_on_exit=True, durable=True)
+    )
+    return with_database(engine_url, "postgres"), "embedded, throw-away"
 
 
 async def _execute(url: str, statement: str) -> None:

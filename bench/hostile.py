@@ -28,7 +28,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
-from bench.database import redact, scratch_database, with_database
+from bench.database import admin_server, scratch_database
 from bench.http_load import HttpConnection, ProtocolError
 from bench.machine import engine_version, machine_facts
 from bench.report import redacted_command, scrub
@@ -662,23 +662,12 @@ async def _main(
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Measure each engine; write bench/results/hostile.md and print it."""
-    from energy_ingest.db.embedded import embedded_postgres
-
     options = parse_options(argv)
     results_dir: Path = options.results_dir
     results_dir.mkdir(parents=True, exist_ok=True)
     with ExitStack() as stack:
         scratch = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="eie-hostile-")))
-        if options.database_url:
-            admin_url: str = options.database_url
-            database = f"server at {redact(admin_url)}"
-        else:
-            print("starting a throw-away embedded PostgreSQL …", file=sys.stderr)
-            engine_url = stack.enter_context(
-                embedded_postgres(scratch / "data", delete_on_exit=True, durable=True)
-            )
-            admin_url = with_database(engine_url, "postgres")
-            database = "embedded, throw-away"
+        admin_url, database = admin_server(stack, scratch, options.database_url)
         log_path = scratch / "servers.log"
         log = stack.enter_context(log_path.open("wb"))
         try:

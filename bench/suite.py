@@ -35,15 +35,14 @@ import uvloop
 
 from bench import analytics
 from bench.database import (
+    admin_server,
     checkpoint,
     count_stored_rows,
     history_storage,
     install_key,
     prepare_schema,
-    redact,
     scratch_database,
     server_settings,
-    with_database,
 )
 from bench.floor import write_floor
 from bench.http_load import Call, LoadResult, drive, post_calls
@@ -69,7 +68,6 @@ from bench.servers import (
     start_profiler,
     stop_profiler,
 )
-from energy_ingest.db.embedded import embedded_postgres
 from energy_ingest.db.partitions import day_of
 
 BENCH_DIR = Path(__file__).resolve().parent
@@ -631,16 +629,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         options.profile_dir.mkdir(parents=True, exist_ok=True)
     with ExitStack() as stack:
         scratch = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="eie-bench-")))
-        if options.database_url:
-            admin_url: str = options.database_url
-            database = f"server at {redact(admin_url)}"
-        else:
-            print("starting a throw-away embedded PostgreSQL (fsync on) …", file=sys.stderr)
-            engine_url = stack.enter_context(
-                embedded_postgres(scratch / "data", delete_on_exit=True, durable=True)
-            )
-            admin_url = with_database(engine_url, "postgres")
-            database = "embedded, throw-away"
+        admin_url, database = admin_server(stack, scratch, options.database_url)
         connection_note = fit_connection_cap()
         load = ForeignLoad()
         postmaster = scratch / "data" / "postmaster.pid"
