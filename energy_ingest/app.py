@@ -48,6 +48,7 @@ from energy_ingest.web.security import WebSecurityMiddleware
 from energy_ingest.web.state import EngineState
 from energy_ingest.writer import WriterFactory
 from energy_ingest.writer.postgres import group_commit_writer
+from energy_ingest.writer.rollups import RollupFolder
 
 logger = logging.getLogger(__name__)
 
@@ -110,6 +111,10 @@ async def engine_lifespan(app: FastAPI) -> AsyncIterator[None]:
             _maintain_partitions(partitions, settings),
             name="partition-maintenance",
         )
+        folder = asyncio.create_task(
+            RollupFolder(database.write_pool, settings.rollup_fold_seconds).run(),
+            name="rollup-folder",
+        )
         app.state.engine = EngineState(
             settings=settings,
             database=database,
@@ -121,12 +126,14 @@ async def engine_lifespan(app: FastAPI) -> AsyncIterator[None]:
             metrics=metrics,
             keys=keys,
             maintenance=maintenance,
+            rollup_folder=folder,
         )
         try:
             yield
         finally:
             maintenance.cancel()
-            await asyncio.gather(maintenance, return_exceptions=True)
+            folder.cancel()
+            await asyncio.gather(maintenance, folder, return_exceptions=True)
             # Leaving the stack drains the writer (everything accepted is committed) and
             # only then closes the pools and stops an embedded server.
 

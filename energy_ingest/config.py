@@ -191,6 +191,15 @@ class Settings(LoggingSettings):
         default=True,
         description="Rebuild each closed day's index packed (a third smaller); hourly check.",
     )
+    rollup_fold_seconds: float = Field(
+        default=1.0,
+        gt=0,
+        le=60,
+        description=(
+            "How often one engine folds the rollup inbox into the rollups (answers never wait"
+            " for it: readers add the inbox)."
+        ),
+    )
     read_pool_size: int = Field(default=8, ge=1)
     admin_pool_size: int = Field(
         default=2,

@@ -12,6 +12,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from importlib import resources
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
@@ -30,6 +31,21 @@ MakeKey = Callable[..., Awaitable[dict[str, str]]]
 
 
 # --- databases -------------------------------------------------------------------------------
+
+
+async def back_fill_rollups(db: asyncpg.Connection) -> None:
+    """Rollups for history a test wrote with SQL (not through the writer), as the migrations
+    build them: partitions for history's days, hourly rows from history, day rows from those.
+    Replaces whatever rollups there were."""
+    await db.execute(
+        "TRUNCATE meter_rollups, vehicle_rollups, meter_rollup_days, vehicle_rollup_days,"
+        " meter_rollup_inbox, vehicle_rollup_inbox"
+    )
+    folder = resources.files("energy_ingest.db").joinpath("migrations")
+    for name in ("202612051400_hourly_rollups.sql", "202612051600_rollup_inbox_and_days.sql"):
+        migration = folder.joinpath(name).read_text(encoding="utf-8")
+        await db.execute(migration[migration.index("DO $$") :])
+    await db.execute("ANALYZE")
 
 
 def with_database(url: str, database: str) -> str:

@@ -56,11 +56,26 @@ async def summarize_vehicle_series(
     start: datetime,
     end: datetime,
     bucket_starts: Sequence[datetime],
+    whole_hours: tuple[datetime, datetime] | None = None,
 ) -> list[VehicleBucket]:
-    """The vehicle's readings in [start, end) per bucket; buckets without one are absent."""
-    rows = await connection.fetch(
-        sql("summarize_vehicle_series"), vehicle_id, start, end, list(bucket_starts)
-    )
+    """The vehicle's readings in [start, end) per bucket; buckets without one are absent.
+
+    With `whole_hours` (the buckets' bounds are all on whole hours), the hours in it come from
+    the rollups; else every reading is read from history.
+    """
+    if whole_hours is None:
+        rows = await connection.fetch(
+            sql("summarize_vehicle_series"), vehicle_id, start, end, list(bucket_starts)
+        )
+    else:
+        rows = await connection.fetch(
+            sql("summarize_vehicle_series_hours"),
+            vehicle_id,
+            start,
+            end,
+            list(bucket_starts),
+            *whole_hours,
+        )
     return [VehicleBucket.from_row(row) for row in rows]
 
 
@@ -68,12 +83,19 @@ async def summarize_meter_series(
     connection: ReadConnection,
     spans: Sequence[tuple[str, datetime, datetime]],
     bucket_starts: Sequence[datetime],
+    *,
+    from_rollups: bool = False,
 ) -> list[MeterBucket]:
-    """The meters' readings over their spans per bucket; buckets without one are absent."""
+    """The meters' readings over their spans per bucket; buckets without one are absent.
+
+    `from_rollups` (the buckets' bounds are all on whole hours): each span's whole hours from
+    the rollups; else every reading from history.
+    """
     meter_ids = [meter_id for meter_id, _, _ in spans]
     starts = [start for _, start, _ in spans]
     ends = [end for _, _, end in spans]
-    rows = await connection.fetch(
-        sql("summarize_meter_series"), meter_ids, starts, ends, list(bucket_starts)
+    statement = (
+        sql("summarize_meter_series_hours") if from_rollups else sql("summarize_meter_series")
     )
+    rows = await connection.fetch(statement, meter_ids, starts, ends, list(bucket_starts))
     return [MeterBucket.from_row(row) for row in rows]

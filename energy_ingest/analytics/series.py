@@ -108,12 +108,23 @@ async def vehicle_series(
 ) -> dict[str, Any]:
     """Every bucket of the window, those without readings too: a gap is drawn as a gap."""
     buckets = bucket_window(window, step, zone)
+    # Buckets whose every bound inside the window is a whole UTC hour hold whole hourly rollup
+    # rows: their whole hours are read from the rollups, only partial hours from history.
+    on_hours = all(_is_whole_hour(start) for start in buckets.thresholds[1:])
+    whole = _whole_hours(window) if on_hours else None
     async with connection.transaction(isolation="repeatable_read", readonly=True):
         feed = await find_meter_feed(connection, vehicle_id, window)
         vehicle = await repository.summarize_vehicle_series(
-            connection, vehicle_id, window.start, window.end, buckets.thresholds
+            connection,
+            vehicle_id,
+            window.start,
+            window.end,
+            buckets.thresholds,
+            whole_hours=whole,
         )
-        meter = await repository.summarize_meter_series(connection, feed.spans, buckets.thresholds)
+        meter = await repository.summarize_meter_series(
+            connection, feed.spans, buckets.thresholds, from_rollups=on_hours
+        )
     vehicle_by_bucket = {row.bucket: row for row in vehicle}
     meter_by_bucket = {row.bucket: row for row in meter}
     answer = []
@@ -138,6 +149,17 @@ async def vehicle_series(
             }
         )
     return {"vehicleId": vehicle_id, "step": step, "buckets": answer}
+
+
+def _is_whole_hour(moment: datetime) -> bool:
+    return (moment - _EPOCH) % timedelta(hours=1) == timedelta(0)
+
+
+def _whole_hours(window: Window) -> tuple[datetime, datetime] | None:
+    """The whole UTC hours inside the window, [first, end); None when it holds none."""
+    first = window.start + (_EPOCH - window.start) % timedelta(hours=1)
+    end = window.end - (window.end - _EPOCH) % timedelta(hours=1)
+    return (first, end) if first < end else None
 
 
 def _number(value: Decimal | None) -> float | None:

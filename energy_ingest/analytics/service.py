@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import decimal
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -49,6 +50,10 @@ def resolve_window(
     return Window(start, end)
 
 
+_EXACT = decimal.Context(prec=1000)
+"""Wide enough that a product of the database's sums is never rounded."""
+
+
 def classify(
     ac: Decimal, dc: Decimal, vehicle_points: int, meter_points: int, threshold: float
 ) -> Status:
@@ -57,7 +62,9 @@ def classify(
         return "insufficient-data"
     if dc > ac:
         return "implausible"
-    if dc / ac < Decimal(str(threshold)):  # 0.85 as written, not its binary neighbour
+    # DC against threshold × AC, exactly (no rounded quotient), with 0.85 as written, not its
+    # binary neighbour: the fleet statement (fleet.sql) judges the same way.
+    if dc < _EXACT.multiply(Decimal(str(threshold)), ac):
         return "underperforming"
     return "ok"
 

@@ -19,15 +19,12 @@ from energy_ingest.analytics.fleet.service import (
     ORDERS,
     SORT_KEYS,
     STATUSES,
-    Fleet,
-    FleetRow,
+    FleetPage,
     csv_lines,
-    fleet_performance,
+    fleet_page,
     floor_hour,
-    ordered_rows,
     parse_listing,
     resolve_fleet_window,
-    summarize,
 )
 from energy_ingest.analytics.service import Window
 from energy_ingest.cli.common import (
@@ -81,8 +78,8 @@ def _moment(value: datetime | None) -> str:
     return "never" if value is None else value.astimezone(UTC).strftime("%Y-%m-%d %H:%M")
 
 
-def summary_line(fleet: Fleet) -> str:
-    summary = summarize(fleet)
+def summary_line(fleet: FleetPage) -> str:
+    summary = fleet.summary
     loss = summary["energyLossKwh"]
     return (
         f"{format_timestamp(fleet.window.start)} to {format_timestamp(fleet.window.end)}: "
@@ -109,19 +106,19 @@ HEADER = (
 _RIGHT = {2, 3, 4, 5, 6}
 
 
-def table_lines(rows: list[FleetRow]) -> list[str]:
+def table_lines(rows: list[dict[str, Any]]) -> list[str]:
     """Aligned columns, one line per row, the meter ids last (their width varies most)."""
     cells = [
         (
-            row.vehicle_id,
-            row.status,
-            _number(row.answer["efficiency"], 3),
-            _number(row.answer["energyConsumedAc"], 3),
-            _number(row.answer["energyDeliveredDc"], 3),
-            _number(row.answer["energyLossKwh"], 3),
-            _number(row.answer["averageBatteryTemp"], 1),
-            _moment(row.answer["lastSeen"]),
-            ",".join(row.answer["meterIds"]) or "-",
+            row["vehicleId"],
+            row["status"],
+            _number(row["efficiency"], 3),
+            _number(row["energyConsumedAc"], 3),
+            _number(row["energyDeliveredDc"], 3),
+            _number(row["energyLossKwh"], 3),
+            _number(row["averageBatteryTemp"], 1),
+            _moment(row["lastSeen"]),
+            ",".join(row["meterIds"]) or "-",
         )
         for row in rows
     ]
@@ -226,18 +223,20 @@ def report(
             hint = "--to"
         raise click.BadParameter(first.message, param_hint=hint) from None
 
-    async def work(connection: asyncpg.Connection) -> Fleet:
-        return await fleet_performance(
+    async def work(connection: asyncpg.Connection) -> FleetPage:
+        return await fleet_page(
             cast(ReadConnection, connection),
             chosen,
             settings.efficiency_threshold,
             datetime.now(UTC),
+            listing,
+            None,
         )
 
-    fleet: Fleet = on_database(database_url, data_dir, work)
-    rows = ordered_rows(fleet, listing)
+    fleet: FleetPage = on_database(database_url, data_dir, work)
+    rows = fleet.rows
     if as_csv:
-        for line in csv_lines(fleet, rows):
+        for line in csv_lines(fleet.window, rows):
             click.echo(line, nl=False)
         return
     click.echo(summary_line(fleet))

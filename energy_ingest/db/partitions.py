@@ -15,8 +15,9 @@ from energy_ingest.db.sql import quote_identifier, quote_literal, sql
 logger = logging.getLogger(__name__)
 
 HISTORY_TABLES = ("meter_readings", "vehicle_readings")
-ROLLUP_TABLES = ("meter_rollups", "vehicle_rollups")
-"""Hourly sums of history, partitioned by the same UTC days: made and dropped with history."""
+ROLLUP_TABLES = ("meter_rollups", "vehicle_rollups", "meter_rollup_days", "vehicle_rollup_days")
+"""Hourly and per-day sums of history, partitioned by the same UTC days: made and dropped with
+history."""
 DAY_PARTITIONED_TABLES = HISTORY_TABLES + ROLLUP_TABLES
 _DAY_SUFFIX = re.compile(r"_p(?P<day>\d{8})$")
 
@@ -24,6 +25,12 @@ _DAY_SUFFIX = re.compile(r"_p(?P<day>\d{8})$")
 def partition_name(parent: str, day: date) -> str:
     """`meter_readings` + 2026-11-27 → `meter_readings_p20261127`."""
     return f"{parent}_p{day:%Y%m%d}"
+
+
+def partition_day(name: str) -> date | None:
+    """`meter_readings_p20261127` → 2026-11-27; None for a name without a day suffix."""
+    match = _DAY_SUFFIX.search(name)
+    return datetime.strptime(match["day"], "%Y%m%d").date() if match else None
 
 
 def day_of(moment: datetime) -> date:
@@ -66,9 +73,8 @@ class PartitionManager:
             rows = await connection.fetch(sql("list_day_partitions"), list(DAY_PARTITIONED_TABLES))
         days_by_table: dict[str, set[date]] = {table: set() for table in DAY_PARTITIONED_TABLES}
         for row in rows:
-            match = _DAY_SUFFIX.search(row["partition_name"])
-            if match:
-                parsed = datetime.strptime(match.group("day"), "%Y%m%d").date()
+            parsed = partition_day(row["partition_name"])
+            if parsed is not None:
                 days_by_table[row["parent_name"]].add(parsed)
         self._known = set.intersection(*days_by_table.values())
 
@@ -101,8 +107,8 @@ class PartitionManager:
             try:
                 rows = await connection.fetch(sql("list_uncompacted_indexes"), list(HISTORY_TABLES))
                 for row in sorted(rows, key=lambda r: r["partition_name"]):
-                    match = _DAY_SUFFIX.search(row["partition_name"])
-                    if not match or datetime.strptime(match["day"], "%Y%m%d").date() >= before:
+                    day = partition_day(row["partition_name"])
+                    if day is None or day >= before:
                         continue
                     index = quote_identifier(row["index_name"])
                     await connection.execute(sql("pack_index").format(index=index))
@@ -121,11 +127,8 @@ class PartitionManager:
             await connection.execute(sql("lock_partition_maintenance"))
             rows = await connection.fetch(sql("list_day_partitions"), list(DAY_PARTITIONED_TABLES))
             for row in sorted(rows, key=lambda r: r["partition_name"]):
-                match = _DAY_SUFFIX.search(row["partition_name"])
-                if not match:
-                    continue
-                day = datetime.strptime(match["day"], "%Y%m%d").date()
-                if day < first_kept:
+                day = partition_day(row["partition_name"])
+                if day is not None and day < first_kept:
                     name = quote_identifier(row["partition_name"])
                     await connection.execute(sql("drop_partition").format(partition=name))
                     dropped.append(row["partition_name"])

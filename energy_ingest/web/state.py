@@ -45,7 +45,11 @@ class EngineState:
     metrics: EngineMetrics
     keys: KeyGuard
     maintenance: asyncio.Task[None] | None = None
+    rollup_folder: asyncio.Task[None] | None = None
 
     def maintenance_running(self) -> bool:
-        """The partition-maintenance task is alive (it never ends on its own)."""
-        return self.maintenance is not None and not self.maintenance.done()
+        """The partition-maintenance and rollup-fold tasks are alive (they never end on their
+        own)."""
+        return all(
+            task is not None and not task.done() for task in (self.maintenance, self.rollup_folder)
+        )

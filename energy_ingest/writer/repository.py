@@ -236,7 +236,7 @@ async def write_batch(connection: WriteConnection, prepared: PreparedBatch) -> l
         await connection.copy_records_to_table(
             kind.staging, records=records, columns=list(kind.columns)
         )
-        # Stores the new rows and adds them to the hourly rollups; answers how many it stored.
+        # Stores the new rows and their sums in the rollup inbox; answers how many it stored.
         inserted = await connection.fetchval(sql(kind.insert))
         skipped: list[int] = []
         if inserted < len(records):

@@ -12,6 +12,7 @@ from energy_ingest.db.sql import sql
 from tests.support import DatabaseServer, create_database, drop_database, with_database
 
 ROLLUPS = "202612051400_hourly_rollups"
+DAYS = "202612051600_rollup_inbox_and_days"
 
 _HISTORY = """
 INSERT INTO meters (meter_id) VALUES ('m-1'), ('m-2');
@@ -50,7 +51,7 @@ async def test_existing_history_is_rolled_up_by_the_migration(
                 arguments = (start, end) if "$1" in statement else ()
                 await connection.execute(statement, *arguments)
 
-        assert await migrate(connection) == [ROLLUPS]
+        assert await migrate(connection) == [ROLLUPS, DAYS]
 
         raw = await connection.fetch(
             "SELECT meter_key, date_trunc('hour', ts, 'UTC') AS hour, count(*)::int AS readings,"
@@ -74,6 +75,22 @@ async def test_existing_history_is_rolled_up_by_the_migration(
             " WHERE inhparent IN ('meter_rollups'::regclass, 'vehicle_rollups'::regclass)"
         )
         assert partitions == 2 * len({day_of(start), day_of(end)})
+        # The day rows: running sums of each day's hours (element i: hours 0 … i−1).
+        days = await connection.fetch(
+            "SELECT days.readings, days.kwh_consumed_ac AS kwh,"
+            " array(SELECT coalesce(sum(h.readings), 0) FROM generate_series(1, 24) AS slot"
+            "       LEFT JOIN meter_rollups AS h ON h.meter_key = days.meter_key"
+            "        AND h.hour >= days.day AND h.hour < days.day + slot * interval '1 hour'"
+            "       GROUP BY slot ORDER BY slot) AS summed,"
+            " (SELECT sum(kwh_consumed_ac) FROM meter_rollups AS h"
+            "  WHERE h.meter_key = days.meter_key AND h.hour >= days.day"
+            "    AND h.hour < days.day + interval '1 day') AS day_kwh"
+            " FROM meter_rollup_days AS days"
+        )
+        assert len(days) == 2 * len({day_of(start), day_of(end)})
+        for row in days:
+            assert row["readings"] == row["summed"]
+            assert row["kwh"][23] == row["day_kwh"]
     finally:
         await connection.close()
         await drop_database(test_server.admin_url, name)

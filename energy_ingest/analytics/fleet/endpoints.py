@@ -14,13 +14,11 @@ from energy_ingest.analytics.fleet.service import (
     check_cursor,
     csv_lines,
     decode_cursor,
-    fleet_performance,
-    ordered_rows,
-    page,
+    fleet_page,
+    next_cursor,
     parse_limit,
     parse_listing,
     resolve_fleet_window,
-    summarize,
 )
 from energy_ingest.analytics.service import Window
 from energy_ingest.errors import FieldProblem, Forbidden, ValidationFailed
@@ -96,20 +94,21 @@ async def fleet_performance_endpoint(
     else:
         window = given or resolve_fleet_window(None, None, now, settings.max_analytics_span)
 
-    fleet = await fleet_performance(connection, window, settings.efficiency_threshold, now)
+    threshold = settings.efficiency_threshold
     if wants_csv:
-        lines: Iterator[str] = csv_lines(fleet, ordered_rows(fleet, listing))
+        every = await fleet_page(connection, window, threshold, now, listing, None, position)
+        lines: Iterator[str] = csv_lines(window, every.rows)
         return StreamingResponse(
             lines,
             media_type="text/csv; charset=utf-8",
             headers={"Content-Disposition": 'attachment; filename="fleet-performance.csv"'},
         )
-    rows, next_cursor = page(fleet, listing, page_size, position)
+    page = await fleet_page(connection, window, threshold, now, listing, page_size, position)
     return json_response(
         {
             "period": {"start": window.start, "end": window.end},
-            "summary": summarize(fleet),
-            "vehicles": [row.answer for row in rows],
-            "nextCursor": next_cursor,
+            "summary": page.summary,
+            "vehicles": page.rows,
+            "nextCursor": next_cursor(page, listing),
         }
     )

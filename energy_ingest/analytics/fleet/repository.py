@@ -1,79 +1,68 @@
-"""SQL of the fleet answer: the fleet, its assignments, and sums over pieces of rollups/history."""
+"""SQL of the fleet answer: one statement sums, judges, counts, sorts and pages the fleet."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 
-from energy_ingest.analytics.fleet.rows import (
-    FleetAssignment,
-    FleetVehicle,
-    MeterSums,
-    VehicleSums,
-)
+from energy_ingest.analytics.fleet.rows import FleetResult, FleetRow, FleetTotals
 from energy_ingest.db.pool import ReadConnection
 from energy_ingest.db.sql import sql
 
-Piece = tuple[int, str, datetime, datetime, bool]
-"""(owner, device id, start, end, whole hours?): a range read from rollups or from history."""
+_HOUR = timedelta(hours=1)
 
 
-async def list_fleet_vehicles(connection: ReadConnection) -> list[FleetVehicle]:
-    rows = await connection.fetch(sql("list_fleet_vehicles"))
-    return [FleetVehicle.from_row(row) for row in rows]
+def _day_bounds(
+    start: datetime | None, end: datetime | None
+) -> tuple[datetime | None, int | None, datetime | None, int | None]:
+    """Whole hours [start, end) as the day rows read them: the first day's UTC midnight and its
+    first hour, the last day's midnight and the end of its last hour (1–24)."""
+    if start is None or end is None:
+        return None, None, None, None
+    first, last = start.astimezone(UTC), (end - _HOUR).astimezone(UTC)
+    return _midnight(first), first.hour, _midnight(last), last.hour + 1
 
 
-async def list_fleet_assignments_in_window(
-    connection: ReadConnection, start: datetime, end: datetime
-) -> list[FleetAssignment]:
-    rows = await connection.fetch(sql("list_fleet_assignments_in_window"), start, end)
-    return [FleetAssignment.from_row(row) for row in rows]
+def _midnight(moment: datetime) -> datetime:
+    return moment.replace(hour=0, minute=0, second=0, microsecond=0)
 
 
-async def count_silent_vehicles(connection: ReadConnection, reported_before: datetime) -> int:
-    count: int = await connection.fetchval(sql("count_silent_vehicles"), reported_before)
-    return count
-
-
-def _columns(pieces: Sequence[Piece]) -> tuple[list[object], ...]:
-    return tuple([piece[column] for piece in pieces] for column in range(5))
-
-
-async def sum_meter_pieces(
-    connection: ReadConnection, pieces: Sequence[Piece]
-) -> dict[int, MeterSums]:
-    """Each owner's meter readings over its pieces, in one statement however many pieces."""
-    if not pieces:
-        return {}
-    rows = await connection.fetch(sql("sum_fleet_meter_pieces"), *_columns(pieces))
-    return {row["owner"]: MeterSums(row["data_points"], row["kwh_consumed_ac"]) for row in rows}
-
-
-async def sum_meter_window_hours(
-    connection: ReadConnection, start: datetime, end: datetime
-) -> dict[str, MeterSums]:
-    """Every meter's whole hours in [start, end), from the rollups, by meter id."""
-    rows = await connection.fetch(sql("sum_fleet_meter_window_hours"), start, end)
-    return {row["meter_id"]: MeterSums(row["data_points"], row["kwh_consumed_ac"]) for row in rows}
-
-
-async def sum_vehicle_window(
+async def fleet_performance(
     connection: ReadConnection,
-    whole_start: datetime,
-    whole_end: datetime,
-    edges: Sequence[tuple[datetime, datetime]],
-) -> dict[str, VehicleSums]:
-    """Every vehicle over whole hours [whole_start, whole_end) and the partial-hour `edges`."""
+    start: datetime,
+    end: datetime,
+    whole_start: datetime | None,
+    whole_end: datetime | None,
+    *,
+    threshold: Decimal,
+    silent_before: datetime,
+    statuses: list[str] | None,
+    sort: str,
+    descending: bool,
+    after: tuple[Decimal | None, str] | None,
+    limit: int | None,
+) -> list[FleetResult]:
+    """The summary with each row of the page, in order (at least one row: the summary)."""
     rows = await connection.fetch(
-        sql("sum_fleet_vehicle_window"),
+        sql("fleet_performance"),
+        start,
+        end,
         whole_start,
         whole_end,
-        [start for start, _ in edges],
-        [end for _, end in edges],
+        threshold,
+        silent_before,
+        statuses,
+        sort,
+        descending,
+        after[0] if after is not None else None,
+        after[1] if after is not None else None,
+        limit,
+        *_day_bounds(whole_start, whole_end),
     )
-    return {
-        row["vehicle_id"]: VehicleSums(
-            row["data_points"], row["kwh_delivered_dc"], row["average_battery_temp"]
+    return [
+        FleetResult(
+            FleetTotals.from_row(row),
+            FleetRow.from_row(row) if row["vehicle_id"] is not None else None,
         )
         for row in rows
-    }
+    ]

@@ -10,37 +10,42 @@ from energy_ingest.db.rows import Row
 
 
 @dataclass(frozen=True, slots=True)
-class FleetVehicle(Row):
-    """A vehicle the engine knows, with what decides its correlation and when it last reported."""
+class FleetTotals(Row):
+    """The whole fleet over the window: counts by status and exact totals."""
+
+    vehicles: int
+    ok: int
+    underperforming: int
+    implausible: int
+    insufficient_data: int
+    silent: int
+    total_ac: Decimal
+    total_dc: Decimal
+    total_loss: Decimal | None
+
+
+@dataclass(frozen=True, slots=True)
+class FleetRow(Row):
+    """One vehicle of the page: its exact sums, what decided its correlation, its position."""
 
     vehicle_id: str
     last_seen: datetime | None
     has_assignments: bool
     same_id_meter_usable: bool
-
-
-@dataclass(frozen=True, slots=True)
-class FleetAssignment(Row):
-    """An assignment overlapping the window, clipped to it."""
-
-    vehicle_id: str
-    meter_id: str
-    clipped_from: datetime
-    clipped_to: datetime
-
-
-@dataclass(frozen=True, slots=True)
-class MeterSums:
-    """One owner's meter readings over its pieces: count and exact AC sum."""
-
-    data_points: int
-    kwh_consumed_ac: Decimal
-
-
-@dataclass(frozen=True, slots=True)
-class VehicleSums:
-    """One owner's vehicle readings over its pieces: count, exact DC sum, average temperature."""
-
-    data_points: int
-    kwh_delivered_dc: Decimal
+    ac: Decimal
+    dc: Decimal
+    meter_points: int
+    vehicle_points: int
     average_battery_temp: Decimal | None
+    status: str
+    sort_key: Decimal | None
+    meter_ids: list[str]
+    expected_minutes: Decimal | None
+
+
+@dataclass(frozen=True, slots=True)
+class FleetResult:
+    """One row of the statement: the summary, and a vehicle of the page (None: empty page)."""
+
+    summary: FleetTotals
+    vehicle: FleetRow | None

@@ -2,8 +2,9 @@
 
 The numbers of a row are those `GET /v1/analytics/performance/{vehicleId}` answers for the
 same window: the same correlation rule and the same number-and-status code (analytics.service),
-fed with the same exact sums, here taken from the hourly rollups for whole hours and from
-history only for partial hours.
+fed with the same exact sums, here taken from the rollups for whole hours and from history only
+for partial hours. One statement (fleet.sql) sums, judges, counts, sorts and pages every
+vehicle; only the rows of the page are turned into answers here.
 """
 
 from __future__ import annotations
@@ -14,26 +15,16 @@ import csv
 import decimal
 import io
 import json
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from functools import cmp_to_key
 from typing import Any, Literal, get_args
 
 from energy_ingest.analytics.fleet import repository
-from energy_ingest.analytics.fleet.repository import Piece
-from energy_ingest.analytics.fleet.rows import MeterSums, VehicleSums
-from energy_ingest.analytics.rows import AssignmentSpan, VehiclePresence
+from energy_ingest.analytics.fleet.rows import FleetRow, FleetTotals
 from energy_ingest.analytics.schemas import Status
-from energy_ingest.analytics.service import (
-    Span,
-    Window,
-    correlate,
-    meter_ids_of,
-    performance_numbers,
-    resolve_window,
-)
+from energy_ingest.analytics.service import Window, performance_numbers, resolve_window
 from energy_ingest.db.pool import ReadConnection
 from energy_ingest.errors import FieldProblem, ValidationFailed
 from energy_ingest.wire import format_timestamp, parse_timestamp
@@ -99,142 +90,103 @@ def pieces_of(start: datetime, end: datetime) -> list[tuple[datetime, datetime, 
 
 
 @dataclass(frozen=True, slots=True)
-class FleetRow:
-    """One vehicle's row of the answer, with the exact sums the summary adds up."""
+class Listing:
+    """Which rows, in which order: what a cursor must keep from page to page."""
 
-    answer: dict[str, Any]
-    ac: Decimal
-    dc: Decimal
-    meter_points: int
+    statuses: tuple[str, ...] | None
+    sort: str
+    order: str
 
-    @property
-    def vehicle_id(self) -> str:
-        vehicle_id: str = self.answer["vehicleId"]
-        return vehicle_id
 
-    @property
-    def status(self) -> str:
-        status: str = self.answer["status"]
-        return status
+Position = tuple[Decimal | None, str]
+"""Where a row stands in its listing: the sort's exact value (as fleet.sql orders by it, null
+last) and the vehicle id."""
 
 
 @dataclass(frozen=True, slots=True)
-class Fleet:
-    """Every vehicle's row over one window, and how many vehicles are silent now."""
+class FleetPage:
+    """The summary of every vehicle over `window`, and the listing's rows after a position."""
 
     window: Window
-    rows: list[FleetRow]
-    silent: int
+    summary: dict[str, Any]
+    rows: list[dict[str, Any]]
+    next_after: Position | None
+    """The last row's position when more rows follow it."""
 
 
-async def fleet_performance(
-    connection: ReadConnection, window: Window, threshold: float, now: datetime
-) -> Fleet:
-    """Every vehicle the engine knows over `window`, all statements in one snapshot (as the
-    per-vehicle endpoint), so a batch committed meanwhile is counted on both sides or neither."""
-    async with connection.transaction(isolation="repeatable_read", readonly=True):
-        vehicles = await repository.list_fleet_vehicles(connection)
-        assigned: dict[str, list[AssignmentSpan]] = {}
-        for assignment in await repository.list_fleet_assignments_in_window(
-            connection, window.start, window.end
-        ):
-            assigned.setdefault(assignment.vehicle_id, []).append(
-                AssignmentSpan(assignment.meter_id, assignment.clipped_from, assignment.clipped_to)
-            )
-        window_pieces = pieces_of(window.start, window.end)
-        whole = next(((start, end) for start, end, is_whole in window_pieces if is_whole), None)
-        edges = [(start, end) for start, end, is_whole in window_pieces if not is_whole]
-        correlations = []
-        # A span over the window's whole hours takes them from one pass over the rollups of the
-        # window (by meter); the rest of it, and any span that starts or ends inside the
-        # window, is read piece by piece (rollups by hour range, history for partial hours).
-        full_spans: list[tuple[int, str]] = []
-        meter_pieces: list[Piece] = []
-        for owner, vehicle in enumerate(vehicles):
-            presence = VehiclePresence(
-                has_reported=vehicle.last_seen is not None,
-                has_assignments=vehicle.has_assignments,
-                same_id_meter_usable=vehicle.same_id_meter_usable,
-            )
-            correlation, spans = correlate(
-                vehicle.vehicle_id, window, presence, assigned.get(vehicle.vehicle_id, [])
-            )
-            correlations.append((correlation, spans))
-            for meter_id, span_start, span_end in spans:
-                for start, end, is_whole in pieces_of(span_start, span_end):
-                    if is_whole and (start, end) == whole:
-                        full_spans.append((owner, meter_id))
-                    else:
-                        meter_pieces.append((owner, meter_id, start, end, is_whole))
-        window_hours = (
-            await repository.sum_meter_window_hours(connection, *whole)
-            if whole and full_spans
-            else {}
-        )
-        meter_sums = await repository.sum_meter_pieces(connection, meter_pieces)
-        whole_start, whole_end = whole or (window.start, window.start)
-        vehicle_sums = await repository.sum_vehicle_window(
-            connection, whole_start, whole_end, edges
-        )
-        silent = await repository.count_silent_vehicles(connection, now - SILENT_AFTER)
-
-    no_meter = MeterSums(0, Decimal(0))
-    meter_totals = {owner: [sums] for owner, sums in meter_sums.items()}
-    for owner, meter_id in full_spans:
-        meter_totals.setdefault(owner, []).append(window_hours.get(meter_id, no_meter))
-    no_vehicle = VehicleSums(0, Decimal(0), None)
-    minutes = Decimal((window.end - window.start) / timedelta(minutes=1))
-    rows = []
-    for owner, vehicle in enumerate(vehicles):
-        correlation, spans = correlations[owner]
-        meter = _added(meter_totals.get(owner, []))
-        own = vehicle_sums.get(vehicle.vehicle_id, no_vehicle)
-        answer = {
-            "vehicleId": vehicle.vehicle_id,
-            **performance_numbers(
-                ac=meter.kwh_consumed_ac,
-                dc=own.kwh_delivered_dc,
-                vehicle_points=own.data_points,
-                meter_points=meter.data_points,
-                average_battery_temp=own.average_battery_temp,
-                threshold=threshold,
-            ),
-            "meterIds": meter_ids_of(spans),
-            "correlation": correlation,
-            "dataPoints": {"vehicle": own.data_points, "meter": meter.data_points},
-            "completeness": {
-                "vehicle": _ratio(own.data_points, minutes),
-                "meter": _ratio(meter.data_points, _span_minutes(spans)) if spans else None,
-            },
-            "lastSeen": vehicle.last_seen,
-        }
-        rows.append(
-            FleetRow(answer, meter.kwh_consumed_ac, own.kwh_delivered_dc, meter.data_points)
-        )
-    return Fleet(window, rows, silent)
-
-
-_EXACT = decimal.Context(prec=1000)
-"""Wide enough that adding the database's sums never rounds: the total is the exact numeric."""
-
-
-def _exact_sum(values: Iterable[Decimal]) -> Decimal:
-    total = Decimal(0)
-    for value in values:
-        total = _EXACT.add(total, value)
-    return total
-
-
-def _added(parts: Sequence[MeterSums]) -> MeterSums:
-    """The meter sums of one vehicle's parts, added exactly."""
-    total = _exact_sum(part.kwh_consumed_ac for part in parts)
-    return MeterSums(sum(part.data_points for part in parts), total)
-
-
-def _span_minutes(spans: Sequence[Span]) -> Decimal:
-    return Decimal(
-        sum((end - start for _, start, end in spans), timedelta()) / timedelta(minutes=1)
+async def fleet_page(
+    connection: ReadConnection,
+    window: Window,
+    threshold: float,
+    now: datetime,
+    listing: Listing,
+    limit: int | None,
+    after: Position | None = None,
+) -> FleetPage:
+    """The fleet summary and up to `limit` rows of the listing after `after` (all with None)."""
+    window_pieces = pieces_of(window.start, window.end)
+    whole = next(((start, end) for start, end, is_whole in window_pieces if is_whole), None)
+    whole_start, whole_end = whole or (None, None)
+    rows = await repository.fleet_performance(
+        connection,
+        window.start,
+        window.end,
+        whole_start,
+        whole_end,
+        threshold=Decimal(str(threshold)),  # 0.85 as written, not its binary neighbour
+        silent_before=now - SILENT_AFTER,
+        statuses=list(listing.statuses) if listing.statuses is not None else None,
+        sort=listing.sort,
+        descending=listing.order == "desc",
+        after=after,
+        limit=None if limit is None else limit + 1,
     )
+    summary = _summary(rows[0].summary)
+    found = [row for row in rows if row.vehicle is not None]
+    more = limit is not None and len(found) > limit
+    chosen = found[:limit] if limit is not None else found
+    minutes = Decimal((window.end - window.start) / timedelta(minutes=1))
+    answers = [_answer(row.vehicle, minutes, threshold) for row in chosen if row.vehicle]
+    last = chosen[-1].vehicle if more and chosen else None
+    return FleetPage(
+        window,
+        summary,
+        answers,
+        (last.sort_key, last.vehicle_id) if last is not None else None,
+    )
+
+
+def _answer(row: FleetRow, window_minutes: Decimal, threshold: float) -> dict[str, Any]:
+    """One vehicle's row of the answer, with the per-vehicle endpoint's numbers."""
+    if row.has_assignments:
+        correlation = "assignment"
+    elif row.same_id_meter_usable:
+        correlation = "same-id"
+    else:
+        correlation = "none"
+    return {
+        "vehicleId": row.vehicle_id,
+        **performance_numbers(
+            ac=row.ac,
+            dc=row.dc,
+            vehicle_points=row.vehicle_points,
+            meter_points=row.meter_points,
+            average_battery_temp=row.average_battery_temp,
+            threshold=threshold,
+        ),
+        "meterIds": list(row.meter_ids),
+        "correlation": correlation,
+        "dataPoints": {"vehicle": row.vehicle_points, "meter": row.meter_points},
+        "completeness": {
+            "vehicle": _ratio(row.vehicle_points, window_minutes),
+            "meter": (
+                _ratio(row.meter_points, row.expected_minutes)
+                if row.expected_minutes is not None
+                else None
+            ),
+        },
+        "lastSeen": row.last_seen,
+    }
 
 
 def _ratio(received: int, expected_minutes: Decimal) -> float | None:
@@ -244,43 +196,29 @@ def _ratio(received: int, expected_minutes: Decimal) -> float | None:
     return float(round(Decimal(received) / expected_minutes, 4))
 
 
-def summarize(fleet: Fleet) -> dict[str, Any]:
+def _summary(totals: FleetTotals) -> dict[str, Any]:
     """Counts by status, the silent count, and the fleet's exact totals.
 
     Totals cover every vehicle of the window, whatever the status filter or page. The loss is
     the sum of the rows' losses (vehicles without meter readings have none); the efficiency is
     all DC over all AC.
     """
-    ac = _exact_sum(row.ac for row in fleet.rows)
-    dc = _exact_sum(row.dc for row in fleet.rows)
-    losses = [_EXACT.subtract(row.ac, row.dc) for row in fleet.rows if row.meter_points]
-    counts = dict.fromkeys(STATUSES, 0)
-    for row in fleet.rows:
-        counts[row.status] += 1
+    ac, dc, loss = totals.total_ac, totals.total_dc, totals.total_loss
     return {
-        "vehicles": len(fleet.rows),
-        "ok": counts["ok"],
-        "underperforming": counts["underperforming"],
-        "implausible": counts["implausible"],
-        "insufficientData": counts["insufficient-data"],
-        "silent": fleet.silent,
+        "vehicles": totals.vehicles,
+        "ok": totals.ok,
+        "underperforming": totals.underperforming,
+        "implausible": totals.implausible,
+        "insufficientData": totals.insufficient_data,
+        "silent": totals.silent,
         "energyConsumedAc": float(ac),
         "energyDeliveredDc": float(dc),
         "efficiency": float(dc / ac) if ac > 0 else None,
-        "energyLossKwh": float(_exact_sum(losses)) if losses else None,
+        "energyLossKwh": float(loss) if loss is not None else None,
     }
 
 
 # --- filters, order and pages ------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Listing:
-    """Which rows, in which order: what a cursor must keep from page to page."""
-
-    statuses: tuple[str, ...] | None
-    sort: str
-    order: str
 
 
 def parse_listing(status: str | None, sort: str | None, order: str | None) -> Listing:
@@ -327,44 +265,23 @@ def parse_limit(limit: str | None) -> int:
     return value
 
 
-def _sort_value(row: FleetRow, sort: str) -> Any:
-    return row.answer[sort]
-
-
-def _compare(a: tuple[Any, str], b: tuple[Any, str], descending: bool) -> int:
-    """Nulls last in either order; ties (and nulls) by vehicle id, ascending."""
-    (a_value, a_id), (b_value, b_id) = a, b
-    if a_value is None or b_value is None:
-        if a_value is None and b_value is not None:
-            return 1
-        if b_value is None and a_value is not None:
-            return -1
-    else:
-        result = int(a_value > b_value) - int(a_value < b_value)
-        if result:
-            return -result if descending else result
-    return int(a_id > b_id) - int(a_id < b_id)
-
-
 @dataclass(frozen=True, slots=True)
 class Cursor:
-    """Where a page ended: the window, the listing, and the last row's sort value and id."""
+    """Where a page ended: the window, the listing, and the last row's position."""
 
     window: Window
     listing: Listing
-    after: tuple[Any, str]
+    after: Position
 
 
 def encode_cursor(cursor: Cursor) -> str:
     value = cursor.after[0]
-    if isinstance(value, datetime):
-        value = {"t": format_timestamp(value)}
     document = {
         "p": [format_timestamp(cursor.window.start), format_timestamp(cursor.window.end)],
         "f": cursor.listing.statuses,
         "s": cursor.listing.sort,
         "o": cursor.listing.order,
-        "a": [value, cursor.after[1]],
+        "a": [None if value is None else str(value), cursor.after[1]],
     }
     raw = json.dumps(document, separators=(",", ":")).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
@@ -378,8 +295,9 @@ def decode_cursor(text: str) -> Cursor:
         start, end = (parse_timestamp(moment) for moment in document["p"])
         statuses = document["f"]
         value, vehicle_id = document["a"]
-        if isinstance(value, dict):
-            value = parse_timestamp(value["t"])
+        key = None if value is None else Decimal(value)
+        if key is not None and not key.is_finite():
+            raise ValueError("not a number")
         listing = Listing(
             tuple(statuses) if statuses is not None else None,
             str(document["s"]),
@@ -389,8 +307,15 @@ def decode_cursor(text: str) -> Cursor:
             raise ValueError("unknown sort")
         if not isinstance(vehicle_id, str):
             raise ValueError("vehicle id")
-        return Cursor(Window(start, end), listing, (value, vehicle_id))
-    except (ValueError, KeyError, TypeError, binascii.Error, UnicodeDecodeError) as exc:
+        return Cursor(Window(start, end), listing, (key, vehicle_id))
+    except (
+        ValueError,
+        KeyError,
+        TypeError,
+        binascii.Error,
+        UnicodeDecodeError,
+        decimal.InvalidOperation,
+    ) as exc:
         raise ValidationFailed(
             [FieldProblem(field="cursor", rule="format", message="not a cursor this API gave")]
         ) from exc
@@ -410,41 +335,11 @@ def check_cursor(cursor: Cursor, listing: Listing, window: Window | None) -> Non
         )
 
 
-def ordered_rows(fleet: Fleet, listing: Listing) -> list[FleetRow]:
-    """The rows the filter keeps, in the listing's order."""
-    rows = [row for row in fleet.rows if listing.statuses is None or row.status in listing.statuses]
-    descending = listing.order == "desc"
-
-    def compare(a: FleetRow, b: FleetRow) -> int:
-        return _compare(
-            (_sort_value(a, listing.sort), a.vehicle_id),
-            (_sort_value(b, listing.sort), b.vehicle_id),
-            descending,
-        )
-
-    return sorted(rows, key=cmp_to_key(compare))
-
-
-def page(
-    fleet: Fleet, listing: Listing, limit: int, after: tuple[Any, str] | None
-) -> tuple[list[FleetRow], str | None]:
-    """One page of the ordered rows after the cursor's position, and the next page's cursor."""
-    rows = ordered_rows(fleet, listing)
-    descending = listing.order == "desc"
-    if after is not None:
-        rows = [
-            row
-            for row in rows
-            if _compare((_sort_value(row, listing.sort), row.vehicle_id), after, descending) > 0
-        ]
-    chosen = rows[:limit]
-    next_cursor = None
-    if len(rows) > limit:
-        last = chosen[-1]
-        next_cursor = encode_cursor(
-            Cursor(fleet.window, listing, (_sort_value(last, listing.sort), last.vehicle_id))
-        )
-    return chosen, next_cursor
+def next_cursor(page: FleetPage, listing: Listing) -> str | None:
+    """The cursor of the page after `page`; None when it was the last."""
+    if page.next_after is None:
+        return None
+    return encode_cursor(Cursor(page.window, listing, page.next_after))
 
 
 # --- CSV ---------------------------------------------------------------------------------------
@@ -470,7 +365,7 @@ CSV_COLUMNS = (
 )
 
 
-def csv_lines(fleet: Fleet, rows: Iterable[FleetRow]) -> Iterator[str]:
+def csv_lines(window: Window, rows: Iterable[dict[str, Any]]) -> Iterator[str]:
     """A header line, then one line per row; meter ids joined by spaces, nulls empty."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
@@ -483,9 +378,8 @@ def csv_lines(fleet: Fleet, rows: Iterable[FleetRow]) -> Iterator[str]:
 
     writer.writerow(CSV_COLUMNS)
     yield flush()
-    start, end = format_timestamp(fleet.window.start), format_timestamp(fleet.window.end)
-    for row in rows:
-        answer = row.answer
+    start, end = format_timestamp(window.start), format_timestamp(window.end)
+    for answer in rows:
         writer.writerow(
             [
                 _text(answer["vehicleId"]),

@@ -87,3 +87,105 @@ CROSS JOIN LATERAL (
 ) AS reading
 GROUP BY bucket
 ORDER BY bucket;
+
+-- name: summarize_vehicle_series_hours
+-- summarize_vehicle_series for buckets on whole hours (steps 1h and 1d in zones whose midnight
+-- is a whole UTC hour): the window's whole hours [$5, $6) from the hourly rollups and the
+-- rollup inbox (not folded yet), its partial hours from history, so 7 days at 1h read 168
+-- rollup rows instead of 10,080 readings. Same sums, same 2-decimal temperatures (an average
+-- over numeric is exactly the numeric sum over the count). soc, the last reading's of the
+-- bucket, is one backward probe of the primary key per bucket with data. $5, $6 null: no whole
+-- hour in the window.
+WITH device AS MATERIALIZED (
+    SELECT vehicle_key FROM vehicles WHERE vehicle_id = $1
+), parts AS (
+    SELECT hour AS at, readings, kwh_delivered_dc AS kwh, battery_temp_sum AS temp,
+           battery_temp_max AS temp_max
+    FROM vehicle_rollups
+    WHERE vehicle_key = (SELECT vehicle_key FROM device) AND hour >= $5 AND hour < $6
+    UNION ALL
+    SELECT ts, 1, kwh_delivered_dc::numeric, battery_temp::numeric, battery_temp
+    FROM vehicle_rollup_inbox
+    WHERE vehicle_key = (SELECT vehicle_key FROM device) AND ts >= $5 AND ts < $6
+    UNION ALL
+    SELECT ts, 1, kwh_delivered_dc::numeric, battery_temp::numeric, battery_temp
+    FROM vehicle_readings
+    WHERE $2 < coalesce($5, $3)
+      AND vehicle_key = (SELECT vehicle_key FROM device) AND ts >= $2 AND ts < coalesce($5, $3)
+    UNION ALL
+    SELECT ts, 1, kwh_delivered_dc::numeric, battery_temp::numeric, battery_temp
+    FROM vehicle_readings
+    WHERE $6 < $3 AND vehicle_key = (SELECT vehicle_key FROM device) AND ts >= $6 AND ts < $3
+), sums AS (
+    SELECT width_bucket(at, $4::timestamptz[]) AS bucket,
+           sum(readings)::bigint AS data_points,
+           sum(kwh) AS kwh_delivered_dc,
+           round(sum(temp) / sum(readings), 2) AS average_battery_temp,
+           round(max(temp_max)::numeric, 2) AS max_battery_temp
+    FROM parts
+    GROUP BY bucket
+), bounds AS (
+    SELECT number AS bucket, starts_at,
+           coalesce(lead(starts_at) OVER (ORDER BY number), $3) AS ends_at
+    FROM unnest($4::timestamptz[]) WITH ORDINALITY AS bucket (starts_at, number)
+)
+SELECT sums.bucket, sums.data_points, sums.kwh_delivered_dc, last.soc,
+       sums.average_battery_temp, sums.max_battery_temp
+FROM sums
+JOIN bounds ON bounds.bucket = sums.bucket
+CROSS JOIN LATERAL (
+    SELECT soc::numeric AS soc
+    FROM vehicle_readings
+    WHERE vehicle_key = (SELECT vehicle_key FROM device)
+      AND ts >= bounds.starts_at AND ts < bounds.ends_at
+    ORDER BY ts DESC
+    LIMIT 1
+) AS last
+ORDER BY sums.bucket;
+
+-- name: summarize_meter_series_hours
+-- summarize_meter_series for buckets on whole hours: each span's whole hours from the hourly
+-- rollups and the inbox, its partial hours (at its own ends, and the window's) from history;
+-- one (meter_key, hour|ts) index range per piece.
+SELECT width_bucket(part.at, $4::timestamptz[]) AS bucket,
+       sum(part.readings)::bigint AS data_points,
+       sum(part.kwh) AS kwh_consumed_ac
+FROM unnest($1::text[], $2::timestamptz[], $3::timestamptz[]) AS span (meter_id, starts_at, ends_at)
+CROSS JOIN LATERAL (
+    SELECT (SELECT meter_key FROM meters WHERE meters.meter_id = span.meter_id) AS meter_key,
+           CASE WHEN date_bin('1 hour', span.starts_at, '2000-01-01 00:00+00') = span.starts_at
+                THEN span.starts_at
+                ELSE date_bin('1 hour', span.starts_at, '2000-01-01 00:00+00') + interval '1 hour'
+           END AS first_hour,
+           date_bin('1 hour', span.ends_at, '2000-01-01 00:00+00') AS end_hour
+) AS hours
+CROSS JOIN LATERAL (
+    -- The partial hours before the first whole one (the whole span when it has none), so each
+    -- history branch below runs only when its range is not empty.
+    SELECT hours.*,
+           CASE WHEN hours.first_hour < hours.end_hour THEN hours.first_hour
+                ELSE span.ends_at END AS head_end
+) AS piece
+CROSS JOIN LATERAL (
+    SELECT hour AS at, readings, kwh_consumed_ac AS kwh
+    FROM meter_rollups
+    WHERE piece.first_hour < piece.end_hour
+      AND meter_key = piece.meter_key AND hour >= piece.first_hour AND hour < piece.end_hour
+    UNION ALL
+    SELECT ts, 1, kwh_consumed_ac::numeric
+    FROM meter_rollup_inbox
+    WHERE piece.first_hour < piece.end_hour
+      AND meter_key = piece.meter_key AND ts >= piece.first_hour AND ts < piece.end_hour
+    UNION ALL
+    SELECT ts, 1, kwh_consumed_ac::numeric
+    FROM meter_readings
+    WHERE span.starts_at < piece.head_end
+      AND meter_key = piece.meter_key AND ts >= span.starts_at AND ts < piece.head_end
+    UNION ALL
+    SELECT ts, 1, kwh_consumed_ac::numeric
+    FROM meter_readings
+    WHERE piece.first_hour < piece.end_hour AND piece.end_hour < span.ends_at
+      AND meter_key = piece.meter_key AND ts >= piece.end_hour AND ts < span.ends_at
+) AS part
+GROUP BY bucket
+ORDER BY bucket;

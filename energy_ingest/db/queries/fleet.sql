@@ -1,112 +1,310 @@
--- Fleet performance: every vehicle's efficiency over one window, from the hourly rollups.
--- Whole hours come from meter_rollups / vehicle_rollups (one (device, hour) index range per
--- piece); only the partial hours at the window's edges and at assignment boundaries are read
--- from history, each as one (device, ts) index range of at most an hour. Nothing scans history.
+-- Fleet performance: every vehicle's efficiency over one window, from the rollups, in one
+-- statement (one snapshot) that also judges, counts, sorts and pages, so only the page's rows
+-- leave the database. Whole hours come from the day rows (running totals: one subtraction a
+-- device and day) plus the rollup inbox (readings not folded yet); only the partial hours at
+-- the window's edges and at assignment boundaries are read from history, each as one (device,
+-- ts) index range of less than an hour. Nothing scans history.
 
--- name: list_fleet_vehicles
--- The fleet is every vehicle the engine knows, by the per-vehicle endpoint's rule: it has
--- reported (live row) or has been assigned a meter. The same-id fallback needs a meter of that
--- id that has reported and that no assignment gives to anybody (as get_vehicle_presence).
--- The live tables and the assignments are one row per device: small, read whole.
-WITH fleet AS (
-    SELECT vehicle_id FROM vehicle_live
-    UNION
-    SELECT vehicle_id FROM vehicle_meter_assignments
-)
-SELECT fleet.vehicle_id,
-       live.ts AS last_seen,
-       EXISTS (SELECT 1 FROM vehicle_meter_assignments AS a WHERE a.vehicle_id = fleet.vehicle_id)
-           AS has_assignments,
-       EXISTS (SELECT 1 FROM meter_live AS m WHERE m.meter_id = fleet.vehicle_id)
-       AND NOT EXISTS (SELECT 1 FROM vehicle_meter_assignments AS a
-                       WHERE a.meter_id = fleet.vehicle_id)
-           AS same_id_meter_usable
-FROM fleet
-LEFT JOIN vehicle_live AS live ON live.vehicle_id = fleet.vehicle_id
-ORDER BY fleet.vehicle_id;
-
--- name: list_fleet_assignments_in_window
--- Every assignment overlapping [$1, $2), clipped to it, in each vehicle's order (as
--- list_assignments_in_window does for one vehicle).
-SELECT vehicle_id,
-       meter_id,
-       greatest(lower(during), $1::timestamptz) AS clipped_from,
-       least(coalesce(upper(during), $2::timestamptz), $2::timestamptz) AS clipped_to
-FROM vehicle_meter_assignments
-WHERE during && tstzrange($1::timestamptz, $2::timestamptz, '[)')
-ORDER BY vehicle_id, lower(during);
-
--- name: count_silent_vehicles
--- Vehicles whose newest reading is older than $1: one pass over the live table.
-SELECT count(*) FROM vehicle_live WHERE ts < $1;
-
--- name: sum_fleet_meter_pieces
--- $1..$5 are parallel arrays of pieces: the owner (a row number of the answer), the meter id,
--- [start, end), and whether the piece is whole hours (read from meter_rollups by hour) or a
--- partial hour (read from meter_readings by ts). The branch a piece does not take is a
--- one-time filter on the piece's own flag: it never runs. Each branch is one range of a
--- (meter_key, hour|ts) primary key, pruned to the piece's days when the scan starts. Sums per
--- owner, exact numeric.
-SELECT piece.owner,
-       coalesce(sum(part.data_points), 0)::bigint AS data_points,
-       coalesce(sum(part.kwh_consumed_ac), 0) AS kwh_consumed_ac
-FROM unnest($1::integer[], $2::text[], $3::timestamptz[], $4::timestamptz[], $5::boolean[])
-    AS piece (owner, meter_id, starts_at, ends_at, whole)
-CROSS JOIN LATERAL (
-    SELECT sum(readings) AS data_points, sum(kwh_consumed_ac) AS kwh_consumed_ac
-    FROM meter_rollups
-    WHERE piece.whole
-      AND meter_key = (SELECT meter_key FROM meters WHERE meters.meter_id = piece.meter_id)
-      AND hour >= piece.starts_at AND hour < piece.ends_at
-    UNION ALL
-    SELECT count(*), sum(kwh_consumed_ac::numeric)
-    FROM meter_readings
-    WHERE NOT piece.whole
-      AND meter_key = (SELECT meter_key FROM meters WHERE meters.meter_id = piece.meter_id)
-      AND ts >= piece.starts_at AND ts < piece.ends_at
-) AS part
-GROUP BY piece.owner;
-
--- name: sum_fleet_meter_window_hours
--- Every meter's whole hours of the window, [$1, $2), in one pass over the rollups of those
--- hours (the window's day partitions of meter_rollups, never history): the common case of a
--- meter assigned for the whole window. Hash-aggregated by key, then named.
-SELECT meters.meter_id,
-       sum(hours.readings)::bigint AS data_points,
-       sum(hours.kwh_consumed_ac) AS kwh_consumed_ac
-FROM meter_rollups AS hours
-JOIN meters USING (meter_key)
-WHERE hours.hour >= $1 AND hours.hour < $2
-GROUP BY meters.meter_id;
-
--- name: sum_fleet_vehicle_window
--- Every vehicle over the window: whole hours [$1, $2) in one pass over the rollups of those
--- hours, plus the partial hours at the window's edges ($3, $4: parallel arrays of [start, end),
--- empty for a window on whole hours), each one (vehicle_key, ts) index range of history per
--- vehicle. The average temperature is the per-vehicle endpoint's round(avg(battery_temp::
--- numeric), 2): avg over numeric is exactly the numeric sum divided by the count.
-WITH parts AS (
-    SELECT vehicle_key, sum(readings) AS data_points, sum(kwh_delivered_dc) AS kwh_delivered_dc,
-           sum(battery_temp_sum) AS battery_temp_sum
-    FROM vehicle_rollups
-    WHERE hour >= $1 AND hour < $2
-    GROUP BY vehicle_key
-    UNION ALL
-    SELECT vehicles.vehicle_key, edge_sums.*
-    FROM unnest($3::timestamptz[], $4::timestamptz[]) AS edge (starts_at, ends_at)
-    CROSS JOIN vehicles
+-- name: fleet_performance
+-- $1, $2: the window [start, end). $3, $4: its whole hours [first, end) (null, null when it
+-- holds none). $5: the efficiency threshold (numeric, exact). $6: "silent" means no reading
+-- since. $7: statuses kept (null: all). $8: the sort (efficiency, energyLossKwh,
+-- energyConsumedAc, lastSeen, vehicleId), $9: descending. $10, $11: the cursor's sort key and
+-- vehicle id (null, null: the first page). $12: rows wanted (null: all). $13..$16: the whole
+-- hours as day rows read them: the first day (UTC midnight) and its first hour (0–23), the
+-- last day and the end of its last hour (1–24); the days between are read whole.
+-- Answers one row per page row, each carrying the fleet summary (one row with null vehicle
+-- fields when the page is empty). The numbers are the per-vehicle endpoint's exact sums:
+-- numeric from the float8 each reading was sent as, the average temperature rounded to 2.
+WITH fleet AS MATERIALIZED (
+    -- Every vehicle the engine knows (it reported, or it has an assignment), with what decides
+    -- its correlation, as get_vehicle_presence decides it for one vehicle. The live tables and
+    -- the assignments hold one row per device: small, read whole, looked up in hash tables.
+    SELECT known.vehicle_id,
+           vehicles.vehicle_key,
+           known.last_seen,
+           known.vehicle_id IN (SELECT vehicle_id FROM vehicle_meter_assignments)
+               AS has_assignments,
+           known.vehicle_id IN (SELECT meter_id FROM meter_live)
+           AND known.vehicle_id NOT IN (SELECT meter_id FROM vehicle_meter_assignments)
+               AS same_id_meter_usable
+    FROM (
+        SELECT vehicle_id, ts AS last_seen FROM vehicle_live
+        UNION ALL
+        SELECT DISTINCT vehicle_id, NULL::timestamptz FROM vehicle_meter_assignments
+        WHERE vehicle_id NOT IN (SELECT vehicle_id FROM vehicle_live)
+    ) AS known
+    LEFT JOIN vehicles ON vehicles.vehicle_id = known.vehicle_id
+), spans AS MATERIALIZED (
+    -- The meters that fed each vehicle, clipped to the window: its assignments if it was ever
+    -- assigned one, else the meter of its own id when usable (analytics.service.correlate).
+    SELECT span.vehicle_id, span.meter_id, span.starts_at, span.ends_at, span.position,
+           meters.meter_key,
+           span.starts_at = $1::timestamptz AND span.ends_at = $2::timestamptz AS whole_window
+    FROM (
+        SELECT vehicle_id, meter_id,
+               greatest(lower(during), $1::timestamptz) AS starts_at,
+               least(coalesce(upper(during), $2::timestamptz), $2::timestamptz) AS ends_at,
+               lower(during) AS position
+        FROM vehicle_meter_assignments
+        WHERE during && tstzrange($1::timestamptz, $2::timestamptz, '[)')
+        UNION ALL
+        SELECT vehicle_id, vehicle_id, $1::timestamptz, $2::timestamptz, NULL
+        FROM fleet
+        WHERE NOT has_assignments AND same_id_meter_usable
+    ) AS span
+    LEFT JOIN meters ON meters.meter_id = span.meter_id
+), meter_window AS (
+    -- Every meter fed into a vehicle for the whole window, in one pass: the window's day rows,
+    -- the inbox, and its partial hours, one (meter_key, ts) index range a meter (LATERAL, so
+    -- never a scan; each edge branch is a one-time filter on the window's shape, so a window
+    -- on whole hours never probes history).
+    SELECT part.meter_key, sum(part.kwh) AS kwh, sum(part.readings) AS readings
+    FROM (
+        SELECT days.meter_key,
+               days.kwh_consumed_ac[bounds.upper] - coalesce(days.kwh_consumed_ac[bounds.lower], 0)
+                   AS kwh,
+               days.readings[bounds.upper] - coalesce(days.readings[bounds.lower], 0) AS readings
+        FROM meter_rollup_days AS days
+        CROSS JOIN LATERAL (
+            SELECT CASE WHEN days.day = $13::timestamptz THEN $14::integer ELSE 0 END AS lower,
+                   CASE WHEN days.day = $15::timestamptz THEN $16::integer ELSE 24 END AS upper
+        ) AS bounds
+        WHERE days.day >= $13::timestamptz AND days.day <= $15::timestamptz
+        UNION ALL
+        SELECT meter_key, kwh_consumed_ac::numeric, 1
+        FROM meter_rollup_inbox
+        WHERE ts >= $3::timestamptz AND ts < $4::timestamptz
+        UNION ALL
+        SELECT fed.meter_key, edge.kwh, edge.readings
+        FROM (SELECT DISTINCT meter_key FROM spans WHERE whole_window) AS fed
+        CROSS JOIN LATERAL (
+            SELECT sum(kwh_consumed_ac::numeric) AS kwh, count(*) AS readings
+            FROM meter_readings
+            WHERE meter_key = fed.meter_key
+              AND ts >= $1::timestamptz AND ts < coalesce($3::timestamptz, $2::timestamptz)
+        ) AS edge
+        WHERE $1::timestamptz < coalesce($3::timestamptz, $2::timestamptz)
+        UNION ALL
+        SELECT fed.meter_key, edge.kwh, edge.readings
+        FROM (SELECT DISTINCT meter_key FROM spans WHERE whole_window) AS fed
+        CROSS JOIN LATERAL (
+            SELECT sum(kwh_consumed_ac::numeric) AS kwh, count(*) AS readings
+            FROM meter_readings
+            WHERE meter_key = fed.meter_key AND ts >= $4::timestamptz AND ts < $2::timestamptz
+        ) AS edge
+        WHERE $4::timestamptz < $2::timestamptz
+    ) AS part
+    GROUP BY part.meter_key
+), span_sums AS (
+    -- A span that starts or ends inside the window (an assignment change): its own whole
+    -- hours from the meter's day rows and the inbox, its partial hours from history.
+    SELECT span.vehicle_id, sum(part.kwh) AS kwh, sum(part.readings) AS readings
+    FROM spans AS span
     CROSS JOIN LATERAL (
-        SELECT count(*), sum(kwh_delivered_dc::numeric), sum(battery_temp::numeric)
-        FROM vehicle_readings
-        WHERE vehicle_key = vehicles.vehicle_key
-          AND ts >= edge.starts_at AND ts < edge.ends_at
-    ) AS edge_sums
+        SELECT CASE WHEN date_bin('1 hour', span.starts_at, '2000-01-01 00:00+00') = span.starts_at
+                    THEN span.starts_at
+                    ELSE date_bin('1 hour', span.starts_at, '2000-01-01 00:00+00') + interval '1 hour'
+               END AS first_hour,
+               date_bin('1 hour', span.ends_at, '2000-01-01 00:00+00') AS end_hour
+    ) AS bare
+    CROSS JOIN LATERAL (
+        -- Where the partial hours before the first whole one end (the span's end when it
+        -- holds no whole hour): each history branch below runs only for a range not empty.
+        SELECT bare.*,
+               CASE WHEN bare.first_hour < bare.end_hour THEN bare.first_hour
+                    ELSE span.ends_at END AS head_end
+    ) AS hours
+    CROSS JOIN LATERAL (
+        SELECT days.kwh_consumed_ac[bounds.upper] - coalesce(days.kwh_consumed_ac[bounds.lower], 0)
+                   AS kwh,
+               days.readings[bounds.upper] - coalesce(days.readings[bounds.lower], 0) AS readings
+        FROM meter_rollup_days AS days
+        CROSS JOIN LATERAL (
+            SELECT CASE WHEN days.day = date_bin('1 day', hours.first_hour, '2000-01-01 00:00+00')
+                        THEN extract(hour FROM hours.first_hour AT TIME ZONE 'UTC')::integer
+                        ELSE 0 END AS lower,
+                   CASE WHEN days.day = date_bin('1 day', hours.end_hour - interval '1 hour',
+                                                 '2000-01-01 00:00+00')
+                        THEN extract(hour FROM (hours.end_hour - interval '1 hour')
+                                               AT TIME ZONE 'UTC')::integer + 1
+                        ELSE 24 END AS upper
+        ) AS bounds
+        WHERE hours.first_hour < hours.end_hour
+          AND days.meter_key = span.meter_key
+          AND days.day >= date_bin('1 day', hours.first_hour, '2000-01-01 00:00+00')
+          AND days.day < hours.end_hour
+        UNION ALL
+        SELECT kwh_consumed_ac::numeric, 1
+        FROM meter_rollup_inbox
+        WHERE hours.first_hour < hours.end_hour
+          AND meter_key = span.meter_key
+          AND ts >= hours.first_hour AND ts < hours.end_hour
+        UNION ALL
+        SELECT kwh_consumed_ac::numeric, 1
+        FROM meter_readings
+        WHERE span.starts_at < hours.head_end
+          AND meter_key = span.meter_key AND ts >= span.starts_at AND ts < hours.head_end
+        UNION ALL
+        SELECT kwh_consumed_ac::numeric, 1
+        FROM meter_readings
+        WHERE hours.first_hour < hours.end_hour AND hours.end_hour < span.ends_at
+          AND meter_key = span.meter_key AND ts >= hours.end_hour AND ts < span.ends_at
+    ) AS part
+    WHERE NOT span.whole_window AND span.meter_key IS NOT NULL
+    GROUP BY span.vehicle_id
+), meter_sums AS (
+    -- A vehicle has at most one span over the whole window (its assignments never overlap),
+    -- so the whole-window join gives at most one row a vehicle; partial spans add to it.
+    SELECT coalesce(whole.vehicle_id, span_sums.vehicle_id) AS vehicle_id,
+           coalesce(whole.kwh, 0) + coalesce(span_sums.kwh, 0) AS kwh,
+           coalesce(whole.readings, 0) + coalesce(span_sums.readings, 0) AS readings
+    FROM (
+        SELECT span.vehicle_id, meter_window.kwh, meter_window.readings
+        FROM spans AS span
+        JOIN meter_window ON meter_window.meter_key = span.meter_key
+        WHERE span.whole_window
+    ) AS whole
+    FULL JOIN span_sums ON span_sums.vehicle_id = whole.vehicle_id
+), vehicle_window AS (
+    -- Every vehicle over the window, the same way as meter_window.
+    SELECT part.vehicle_key, sum(part.kwh) AS kwh, sum(part.temp) AS temp,
+           sum(part.readings) AS readings
+    FROM (
+        SELECT days.vehicle_key,
+               days.kwh_delivered_dc[bounds.upper] - coalesce(days.kwh_delivered_dc[bounds.lower], 0)
+                   AS kwh,
+               days.battery_temp_sum[bounds.upper] - coalesce(days.battery_temp_sum[bounds.lower], 0)
+                   AS temp,
+               days.readings[bounds.upper] - coalesce(days.readings[bounds.lower], 0) AS readings
+        FROM vehicle_rollup_days AS days
+        CROSS JOIN LATERAL (
+            SELECT CASE WHEN days.day = $13::timestamptz THEN $14::integer ELSE 0 END AS lower,
+                   CASE WHEN days.day = $15::timestamptz THEN $16::integer ELSE 24 END AS upper
+        ) AS bounds
+        WHERE days.day >= $13::timestamptz AND days.day <= $15::timestamptz
+        UNION ALL
+        SELECT vehicle_key, kwh_delivered_dc::numeric, battery_temp::numeric, 1
+        FROM vehicle_rollup_inbox
+        WHERE ts >= $3::timestamptz AND ts < $4::timestamptz
+        UNION ALL
+        SELECT fleet.vehicle_key, edge.kwh, edge.temp, edge.readings
+        FROM fleet
+        CROSS JOIN LATERAL (
+            SELECT sum(kwh_delivered_dc::numeric) AS kwh, sum(battery_temp::numeric) AS temp,
+                   count(*) AS readings
+            FROM vehicle_readings
+            WHERE vehicle_key = fleet.vehicle_key
+              AND ts >= $1::timestamptz AND ts < coalesce($3::timestamptz, $2::timestamptz)
+        ) AS edge
+        WHERE $1::timestamptz < coalesce($3::timestamptz, $2::timestamptz)
+          AND fleet.vehicle_key IS NOT NULL
+        UNION ALL
+        SELECT fleet.vehicle_key, edge.kwh, edge.temp, edge.readings
+        FROM fleet
+        CROSS JOIN LATERAL (
+            SELECT sum(kwh_delivered_dc::numeric) AS kwh, sum(battery_temp::numeric) AS temp,
+                   count(*) AS readings
+            FROM vehicle_readings
+            WHERE vehicle_key = fleet.vehicle_key AND ts >= $4::timestamptz AND ts < $2::timestamptz
+        ) AS edge
+        WHERE $4::timestamptz < $2::timestamptz AND fleet.vehicle_key IS NOT NULL
+    ) AS part
+    GROUP BY part.vehicle_key
+), judged AS (
+    SELECT fleet.vehicle_id, fleet.last_seen, fleet.has_assignments, fleet.same_id_meter_usable,
+           coalesce(meter_sums.kwh, 0) AS ac,
+           coalesce(vehicle_window.kwh, 0) AS dc,
+           coalesce(meter_sums.readings, 0)::bigint AS meter_points,
+           coalesce(vehicle_window.readings, 0)::bigint AS vehicle_points,
+           round(vehicle_window.temp / nullif(vehicle_window.readings, 0), 2)
+               AS average_battery_temp
+    FROM fleet
+    LEFT JOIN meter_sums ON meter_sums.vehicle_id = fleet.vehicle_id
+    LEFT JOIN vehicle_window ON vehicle_window.vehicle_key = fleet.vehicle_key
+), verdicts AS MATERIALIZED (
+    -- The status as analytics.service.classify judges it, exactly (DC against threshold × AC),
+    -- and the sort key: the sort's exact value (efficiency to 40 decimals, lastSeen in epoch
+    -- seconds), negated for descending order; null (last either way) where the answer is null.
+    SELECT judged.*,
+           CASE WHEN vehicle_points = 0 OR meter_points = 0 OR ac <= 0 THEN 'insufficient-data'
+                WHEN dc > ac THEN 'implausible'
+                WHEN dc < $5::numeric * ac THEN 'underperforming'
+                ELSE 'ok' END AS status,
+           CASE WHEN $9::boolean THEN -1 ELSE 1 END * CASE $8::text
+               WHEN 'efficiency' THEN
+                   CASE WHEN ac > 0 THEN dc::numeric(1000, 40) / ac END
+               WHEN 'energyLossKwh' THEN CASE WHEN meter_points > 0 THEN ac - dc END
+               WHEN 'energyConsumedAc' THEN ac
+               WHEN 'lastSeen' THEN extract(epoch FROM last_seen)
+           END AS sort_key
+    FROM judged
+), summary AS (
+    SELECT count(*) AS vehicles,
+           count(*) FILTER (WHERE status = 'ok') AS ok,
+           count(*) FILTER (WHERE status = 'underperforming') AS underperforming,
+           count(*) FILTER (WHERE status = 'implausible') AS implausible,
+           count(*) FILTER (WHERE status = 'insufficient-data') AS insufficient_data,
+           coalesce(sum(ac), 0) AS total_ac,
+           coalesce(sum(dc), 0) AS total_dc,
+           sum(ac - dc) FILTER (WHERE meter_points > 0) AS total_loss,
+           (SELECT count(*) FROM vehicle_live WHERE ts < $6::timestamptz) AS silent
+    FROM verdicts
+), page AS (
+    -- Nulls last in either order, ties by vehicle id ascending (descending only when sorting
+    -- by vehicle id, descending); ids in code-point order, whatever the database's collation.
+    -- ORDER BY … LIMIT keeps only the page's rows while sorting (a top-N sort).
+    SELECT verdicts.*,
+           row_number() OVER (
+               ORDER BY sort_key ASC NULLS LAST,
+                        CASE WHEN $8::text = 'vehicleId' AND $9::boolean THEN NULL
+                             ELSE vehicle_id COLLATE "C" END ASC,
+                        CASE WHEN $8::text = 'vehicleId' AND $9::boolean
+                             THEN vehicle_id COLLATE "C" END DESC
+           ) AS position
+    FROM (
+        SELECT *
+        FROM verdicts
+        WHERE ($7::text[] IS NULL OR status = ANY ($7::text[]))
+          AND ($11::text IS NULL
+               OR ($10::numeric IS NOT NULL
+                   AND (sort_key > $10::numeric
+                        OR sort_key IS NULL
+                        OR (sort_key = $10::numeric
+                            AND vehicle_id COLLATE "C" > $11::text COLLATE "C")))
+               OR ($10::numeric IS NULL AND sort_key IS NULL
+                   AND CASE WHEN $8::text = 'vehicleId' AND $9::boolean
+                            THEN vehicle_id COLLATE "C" < $11::text COLLATE "C"
+                            ELSE vehicle_id COLLATE "C" > $11::text COLLATE "C" END))
+        ORDER BY sort_key ASC NULLS LAST,
+                 CASE WHEN $8::text = 'vehicleId' AND $9::boolean THEN NULL
+                      ELSE vehicle_id COLLATE "C" END ASC,
+                 CASE WHEN $8::text = 'vehicleId' AND $9::boolean
+                      THEN vehicle_id COLLATE "C" END DESC
+        LIMIT $12::bigint
+    ) AS verdicts
+), page_facts AS (
+    -- For the page's rows only: the meters in order of first use, and the minutes they were
+    -- expected to report (completeness).
+    SELECT vehicle_id,
+           array_agg(meter_id ORDER BY first_use NULLS FIRST, meter_id) AS meter_ids,
+           sum(seconds) / 60 AS expected_minutes
+    FROM (
+        SELECT vehicle_id, meter_id, min(position) AS first_use,
+               sum(extract(epoch FROM ends_at - starts_at)) AS seconds
+        FROM spans
+        WHERE vehicle_id IN (SELECT vehicle_id FROM page)
+        GROUP BY vehicle_id, meter_id
+    ) AS by_meter
+    GROUP BY vehicle_id
 )
-SELECT vehicles.vehicle_id,
-       coalesce(sum(parts.data_points), 0)::bigint AS data_points,
-       coalesce(sum(parts.kwh_delivered_dc), 0) AS kwh_delivered_dc,
-       round(sum(parts.battery_temp_sum) / nullif(sum(parts.data_points), 0), 2)
-           AS average_battery_temp
-FROM parts
-JOIN vehicles USING (vehicle_key)
-GROUP BY vehicles.vehicle_id;
+SELECT summary.*,
+       page.vehicle_id, page.last_seen, page.has_assignments, page.same_id_meter_usable,
+       page.ac, page.dc, page.meter_points, page.vehicle_points, page.average_battery_temp,
+       page.status, page.sort_key,
+       coalesce(page_facts.meter_ids, '{}') AS meter_ids,
+       page_facts.expected_minutes
+FROM summary
+LEFT JOIN page ON true
+LEFT JOIN page_facts ON page_facts.vehicle_id = page.vehicle_id
+ORDER BY page.position;

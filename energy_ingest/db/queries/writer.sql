@@ -58,11 +58,10 @@ WHERE vehicle_id = ANY($1::text[]);
 -- ON CONFLICT DO NOTHING skips retries and conflicts without aborting the batch; they are
 -- classified afterwards. ORDER BY the primary key so concurrent batches take index locks in
 -- one order and each partition's B-tree is filled left to right.
--- The hourly rollups grow by exactly the rows stored (RETURNING): a duplicate or a conflict is
--- never counted, and the sums commit with the readings. GROUP BY makes one row per (meter,
--- hour), so the upsert touches each rollup row once; ORDER BY locks them in one order across
--- concurrent batches. The data-modifying CTE runs to completion though nothing reads it.
--- date_bin from a UTC midnight is the UTC hour without date_trunc's time-zone lookup per row.
+-- The rollup inbox gets exactly the rows stored (RETURNING): a duplicate or a conflict is never
+-- counted, and they commit with the readings. An append to a heap without an index; the folder
+-- (writer/rollups.py) adds it up into the rollups later, and readers add it meanwhile.
+-- The data-modifying CTE runs to completion though nothing reads it.
 -- Answers how many rows were stored.
 WITH stored AS (
     INSERT INTO meter_readings (ts, received_at, kwh_consumed_ac, voltage, meter_key)
@@ -71,15 +70,9 @@ WITH stored AS (
     ORDER BY meter_key, ts
     ON CONFLICT (meter_key, ts) DO NOTHING
     RETURNING meter_key, ts, kwh_consumed_ac
-), rolled_up AS (
-    INSERT INTO meter_rollups AS r (hour, kwh_consumed_ac, readings, meter_key)
-    SELECT date_bin('1 hour', ts, '2000-01-01 00:00+00'), sum(kwh_consumed_ac::numeric), count(*), meter_key
-    FROM stored
-    GROUP BY meter_key, date_bin('1 hour', ts, '2000-01-01 00:00+00')
-    ORDER BY meter_key, date_bin('1 hour', ts, '2000-01-01 00:00+00')
-    ON CONFLICT (meter_key, hour) DO UPDATE
-    SET kwh_consumed_ac = r.kwh_consumed_ac + EXCLUDED.kwh_consumed_ac,
-        readings = r.readings + EXCLUDED.readings
+), inboxed AS (
+    INSERT INTO meter_rollup_inbox (ts, kwh_consumed_ac, meter_key)
+    SELECT ts, kwh_consumed_ac, meter_key FROM stored
 )
 SELECT count(*) FROM stored;
 
@@ -93,21 +86,9 @@ WITH stored AS (
     ORDER BY vehicle_key, ts
     ON CONFLICT (vehicle_key, ts) DO NOTHING
     RETURNING vehicle_key, ts, kwh_delivered_dc, battery_temp
-), rolled_up AS (
-    INSERT INTO vehicle_rollups AS r (hour, kwh_delivered_dc, battery_temp_sum, battery_temp_min,
-                                      battery_temp_max, readings, vehicle_key)
-    SELECT date_bin('1 hour', ts, '2000-01-01 00:00+00'), sum(kwh_delivered_dc::numeric),
-           sum(battery_temp::numeric), min(battery_temp), max(battery_temp), count(*),
-           vehicle_key
-    FROM stored
-    GROUP BY vehicle_key, date_bin('1 hour', ts, '2000-01-01 00:00+00')
-    ORDER BY vehicle_key, date_bin('1 hour', ts, '2000-01-01 00:00+00')
-    ON CONFLICT (vehicle_key, hour) DO UPDATE
-    SET kwh_delivered_dc = r.kwh_delivered_dc + EXCLUDED.kwh_delivered_dc,
-        battery_temp_sum = r.battery_temp_sum + EXCLUDED.battery_temp_sum,
-        battery_temp_min = least(r.battery_temp_min, EXCLUDED.battery_temp_min),
-        battery_temp_max = greatest(r.battery_temp_max, EXCLUDED.battery_temp_max),
-        readings = r.readings + EXCLUDED.readings
+), inboxed AS (
+    INSERT INTO vehicle_rollup_inbox (ts, kwh_delivered_dc, battery_temp, vehicle_key)
+    SELECT ts, kwh_delivered_dc, battery_temp, vehicle_key FROM stored
 )
 SELECT count(*) FROM stored;
 

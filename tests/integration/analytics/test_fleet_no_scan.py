@@ -1,7 +1,8 @@
 """The fleet answer reads rollups, and history only by index for the partial hours at its edges.
 
 History is loaded as in test_no_scan (days of 250 devices), and its rollups back-filled as the
-migration does, before the statistics baseline.
+migrations do (hourly rows from history, day rows from hourly rows), before the statistics
+baseline.
 """
 
 from __future__ import annotations
@@ -20,19 +21,7 @@ from tests.integration.analytics.test_no_scan import (
     load_history,
     the_window,
 )
-from tests.support import start_engine
-
-_BACK_FILL = """
-INSERT INTO meter_rollups (hour, kwh_consumed_ac, readings, meter_key)
-SELECT date_trunc('hour', ts, 'UTC'), sum(kwh_consumed_ac::numeric), count(*), meter_key
-FROM meter_readings GROUP BY meter_key, date_trunc('hour', ts, 'UTC');
-INSERT INTO vehicle_rollups (hour, kwh_delivered_dc, battery_temp_sum, battery_temp_min,
-                             battery_temp_max, readings, vehicle_key)
-SELECT date_trunc('hour', ts, 'UTC'), sum(kwh_delivered_dc::numeric), sum(battery_temp::numeric),
-       min(battery_temp), max(battery_temp), count(*), vehicle_key
-FROM vehicle_readings GROUP BY vehicle_key, date_trunc('hour', ts, 'UTC');
-ANALYZE;
-"""
+from tests.support import back_fill_rollups, start_engine
 
 
 async def test_the_fleet_answer_reads_history_only_by_index_at_its_edges(
@@ -44,7 +33,7 @@ async def test_the_fleet_answer_reads_history_only_by_index_at_its_edges(
     for offset in range(-HISTORY_DAYS, settings.partition_days_ahead + 2):
         for table in ROLLUP_TABLES:
             await db.execute(create_partition_statement(table, today + timedelta(days=offset)))
-    await db.execute(_BACK_FILL)
+    await back_fill_rollups(db)
     # Three days, partial hours at both edges: 17 minutes into the first hour, 23 into the last.
     start, end = end - timedelta(days=3, minutes=-17), end - timedelta(minutes=37)
     await db.execute("SELECT pg_stat_force_next_flush()")

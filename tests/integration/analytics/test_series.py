@@ -17,7 +17,7 @@ from energy_ingest.db.partitions import HISTORY_TABLES, create_partition_stateme
 from energy_ingest.keys.service import create_key
 from energy_ingest.readings import DeviceKind
 from tests.factories import iso, meter_reading, minute, vehicle_reading
-from tests.support import start_engine
+from tests.support import back_fill_rollups, start_engine
 
 
 def hour_start(hours_ago: int) -> datetime:
@@ -249,6 +249,7 @@ async def test_1d_buckets_start_at_local_midnight_and_a_dst_day_has_25_hours(
         "INSERT INTO vehicle_live (ts, received_at, soc, kwh_delivered_dc, battery_temp,"
         " vehicle_id) VALUES (now(), now(), 50, 1, 30, 'ev-berlin')"
     )
+    await back_fill_rollups(db)
     window = {"from": "2026-10-24T00:00:00+02:00", "to": "2026-10-27T00:00:00+01:00"}
 
     async with start_engine(settings) as engine:

@@ -96,8 +96,10 @@ async def test_retention_drops_whole_days_and_keeps_the_rest(
     dropped = await partitions.drop_before(kept)
     assert sorted(dropped) == [
         partition_name("meter_readings", old),
+        partition_name("meter_rollup_days", old),
         partition_name("meter_rollups", old),
         partition_name("vehicle_readings", old),
+        partition_name("vehicle_rollup_days", old),
         partition_name("vehicle_rollups", old),
     ]
     hours = await db.fetch("SELECT hour FROM meter_rollups")

@@ -1,14 +1,21 @@
-"""The hourly rollups grow by exactly what history stored, in the writer's own transaction."""
+"""The rollups grow by exactly what history stored: the writer's inbox, then the folder.
+
+The writer copies each stored reading into the rollup inbox in its own transaction; the folder
+(energy_ingest.writer.rollups) adds the inbox to the hourly rows and the day rows. Each test
+folds (`fold_everything`) before it compares the rollups with history.
+"""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
-from importlib import resources
 
 import asyncpg
 import httpx
 
+from energy_ingest.writer.rollups import fold_rollups
 from tests.factories import meter_reading, minute, vehicle_reading
+from tests.support import back_fill_rollups
 
 _RAW_METER_HOURS = """
 SELECT meter_key, date_trunc('hour', ts, 'UTC') AS hour, count(*)::int AS readings,
@@ -32,12 +39,57 @@ FROM vehicle_rollups ORDER BY 1, 2
 """
 
 
+# Each day row's arrays, element by element, against the running sums of its day's hours.
+_DAYS_VERSUS_HOURS = """
+WITH slots AS (
+    SELECT days.{key}, days.day, slot,
+           days.{column}[slot + 1] AS kept,
+           (SELECT coalesce(sum(hours.{column}), 0) FROM {hourly} AS hours
+            WHERE hours.{key} = days.{key} AND hours.hour >= days.day
+              AND hours.hour < days.day + (slot + 1) * interval '1 hour') AS summed
+    FROM {daily} AS days CROSS JOIN generate_series(0, 23) AS slot
+)
+SELECT count(*) FILTER (WHERE kept IS DISTINCT FROM summed) AS wrong, count(*) AS slots
+FROM slots
+"""
+_DAY_COLUMNS = (
+    ("meter_key", "meter_rollups", "meter_rollup_days", "kwh_consumed_ac"),
+    ("meter_key", "meter_rollups", "meter_rollup_days", "readings"),
+    ("vehicle_key", "vehicle_rollups", "vehicle_rollup_days", "kwh_delivered_dc"),
+    ("vehicle_key", "vehicle_rollups", "vehicle_rollup_days", "battery_temp_sum"),
+    ("vehicle_key", "vehicle_rollups", "vehicle_rollup_days", "readings"),
+)
+_DAYS_WITHOUT_HOURS = """
+SELECT count(*) FROM {daily} AS days
+WHERE NOT EXISTS (SELECT 1 FROM {hourly} AS hours WHERE hours.{key} = days.{key}
+                  AND hours.hour >= days.day AND hours.hour < days.day + interval '1 day')
+"""
+
+
+async def fold_everything(db: asyncpg.Connection) -> None:
+    """One whole fold of what is committed now (waits while an engine's folder holds it)."""
+    while await fold_rollups(db) is None:  # noqa: ASYNC110 - another process holds the fold
+        await asyncio.sleep(0.05)
+
+
 async def assert_rollups_match_history(db: asyncpg.Connection) -> int:
-    """Every rollup row equals the GROUP BY of history's rows of its hour; returns their count."""
+    """Folded, every hourly row equals the GROUP BY of history's rows of its hour, and every
+    day row holds the running sums of its hours; returns how many hours there are."""
+    await fold_everything(db)
+    assert await db.fetchval("SELECT count(*) FROM meter_rollup_inbox") == 0
+    assert await db.fetchval("SELECT count(*) FROM vehicle_rollup_inbox") == 0
     raw_meters = [dict(row) for row in await db.fetch(_RAW_METER_HOURS)]
     assert [dict(row) for row in await db.fetch(_ROLLED_METER_HOURS)] == raw_meters
     raw_vehicles = [dict(row) for row in await db.fetch(_RAW_VEHICLE_HOURS)]
     assert [dict(row) for row in await db.fetch(_ROLLED_VEHICLE_HOURS)] == raw_vehicles
+    for key, hourly, daily, column in _DAY_COLUMNS:
+        names = {"key": key, "hourly": hourly, "daily": daily, "column": column}
+        check = await db.fetchrow(_DAYS_VERSUS_HOURS.format(**names))
+        assert check is not None
+        assert check["wrong"] == 0, f"{daily}.{column}: {check['wrong']} wrong running sums"
+        assert await db.fetchval(_DAYS_WITHOUT_HOURS.format(**names)) == 0
+    days = {(row["meter_key"], row["hour"].date()) for row in raw_meters}
+    assert await db.fetchval("SELECT count(*) FROM meter_rollup_days") == len(days)
     return len(raw_meters) + len(raw_vehicles)
 
 
@@ -61,6 +113,8 @@ async def test_duplicates_and_conflicts_are_never_counted_twice(
 
     assert await assert_rollups_match_history(db) >= 4
     total = await db.fetchval("SELECT sum(readings) FROM meter_rollups")
+    # The day rows' last element is the day's total.
+    assert await db.fetchval("SELECT sum(readings[24]) FROM meter_rollup_days") == 121
     assert total == 121
     assert await db.fetchval("SELECT max(battery_temp_max) FROM vehicle_rollups") < 32
 
@@ -78,6 +132,7 @@ async def test_a_reading_days_late_lands_in_its_own_hour(
     assert (await client.post("/v1/ingest/vehicle/batch", json=body)).status_code == 201
 
     hour = late.replace(minute=0, second=0, microsecond=0)
+    await fold_everything(db)
     row = await db.fetchrow(
         "SELECT hour, kwh_consumed_ac, readings FROM meter_rollups ORDER BY hour LIMIT 1"
     )
@@ -101,13 +156,11 @@ async def test_the_migration_back_fills_rollups_from_history(
     ]
     assert (await client.post("/v1/ingest/meter/batch", json=meters)).status_code == 201
     assert (await client.post("/v1/ingest/vehicle/batch", json=vehicles)).status_code == 201
+    await fold_everything(db)
     before = [dict(row) for row in await db.fetch(_ROLLED_METER_HOURS)]
-    # As on a database that had history before rollups existed: rerun the migration's back-fill.
-    await db.execute("TRUNCATE meter_rollups, vehicle_rollups")
-    folder = resources.files("energy_ingest.db").joinpath("migrations")
-    migration = folder.joinpath("202612051400_hourly_rollups.sql").read_text(encoding="utf-8")
-    backfill = migration[migration.index("DO $$") :]
-    await db.execute(backfill)
+    # As on a database that had history before rollups existed: rerun the migrations' back-fills
+    # (hourly rows from history, then day rows from the hourly rows).
+    await back_fill_rollups(db)
 
     assert [dict(row) for row in await db.fetch(_ROLLED_METER_HOURS)] == before
     assert await assert_rollups_match_history(db) >= 6

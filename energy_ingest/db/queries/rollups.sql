@@ -1,0 +1,330 @@
+-- The rollup folder (energy_ingest.writer.rollups): moves the inbox the writer appends to into
+-- the hourly rollups, and rebuilds the day rows of every (device, day) it touched, in one
+-- transaction. Readers add the inbox to the rollups, so a fold changes no answer.
+
+-- name: try_lock_rollup_fold
+-- One folder at a time across engines (the others skip the round): folds of the same rows in
+-- two transactions at once would only wait on each other's row locks.
+SELECT pg_try_advisory_xact_lock(hashtextextended('energy_ingest.rollup_fold', 0));
+
+-- name: disable_jit_for_fold
+-- The fold is a few hash aggregates and index upserts; the planner, seeing thousands of inbox
+-- rows, would JIT-compile it for a second or more. Whatever connection folds (the engine's
+-- write pool, a bench, a test), not for this transaction.
+SET LOCAL jit = off;
+
+-- name: lock_partitions_shared
+-- Partition creation and retention take this key exclusively (lock_partition_maintenance):
+-- shared here, no day partition appears or disappears while the fold runs, so the days it
+-- folds into (list_rollup_days) stay there until it commits.
+SELECT pg_advisory_xact_lock_shared(hashtextextended('energy_ingest.partitions', 0));
+
+-- name: fold_meter_inbox
+-- Takes every committed inbox row (rows of batches still open stay for the next fold) and adds
+-- them to the hourly rollups and to the day rows. $1: the UTC midnights of the days that have
+-- rollup partitions; a row of any other day belongs to a day retention dropped, and goes with
+-- its history. Sums are numeric (each float8 the decimal it was sent as), so they are exact.
+-- GROUP BY makes one row per (meter, hour) and per (meter, day), so each upsert touches a
+-- rollup row once; ORDER BY takes their locks in key order. A day row's arrays are running
+-- totals (element i+1: hours 0 … i): the day's new readings add their running totals to them,
+-- element by element. Answers how many readings it folded.
+WITH taken AS (
+    DELETE FROM meter_rollup_inbox
+    RETURNING ts, kwh_consumed_ac, meter_key
+), kept AS (
+    SELECT meter_key, date_bin('1 hour', ts, '2000-01-01 00:00+00') AS hour,
+           kwh_consumed_ac::numeric AS kwh
+    FROM taken
+    WHERE date_bin('1 day', ts, '2000-01-01 00:00+00') = ANY ($1::timestamptz[])
+), hours AS (
+    SELECT meter_key, hour, sum(kwh) AS kwh, count(*) AS readings,
+           date_bin('1 day', hour, '2000-01-01 00:00+00') AS day,
+           extract(hour FROM hour AT TIME ZONE 'UTC')::integer AS slot
+    FROM kept
+    GROUP BY meter_key, hour
+), hourly AS (
+    INSERT INTO meter_rollups AS r (hour, kwh_consumed_ac, readings, meter_key)
+    SELECT hour, kwh, readings, meter_key
+    FROM hours
+    ORDER BY meter_key, hour
+    ON CONFLICT (meter_key, hour) DO UPDATE
+    SET kwh_consumed_ac = r.kwh_consumed_ac + EXCLUDED.kwh_consumed_ac,
+        readings = r.readings + EXCLUDED.readings
+), daily AS (
+    INSERT INTO meter_rollup_days AS r (day, kwh_consumed_ac, readings, meter_key)
+    SELECT day, ARRAY[
+        coalesce(sum(kwh) FILTER (WHERE slot <= 0), 0),
+        coalesce(sum(kwh) FILTER (WHERE slot <= 1), 0),
+        coalesce(sum(kwh) FILTER (WHERE slot <= 2), 0),
+        coalesce(sum(kwh) FILTER (WHERE slot <= 3), 0),
+        coalesce(sum(kwh) FILTER (WHERE slot <= 4), 0),
+        coalesce(sum(kwh) FILTER (WHERE slot <= 5), 0),
+        coalesce(sum(kwh) FILTER (WHERE slot <= 6), 0),
+        coalesce(sum(kwh) FILTER (WHERE slot <= 7), 0),
+        coalesce(sum(kwh) FILTER (WHERE slot <= 8), 0),
+        coalesce(sum(kwh) FILTER (WHERE slot <= 9), 0),
+        coalesce(sum(kwh) FILTER (WHERE slot <= 10), 0),
+        coalesce(sum(kwh) FILTER (WHERE slot <= 11), 0),
+        coalesce(sum(kwh) FILTER (WHERE slot <= 12), 0),
+        coalesce(sum(kwh) FILTER (WHERE slot <= 13), 0),
+        coalesce(sum(kwh) FILTER (WHERE slot <= 14), 0),
+        coalesce(sum(kwh) FILTER (WHERE slot <= 15), 0),
+        coalesce(sum(kwh) FILTER (WHERE slot <= 16), 0),
+        coalesce(sum(kwh) FILTER (WHERE slot <= 17), 0),
+        coalesce(sum(kwh) FILTER (WHERE slot <= 18), 0),
+        coalesce(sum(kwh) FILTER (WHERE slot <= 19), 0),
+        coalesce(sum(kwh) FILTER (WHERE slot <= 20), 0),
+        coalesce(sum(kwh) FILTER (WHERE slot <= 21), 0),
+        coalesce(sum(kwh) FILTER (WHERE slot <= 22), 0),
+        coalesce(sum(kwh) FILTER (WHERE slot <= 23), 0)
+    ], ARRAY[
+        coalesce(sum(readings) FILTER (WHERE slot <= 0), 0),
+        coalesce(sum(readings) FILTER (WHERE slot <= 1), 0),
+        coalesce(sum(readings) FILTER (WHERE slot <= 2), 0),
+        coalesce(sum(readings) FILTER (WHERE slot <= 3), 0),
+        coalesce(sum(readings) FILTER (WHERE slot <= 4), 0),
+        coalesce(sum(readings) FILTER (WHERE slot <= 5), 0),
+        coalesce(sum(readings) FILTER (WHERE slot <= 6), 0),
+        coalesce(sum(readings) FILTER (WHERE slot <= 7), 0),
+        coalesce(sum(readings) FILTER (WHERE slot <= 8), 0),
+        coalesce(sum(readings) FILTER (WHERE slot <= 9), 0),
+        coalesce(sum(readings) FILTER (WHERE slot <= 10), 0),
+        coalesce(sum(readings) FILTER (WHERE slot <= 11), 0),
+        coalesce(sum(readings) FILTER (WHERE slot <= 12), 0),
+        coalesce(sum(readings) FILTER (WHERE slot <= 13), 0),
+        coalesce(sum(readings) FILTER (WHERE slot <= 14), 0),
+        coalesce(sum(readings) FILTER (WHERE slot <= 15), 0),
+        coalesce(sum(readings) FILTER (WHERE slot <= 16), 0),
+        coalesce(sum(readings) FILTER (WHERE slot <= 17), 0),
+        coalesce(sum(readings) FILTER (WHERE slot <= 18), 0),
+        coalesce(sum(readings) FILTER (WHERE slot <= 19), 0),
+        coalesce(sum(readings) FILTER (WHERE slot <= 20), 0),
+        coalesce(sum(readings) FILTER (WHERE slot <= 21), 0),
+        coalesce(sum(readings) FILTER (WHERE slot <= 22), 0),
+        coalesce(sum(readings) FILTER (WHERE slot <= 23), 0)
+    ]::integer[], meter_key
+    FROM hours
+    GROUP BY meter_key, day
+    ORDER BY meter_key, day
+    ON CONFLICT (meter_key, day) DO UPDATE
+    SET kwh_consumed_ac = ARRAY[
+        r.kwh_consumed_ac[1] + EXCLUDED.kwh_consumed_ac[1],
+        r.kwh_consumed_ac[2] + EXCLUDED.kwh_consumed_ac[2],
+        r.kwh_consumed_ac[3] + EXCLUDED.kwh_consumed_ac[3],
+        r.kwh_consumed_ac[4] + EXCLUDED.kwh_consumed_ac[4],
+        r.kwh_consumed_ac[5] + EXCLUDED.kwh_consumed_ac[5],
+        r.kwh_consumed_ac[6] + EXCLUDED.kwh_consumed_ac[6],
+        r.kwh_consumed_ac[7] + EXCLUDED.kwh_consumed_ac[7],
+        r.kwh_consumed_ac[8] + EXCLUDED.kwh_consumed_ac[8],
+        r.kwh_consumed_ac[9] + EXCLUDED.kwh_consumed_ac[9],
+        r.kwh_consumed_ac[10] + EXCLUDED.kwh_consumed_ac[10],
+        r.kwh_consumed_ac[11] + EXCLUDED.kwh_consumed_ac[11],
+        r.kwh_consumed_ac[12] + EXCLUDED.kwh_consumed_ac[12],
+        r.kwh_consumed_ac[13] + EXCLUDED.kwh_consumed_ac[13],
+        r.kwh_consumed_ac[14] + EXCLUDED.kwh_consumed_ac[14],
+        r.kwh_consumed_ac[15] + EXCLUDED.kwh_consumed_ac[15],
+        r.kwh_consumed_ac[16] + EXCLUDED.kwh_consumed_ac[16],
+        r.kwh_consumed_ac[17] + EXCLUDED.kwh_consumed_ac[17],
+        r.kwh_consumed_ac[18] + EXCLUDED.kwh_consumed_ac[18],
+        r.kwh_consumed_ac[19] + EXCLUDED.kwh_consumed_ac[19],
+        r.kwh_consumed_ac[20] + EXCLUDED.kwh_consumed_ac[20],
+        r.kwh_consumed_ac[21] + EXCLUDED.kwh_consumed_ac[21],
+        r.kwh_consumed_ac[22] + EXCLUDED.kwh_consumed_ac[22],
+        r.kwh_consumed_ac[23] + EXCLUDED.kwh_consumed_ac[23],
+        r.kwh_consumed_ac[24] + EXCLUDED.kwh_consumed_ac[24]
+    ], readings = ARRAY[
+        r.readings[1] + EXCLUDED.readings[1], r.readings[2] + EXCLUDED.readings[2],
+        r.readings[3] + EXCLUDED.readings[3], r.readings[4] + EXCLUDED.readings[4],
+        r.readings[5] + EXCLUDED.readings[5], r.readings[6] + EXCLUDED.readings[6],
+        r.readings[7] + EXCLUDED.readings[7], r.readings[8] + EXCLUDED.readings[8],
+        r.readings[9] + EXCLUDED.readings[9], r.readings[10] + EXCLUDED.readings[10],
+        r.readings[11] + EXCLUDED.readings[11], r.readings[12] + EXCLUDED.readings[12],
+        r.readings[13] + EXCLUDED.readings[13], r.readings[14] + EXCLUDED.readings[14],
+        r.readings[15] + EXCLUDED.readings[15], r.readings[16] + EXCLUDED.readings[16],
+        r.readings[17] + EXCLUDED.readings[17], r.readings[18] + EXCLUDED.readings[18],
+        r.readings[19] + EXCLUDED.readings[19], r.readings[20] + EXCLUDED.readings[20],
+        r.readings[21] + EXCLUDED.readings[21], r.readings[22] + EXCLUDED.readings[22],
+        r.readings[23] + EXCLUDED.readings[23], r.readings[24] + EXCLUDED.readings[24]
+    ]
+)
+SELECT count(*) FROM kept;
+
+-- name: fold_vehicle_inbox
+-- Same as fold_meter_inbox for the vehicles' DC and battery temperatures (the stored real, as
+-- the per-vehicle average reads it).
+WITH taken AS (
+    DELETE FROM vehicle_rollup_inbox
+    RETURNING ts, kwh_delivered_dc, battery_temp, vehicle_key
+), kept AS (
+    SELECT vehicle_key, date_bin('1 hour', ts, '2000-01-01 00:00+00') AS hour,
+           kwh_delivered_dc::numeric AS kwh, battery_temp
+    FROM taken
+    WHERE date_bin('1 day', ts, '2000-01-01 00:00+00') = ANY ($1::timestamptz[])
+), hours AS (
+    SELECT vehicle_key, hour, sum(kwh) AS kwh, sum(battery_temp::numeric) AS temp,
+           min(battery_temp) AS temp_min, max(battery_temp) AS temp_max, count(*) AS readings,
+           date_bin('1 day', hour, '2000-01-01 00:00+00') AS day,
+           extract(hour FROM hour AT TIME ZONE 'UTC')::integer AS slot
+    FROM kept
+    GROUP BY vehicle_key, hour
+), hourly AS (
+    INSERT INTO vehicle_rollups AS r (hour, kwh_delivered_dc, battery_temp_sum, battery_temp_min,
+                                      battery_temp_max, readings, vehicle_key)
+    SELECT hour, kwh, temp, temp_min, temp_max, readings, vehicle_key
+    FROM hours
+    ORDER BY vehicle_key, hour
+    ON CONFLICT (vehicle_key, hour) DO UPDATE
+    SET kwh_delivered_dc = r.kwh_delivered_dc + EXCLUDED.kwh_delivered_dc,
+        battery_temp_sum = r.battery_temp_sum + EXCLUDED.battery_temp_sum,
+        battery_temp_min = least(r.battery_temp_min, EXCLUDED.battery_temp_min),
+        battery_temp_max = greatest(r.battery_temp_max, EXCLUDED.battery_temp_max),
+        readings = r.readings + EXCLUDED.readings
+), daily AS (
+    INSERT INTO vehicle_rollup_days AS r (day, kwh_delivered_dc, battery_temp_sum, readings,
+                                          vehicle_key)
+    SELECT day, ARRAY[
+        coalesce(sum(kwh) FILTER (WHERE slot <= 0), 0),
+        coalesce(sum(kwh) FILTER (WHERE slot <= 1), 0),
+        coalesce(sum(kwh) FILTER (WHERE slot <= 2), 0),
+        coalesce(sum(kwh) FILTER (WHERE slot <= 3), 0),
+        coalesce(sum(kwh) FILTER (WHERE slot <= 4), 0),
+        coalesce(sum(kwh) FILTER (WHERE slot <= 5), 0),
+        coalesce(sum(kwh) FILTER (WHERE slot <= 6), 0),
+        coalesce(sum(kwh) FILTER (WHERE slot <= 7), 0),
+        coalesce(sum(kwh) FILTER (WHERE slot <= 8), 0),
+        coalesce(sum(kwh) FILTER (WHERE slot <= 9), 0),
+        coalesce(sum(kwh) FILTER (WHERE slot <= 10), 0),
+        coalesce(sum(kwh) FILTER (WHERE slot <= 11), 0),
+        coalesce(sum(kwh) FILTER (WHERE slot <= 12), 0),
+        coalesce(sum(kwh) FILTER (WHERE slot <= 13), 0),
+        coalesce(sum(kwh) FILTER (WHERE slot <= 14), 0),
+        coalesce(sum(kwh) FILTER (WHERE slot <= 15), 0),
+        coalesce(sum(kwh) FILTER (WHERE slot <= 16), 0),
+        coalesce(sum(kwh) FILTER (WHERE slot <= 17), 0),
+        coalesce(sum(kwh) FILTER (WHERE slot <= 18), 0),
+        coalesce(sum(kwh) FILTER (WHERE slot <= 19), 0),
+        coalesce(sum(kwh) FILTER (WHERE slot <= 20), 0),
+        coalesce(sum(kwh) FILTER (WHERE slot <= 21), 0),
+        coalesce(sum(kwh) FILTER (WHERE slot <= 22), 0),
+        coalesce(sum(kwh) FILTER (WHERE slot <= 23), 0)
+    ], ARRAY[
+        coalesce(sum(temp) FILTER (WHERE slot <= 0), 0),
+        coalesce(sum(temp) FILTER (WHERE slot <= 1), 0),
+        coalesce(sum(temp) FILTER (WHERE slot <= 2), 0),
+        coalesce(sum(temp) FILTER (WHERE slot <= 3), 0),
+        coalesce(sum(temp) FILTER (WHERE slot <= 4), 0),
+        coalesce(sum(temp) FILTER (WHERE slot <= 5), 0),
+        coalesce(sum(temp) FILTER (WHERE slot <= 6), 0),
+        coalesce(sum(temp) FILTER (WHERE slot <= 7), 0),
+        coalesce(sum(temp) FILTER (WHERE slot <= 8), 0),
+        coalesce(sum(temp) FILTER (WHERE slot <= 9), 0),
+        coalesce(sum(temp) FILTER (WHERE slot <= 10), 0),
+        coalesce(sum(temp) FILTER (WHERE slot <= 11), 0),
+        coalesce(sum(temp) FILTER (WHERE slot <= 12), 0),
+        coalesce(sum(temp) FILTER (WHERE slot <= 13), 0),
+        coalesce(sum(temp) FILTER (WHERE slot <= 14), 0),
+        coalesce(sum(temp) FILTER (WHERE slot <= 15), 0),
+        coalesce(sum(temp) FILTER (WHERE slot <= 16), 0),
+        coalesce(sum(temp) FILTER (WHERE slot <= 17), 0),
+        coalesce(sum(temp) FILTER (WHERE slot <= 18), 0),
+        coalesce(sum(temp) FILTER (WHERE slot <= 19), 0),
+        coalesce(sum(temp) FILTER (WHERE slot <= 20), 0),
+        coalesce(sum(temp) FILTER (WHERE slot <= 21), 0),
+        coalesce(sum(temp) FILTER (WHERE slot <= 22), 0),
+        coalesce(sum(temp) FILTER (WHERE slot <= 23), 0)
+    ], ARRAY[
+        coalesce(sum(readings) FILTER (WHERE slot <= 0), 0),
+        coalesce(sum(readings) FILTER (WHERE slot <= 1), 0),
+        coalesce(sum(readings) FILTER (WHERE slot <= 2), 0),
+        coalesce(sum(readings) FILTER (WHERE slot <= 3), 0),
+        coalesce(sum(readings) FILTER (WHERE slot <= 4), 0),
+        coalesce(sum(readings) FILTER (WHERE slot <= 5), 0),
+        coalesce(sum(readings) FILTER (WHERE slot <= 6), 0),
+        coalesce(sum(readings) FILTER (WHERE slot <= 7), 0),
+        coalesce(sum(readings) FILTER (WHERE slot <= 8), 0),
+        coalesce(sum(readings) FILTER (WHERE slot <= 9), 0),
+        coalesce(sum(readings) FILTER (WHERE slot <= 10), 0),
+        coalesce(sum(readings) FILTER (WHERE slot <= 11), 0),
+        coalesce(sum(readings) FILTER (WHERE slot <= 12), 0),
+        coalesce(sum(readings) FILTER (WHERE slot <= 13), 0),
+        coalesce(sum(readings) FILTER (WHERE slot <= 14), 0),
+        coalesce(sum(readings) FILTER (WHERE slot <= 15), 0),
+        coalesce(sum(readings) FILTER (WHERE slot <= 16), 0),
+        coalesce(sum(readings) FILTER (WHERE slot <= 17), 0),
+        coalesce(sum(readings) FILTER (WHERE slot <= 18), 0),
+        coalesce(sum(readings) FILTER (WHERE slot <= 19), 0),
+        coalesce(sum(readings) FILTER (WHERE slot <= 20), 0),
+        coalesce(sum(readings) FILTER (WHERE slot <= 21), 0),
+        coalesce(sum(readings) FILTER (WHERE slot <= 22), 0),
+        coalesce(sum(readings) FILTER (WHERE slot <= 23), 0)
+    ]::integer[], vehicle_key
+    FROM hours
+    GROUP BY vehicle_key, day
+    ORDER BY vehicle_key, day
+    ON CONFLICT (vehicle_key, day) DO UPDATE
+    SET kwh_delivered_dc = ARRAY[
+        r.kwh_delivered_dc[1] + EXCLUDED.kwh_delivered_dc[1],
+        r.kwh_delivered_dc[2] + EXCLUDED.kwh_delivered_dc[2],
+        r.kwh_delivered_dc[3] + EXCLUDED.kwh_delivered_dc[3],
+        r.kwh_delivered_dc[4] + EXCLUDED.kwh_delivered_dc[4],
+        r.kwh_delivered_dc[5] + EXCLUDED.kwh_delivered_dc[5],
+        r.kwh_delivered_dc[6] + EXCLUDED.kwh_delivered_dc[6],
+        r.kwh_delivered_dc[7] + EXCLUDED.kwh_delivered_dc[7],
+        r.kwh_delivered_dc[8] + EXCLUDED.kwh_delivered_dc[8],
+        r.kwh_delivered_dc[9] + EXCLUDED.kwh_delivered_dc[9],
+        r.kwh_delivered_dc[10] + EXCLUDED.kwh_delivered_dc[10],
+        r.kwh_delivered_dc[11] + EXCLUDED.kwh_delivered_dc[11],
+        r.kwh_delivered_dc[12] + EXCLUDED.kwh_delivered_dc[12],
+        r.kwh_delivered_dc[13] + EXCLUDED.kwh_delivered_dc[13],
+        r.kwh_delivered_dc[14] + EXCLUDED.kwh_delivered_dc[14],
+        r.kwh_delivered_dc[15] + EXCLUDED.kwh_delivered_dc[15],
+        r.kwh_delivered_dc[16] + EXCLUDED.kwh_delivered_dc[16],
+        r.kwh_delivered_dc[17] + EXCLUDED.kwh_delivered_dc[17],
+        r.kwh_delivered_dc[18] + EXCLUDED.kwh_delivered_dc[18],
+        r.kwh_delivered_dc[19] + EXCLUDED.kwh_delivered_dc[19],
+        r.kwh_delivered_dc[20] + EXCLUDED.kwh_delivered_dc[20],
+        r.kwh_delivered_dc[21] + EXCLUDED.kwh_delivered_dc[21],
+        r.kwh_delivered_dc[22] + EXCLUDED.kwh_delivered_dc[22],
+        r.kwh_delivered_dc[23] + EXCLUDED.kwh_delivered_dc[23],
+        r.kwh_delivered_dc[24] + EXCLUDED.kwh_delivered_dc[24]
+    ], battery_temp_sum = ARRAY[
+        r.battery_temp_sum[1] + EXCLUDED.battery_temp_sum[1],
+        r.battery_temp_sum[2] + EXCLUDED.battery_temp_sum[2],
+        r.battery_temp_sum[3] + EXCLUDED.battery_temp_sum[3],
+        r.battery_temp_sum[4] + EXCLUDED.battery_temp_sum[4],
+        r.battery_temp_sum[5] + EXCLUDED.battery_temp_sum[5],
+        r.battery_temp_sum[6] + EXCLUDED.battery_temp_sum[6],
+        r.battery_temp_sum[7] + EXCLUDED.battery_temp_sum[7],
+        r.battery_temp_sum[8] + EXCLUDED.battery_temp_sum[8],
+        r.battery_temp_sum[9] + EXCLUDED.battery_temp_sum[9],
+        r.battery_temp_sum[10] + EXCLUDED.battery_temp_sum[10],
+        r.battery_temp_sum[11] + EXCLUDED.battery_temp_sum[11],
+        r.battery_temp_sum[12] + EXCLUDED.battery_temp_sum[12],
+        r.battery_temp_sum[13] + EXCLUDED.battery_temp_sum[13],
+        r.battery_temp_sum[14] + EXCLUDED.battery_temp_sum[14],
+        r.battery_temp_sum[15] + EXCLUDED.battery_temp_sum[15],
+        r.battery_temp_sum[16] + EXCLUDED.battery_temp_sum[16],
+        r.battery_temp_sum[17] + EXCLUDED.battery_temp_sum[17],
+        r.battery_temp_sum[18] + EXCLUDED.battery_temp_sum[18],
+        r.battery_temp_sum[19] + EXCLUDED.battery_temp_sum[19],
+        r.battery_temp_sum[20] + EXCLUDED.battery_temp_sum[20],
+        r.battery_temp_sum[21] + EXCLUDED.battery_temp_sum[21],
+        r.battery_temp_sum[22] + EXCLUDED.battery_temp_sum[22],
+        r.battery_temp_sum[23] + EXCLUDED.battery_temp_sum[23],
+        r.battery_temp_sum[24] + EXCLUDED.battery_temp_sum[24]
+    ], readings = ARRAY[
+        r.readings[1] + EXCLUDED.readings[1], r.readings[2] + EXCLUDED.readings[2],
+        r.readings[3] + EXCLUDED.readings[3], r.readings[4] + EXCLUDED.readings[4],
+        r.readings[5] + EXCLUDED.readings[5], r.readings[6] + EXCLUDED.readings[6],
+        r.readings[7] + EXCLUDED.readings[7], r.readings[8] + EXCLUDED.readings[8],
+        r.readings[9] + EXCLUDED.readings[9], r.readings[10] + EXCLUDED.readings[10],
+        r.readings[11] + EXCLUDED.readings[11], r.readings[12] + EXCLUDED.readings[12],
+        r.readings[13] + EXCLUDED.readings[13], r.readings[14] + EXCLUDED.readings[14],
+        r.readings[15] + EXCLUDED.readings[15], r.readings[16] + EXCLUDED.readings[16],
+        r.readings[17] + EXCLUDED.readings[17], r.readings[18] + EXCLUDED.readings[18],
+        r.readings[19] + EXCLUDED.readings[19], r.readings[20] + EXCLUDED.readings[20],
+        r.readings[21] + EXCLUDED.readings[21], r.readings[22] + EXCLUDED.readings[22],
+        r.readings[23] + EXCLUDED.readings[23], r.readings[24] + EXCLUDED.readings[24]
+    ]
+)
+SELECT count(*) FROM kept;
