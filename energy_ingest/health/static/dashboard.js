@@ -158,6 +158,16 @@
     return { from: new Date(now - 24 * HOUR), to: now };
   }
 
+  // The fleet's windows end with the current UTC hour and span whole hours, as the engine's
+  // default window does: the engine answers them from its rollups alone (a window to the
+  // minute also reads every device's partial hours from history).
+  function fleetWindowOf(choice, fromInput, toInput) {
+    if (choice === "custom") return windowOf(choice, fromInput, toInput);
+    const to = new Date(Math.floor(Date.now() / HOUR) * HOUR + HOUR);
+    const hours = choice === "6h" ? 6 : choice === "7d" ? 7 * 24 : 24;
+    return { from: new Date(to - hours * HOUR), to };
+  }
+
   function stepFor(win) {
     // At most ~400 buckets to draw (the engine allows 2,000 an answer).
     const minutes = (win.to - win.from) / 60000;
@@ -433,7 +443,7 @@
   // Fleet
 
   function fleetPath(cursor) {
-    const win = windowOf($("fleet-window").value, $("fleet-from"), $("fleet-to"));
+    const win = fleetWindowOf($("fleet-window").value, $("fleet-from"), $("fleet-to"));
     return (
       "/v1/analytics/fleet/performance" +
       query({
