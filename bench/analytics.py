@@ -20,12 +20,13 @@ from typing import Any
 import asyncpg
 import orjson
 
-from bench.http_load import Call, LoadResult, drive, get_calls
+from bench.http_load import Call, Inspect, LoadResult, drive, get_calls
 from bench.readings import meter_id, vehicle_id
 from bench.servers import HOST
 from bench.sql import bench_sql
 from energy_ingest.db.partitions import PartitionManager
 from energy_ingest.db.sql import sql
+from energy_ingest.wire import format_timestamp
 
 PERFORMANCE_PATH = "/v1/analytics/performance/{vehicle}"
 # Rows of one INSERT … SELECT: its ORDER BY sorts in memory with the session's work_mem.
@@ -78,6 +79,7 @@ class LoadStep:
     end: datetime
     rows: int = 0
     load_seconds: float = 0.0
+    rollup_seconds: float = 0.0
     vacuum_seconds: float = 0.0
 
     def as_json(self) -> dict[str, Any]:
@@ -87,6 +89,7 @@ class LoadStep:
             "end": self.end.isoformat(),
             "rows": self.rows,
             "load_seconds": round(self.load_seconds, 1),
+            "rollup_seconds": round(self.rollup_seconds, 1),
             "vacuum_analyze_seconds": round(self.vacuum_seconds, 1),
             "rows_per_second": round(self.rows / self.load_seconds) if self.load_seconds else 0,
         }
@@ -122,6 +125,21 @@ async def load_history(
         await meters.execute(bench_sql("bulk_upsert_meter_live"), last, interval)
         await vehicles.execute(bench_sql("bulk_upsert_vehicle_live"), last, interval)
         step.load_seconds = time.perf_counter() - started
+        started = time.perf_counter()
+        # The rollups of what was loaded (whole days: a day row is rebuilt from its hours, so
+        # a load that ends inside a day another load starts is still exact).
+        first_day = start.replace(hour=0, minute=0, second=0, microsecond=0)
+        last_day = (end - interval).replace(hour=0, minute=0, second=0, microsecond=0)
+        days_end = last_day + timedelta(days=1)
+        await asyncio.gather(
+            meters.execute(bench_sql("bulk_roll_up_meter_history"), start, end),
+            vehicles.execute(bench_sql("bulk_roll_up_vehicle_history"), start, end),
+        )
+        await asyncio.gather(
+            meters.execute(bench_sql("bulk_roll_up_meter_days"), first_day, days_end),
+            vehicles.execute(bench_sql("bulk_roll_up_vehicle_days"), first_day, days_end),
+        )
+        step.rollup_seconds = time.perf_counter() - started
         started = time.perf_counter()
         # What autovacuum does to append-only partitions soon after a load (the partitions ask
         # for it at 5 % new rows): visibility map and hint bits set, fresh planner statistics.
@@ -208,3 +226,87 @@ async def compact_closed_days(url: str, before: date) -> tuple[list[str], float]
         return compacted, time.perf_counter() - started
     finally:
         await pool.close()
+
+
+FLEET_PATH = "/v1/analytics/fleet/performance"
+SERIES_PATH = "/v1/analytics/vehicle/{vehicle}/series?step=1h&from={start}&to={end}"
+
+
+async def _latency(
+    port: int, paths: Sequence[str], warmup: int, request_timeout: float, inspect: Inspect
+) -> dict[str, Any]:
+    """GET each path in turn from one client; p50/p99 of those after the first `warmup`."""
+    calls = get_calls(paths)
+    await drive(
+        HOST, port, calls[:warmup], clients=1, request_timeout=request_timeout, inspect=inspect
+    )
+    result = await drive(
+        HOST, port, calls[warmup:], clients=1, request_timeout=request_timeout, inspect=inspect
+    )
+    return {
+        "requests": result.requests,
+        "clients": 1,
+        "warmup_requests": warmup,
+        "p50_ms": round(result.percentile(0.50) * 1000, 2),
+        "p99_ms": round(result.percentile(0.99) * 1000, 2),
+        "max_ms": round(max(result.latencies, default=0.0) * 1000, 2),
+        "statuses": dict(result.statuses),
+        "problems": result.problems,
+        "problem_count": result.problem_count,
+    }
+
+
+async def measure_fleet(
+    port: int,
+    vehicles: int,
+    *,
+    query: str,
+    requests: int,
+    warmup_requests: int,
+    request_timeout: float,
+) -> dict[str, Any]:
+    """GET the fleet's performance (`query`: its window), one request at a time: every answer
+    must cover the whole fleet."""
+
+    def inspect(call: Call, status: int, body: bytes) -> str | None:
+        if status != 200:
+            return f"{call.label}: HTTP {status}: {body[:200]!r}"
+        counted = orjson.loads(body)["summary"]["vehicles"]
+        return None if counted == vehicles else f"{call.label}: {counted} vehicles, not {vehicles}"
+
+    path = FLEET_PATH + (f"?{query}" if query else "")
+    figures = await _latency(
+        port, [path] * (warmup_requests + requests), warmup_requests, request_timeout, inspect
+    )
+    figures["path"] = path
+    return figures
+
+
+async def measure_series(
+    port: int,
+    vehicles: Sequence[str],
+    *,
+    start: datetime,
+    end: datetime,
+    requests: int,
+    warmup_requests: int,
+    request_timeout: float,
+    seed: int,
+) -> dict[str, Any]:
+    """GET random vehicles' series at 1h over [start, end): every answer must have data."""
+
+    def inspect(call: Call, status: int, body: bytes) -> str | None:
+        if status != 200:
+            return f"{call.label}: HTTP {status}: {body[:200]!r}"
+        points = [bucket["dataPoints"] for bucket in orjson.loads(body)["buckets"]]
+        if not sum(p["vehicle"] for p in points) or not sum(p["meter"] for p in points):
+            return f"{call.label}: no data"
+        return None
+
+    rng = random.Random(seed)
+    picked = rng.choices(vehicles, k=warmup_requests + requests)
+    window = {"start": format_timestamp(start), "end": format_timestamp(end)}
+    paths = [SERIES_PATH.format(vehicle=vehicle, **window) for vehicle in picked]
+    figures = await _latency(port, paths, warmup_requests, request_timeout, inspect)
+    figures["window"] = window
+    return figures

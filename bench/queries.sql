@@ -188,6 +188,80 @@ FROM generate_series($1::timestamptz, $2::timestamptz - $3::interval, $3::interv
 CROSS JOIN vehicles AS v
 ORDER BY t.ts, v.vehicle_key;
 
+-- name: bulk_roll_up_meter_history
+-- The rollups of history bulk-loaded over [$1, $2) (whole days), as the writer's inbox and the
+-- folder would have kept them: hourly rows from history, then each touched day's row from its
+-- hourly rows (the running totals of the engine's migration back-fill).
+INSERT INTO meter_rollups AS r (hour, kwh_consumed_ac, readings, meter_key)
+SELECT date_bin('1 hour', ts, '2000-01-01 00:00+00'), sum(kwh_consumed_ac::numeric), count(*),
+       meter_key
+FROM meter_readings
+WHERE ts >= $1 AND ts < $2
+GROUP BY meter_key, date_bin('1 hour', ts, '2000-01-01 00:00+00')
+ON CONFLICT (meter_key, hour) DO UPDATE
+SET kwh_consumed_ac = r.kwh_consumed_ac + EXCLUDED.kwh_consumed_ac,
+    readings = r.readings + EXCLUDED.readings;
+
+-- name: bulk_roll_up_vehicle_history
+-- Same as bulk_roll_up_meter_history for the vehicles.
+INSERT INTO vehicle_rollups AS r (hour, kwh_delivered_dc, battery_temp_sum, battery_temp_min,
+                                  battery_temp_max, readings, vehicle_key)
+SELECT date_bin('1 hour', ts, '2000-01-01 00:00+00'), sum(kwh_delivered_dc::numeric),
+       sum(battery_temp::numeric), min(battery_temp), max(battery_temp), count(*), vehicle_key
+FROM vehicle_readings
+WHERE ts >= $1 AND ts < $2
+GROUP BY vehicle_key, date_bin('1 hour', ts, '2000-01-01 00:00+00')
+ON CONFLICT (vehicle_key, hour) DO UPDATE
+SET kwh_delivered_dc = r.kwh_delivered_dc + EXCLUDED.kwh_delivered_dc,
+    battery_temp_sum = r.battery_temp_sum + EXCLUDED.battery_temp_sum,
+    battery_temp_min = least(r.battery_temp_min, EXCLUDED.battery_temp_min),
+    battery_temp_max = greatest(r.battery_temp_max, EXCLUDED.battery_temp_max),
+    readings = r.readings + EXCLUDED.readings;
+
+-- name: bulk_roll_up_meter_days
+-- The day rows of the days [$1, $2) from their hourly rows: running totals of the 24 hours.
+INSERT INTO meter_rollup_days AS d (day, kwh_consumed_ac, readings, meter_key)
+SELECT day, array_agg(kwh ORDER BY slot), array_agg(readings::integer ORDER BY slot), meter_key
+FROM (
+    SELECT device.meter_key, device.day, slot,
+           sum(coalesce(hours.kwh_consumed_ac, 0)) OVER running AS kwh,
+           sum(coalesce(hours.readings, 0)) OVER running AS readings
+    FROM (SELECT DISTINCT meter_key, date_bin('1 day', hour, '2000-01-01 00:00+00') AS day
+          FROM meter_rollups WHERE hour >= $1 AND hour < $2) AS device
+    CROSS JOIN generate_series(0, 23) AS slot
+    LEFT JOIN meter_rollups AS hours
+        ON hours.meter_key = device.meter_key AND hours.hour = device.day + slot * interval '1 hour'
+    WINDOW running AS (PARTITION BY device.meter_key, device.day ORDER BY slot)
+) AS slots
+GROUP BY meter_key, day
+ON CONFLICT (meter_key, day) DO UPDATE
+SET kwh_consumed_ac = EXCLUDED.kwh_consumed_ac, readings = EXCLUDED.readings;
+
+-- name: bulk_roll_up_vehicle_days
+-- Same as bulk_roll_up_meter_days for the vehicles.
+INSERT INTO vehicle_rollup_days AS d (day, kwh_delivered_dc, battery_temp_sum, readings,
+                                      vehicle_key)
+SELECT day, array_agg(kwh ORDER BY slot), array_agg(temp ORDER BY slot),
+       array_agg(readings::integer ORDER BY slot), vehicle_key
+FROM (
+    SELECT device.vehicle_key, device.day, slot,
+           sum(coalesce(hours.kwh_delivered_dc, 0)) OVER running AS kwh,
+           sum(coalesce(hours.battery_temp_sum, 0)) OVER running AS temp,
+           sum(coalesce(hours.readings, 0)) OVER running AS readings
+    FROM (SELECT DISTINCT vehicle_key, date_bin('1 day', hour, '2000-01-01 00:00+00') AS day
+          FROM vehicle_rollups WHERE hour >= $1 AND hour < $2) AS device
+    CROSS JOIN generate_series(0, 23) AS slot
+    LEFT JOIN vehicle_rollups AS hours
+        ON hours.vehicle_key = device.vehicle_key
+       AND hours.hour = device.day + slot * interval '1 hour'
+    WINDOW running AS (PARTITION BY device.vehicle_key, device.day ORDER BY slot)
+) AS slots
+GROUP BY vehicle_key, day
+ON CONFLICT (vehicle_key, day) DO UPDATE
+SET kwh_delivered_dc = EXCLUDED.kwh_delivered_dc,
+    battery_temp_sum = EXCLUDED.battery_temp_sum,
+    readings = EXCLUDED.readings;
+
 -- name: bulk_upsert_meter_live
 -- Live state as the newest bulk reading left it ($1 its time, $2 the interval).
 INSERT INTO meter_live (ts, received_at, kwh_consumed_ac, voltage, meter_id)

@@ -24,6 +24,11 @@ TARGET_HTTP_READINGS_PER_SECOND = 20_000
 TARGET_SINGLE_OVER_NAIVE = 3.0
 TARGET_ANALYTICS_GROWTH = 1.5
 TARGET_BYTES_PER_READING = 100.0
+TARGET_FLEET_24H_MS = 100.0
+TARGET_FLEET_GROWTH = 1.2
+TARGET_FLEET_7D_MS = 300.0
+TARGET_SERIES_7D_MS = 20.0
+TARGET_ROLLUP_SHARE = 0.85
 
 
 def scrub(text: str, folders: dict[str, str]) -> str:
@@ -177,6 +182,7 @@ def targets(report: dict[str, Any]) -> list[tuple[str, str, bool]]:
                 ratio <= TARGET_ANALYTICS_GROWTH,
             )
         )
+    found += _fleet_targets(report)
     for source, title in STORAGE_SOURCES:
         storage = report.get(source)
         if not storage:
@@ -190,6 +196,139 @@ def targets(report: dict[str, Any]) -> list[tuple[str, str, bool]]:
                 )
             )
     return found
+
+
+def _fleet_targets(report: dict[str, Any]) -> list[tuple[str, str, bool]]:
+    """The fleet view's targets: fleet and series latency, and ingest with rollups kept."""
+    found: list[tuple[str, str, bool]] = []
+    analytics = report.get("analytics") or {}
+    one = (analytics.get("one_day") or {}).get("fleet_24h")
+    seven = analytics.get("seven_days") or {}
+    devices = analytics.get("devices", 0)
+    if one:
+        found.append(
+            (
+                f"fleet performance, 24 h, {devices:,} vehicles: p50 ≤ {TARGET_FLEET_24H_MS:g} ms",
+                _ms(one["p50_ms"]),
+                one["p50_ms"] <= TARGET_FLEET_24H_MS,
+            )
+        )
+    if one and seven.get("fleet_24h"):
+        ratio = _ratio(seven["fleet_24h"]["p50_ms"], one["p50_ms"])
+        found.append(
+            (
+                f"fleet performance, 24 h, p50 with {seven['history_days']} days of history "
+                f"≤ {TARGET_FLEET_GROWTH:g}× p50 with 1 day",
+                f"{ratio:.2f}×",
+                ratio <= TARGET_FLEET_GROWTH,
+            )
+        )
+    if seven.get("fleet_7d"):
+        p50 = seven["fleet_7d"]["p50_ms"]
+        found.append(
+            (
+                f"fleet performance, 7-day window: p50 ≤ {TARGET_FLEET_7D_MS:g} ms",
+                _ms(p50),
+                p50 <= TARGET_FLEET_7D_MS,
+            )
+        )
+    if seven.get("series_7d_1h"):
+        p50 = seven["series_7d_1h"]["p50_ms"]
+        found.append(
+            (
+                f"one vehicle's series, 7 days at 1h: p50 ≤ {TARGET_SERIES_7D_MS:g} ms",
+                _ms(p50),
+                p50 <= TARGET_SERIES_7D_MS,
+            )
+        )
+    rollups = report.get("rollups")
+    if rollups:
+        found.append(
+            (
+                f"ingest with rollups kept ≥ {TARGET_ROLLUP_SHARE:g}× without",
+                f"{rollups['ratio']:.2f}×",
+                rollups["ratio"] >= TARGET_ROLLUP_SHARE,
+            )
+        )
+    return found
+
+
+def _fleet_rows(report: dict[str, Any]) -> list[tuple[str, str, str, str]]:
+    rows: list[tuple[str, str, str, str]] = []
+    analytics = report.get("analytics") or {}
+    devices = analytics.get("devices", 0)
+    one = (analytics.get("one_day") or {}).get("fleet_24h")
+    seven = analytics.get("seven_days") or {}
+
+    def latency(figures: dict[str, Any]) -> str:
+        return f"p50 {_ms(figures['p50_ms'])}, p99 {_ms(figures['p99_ms'])}"
+
+    if one:
+        rows.append(
+            (
+                f"5 GET /v1/analytics/fleet/performance (last 24 whole hours, {devices:,} "
+                f"vehicles), 1 day of history, 1 client",
+                latency(one),
+                f"target {TARGET_FLEET_24H_MS:g} ms",
+                f"{_ratio(one['p50_ms'], TARGET_FLEET_24H_MS):.2f}×",
+            )
+        )
+    if seven.get("fleet_24h"):
+        figures = seven["fleet_24h"]
+        rows.append(
+            (
+                f"5 GET /v1/analytics/fleet/performance (last 24 whole hours), "
+                f"{seven['history_days']} days of history",
+                latency(figures),
+                "fleet with 1 day (5)",
+                f"{_ratio(figures['p50_ms'], one['p50_ms']):.2f}×" if one else "—",
+            )
+        )
+    if seven.get("fleet_7d"):
+        figures = seven["fleet_7d"]
+        rows.append(
+            (
+                "5 GET /v1/analytics/fleet/performance, 7-day window on whole hours",
+                latency(figures),
+                f"target {TARGET_FLEET_7D_MS:g} ms",
+                f"{_ratio(figures['p50_ms'], TARGET_FLEET_7D_MS):.2f}×",
+            )
+        )
+    if seven.get("fleet_7d_minutes") and seven.get("fleet_7d"):
+        figures = seven["fleet_7d_minutes"]
+        rows.append(
+            (
+                "5 GET /v1/analytics/fleet/performance, 7-day window to the minute (partial "
+                "hours from history)",
+                latency(figures),
+                "7 days on whole hours (5)",
+                f"{_ratio(figures['p50_ms'], seven['fleet_7d']['p50_ms']):.2f}×",
+            )
+        )
+    if seven.get("series_7d_1h"):
+        figures = seven["series_7d_1h"]
+        rows.append(
+            (
+                "5 GET /v1/analytics/vehicle/{vehicleId}/series, 7 days to the minute at 1h, "
+                "random vehicles, 1 client",
+                latency(figures),
+                f"target {TARGET_SERIES_7D_MS:g} ms",
+                f"{_ratio(figures['p50_ms'], TARGET_SERIES_7D_MS):.2f}×",
+            )
+        )
+    rollups = report.get("rollups")
+    if rollups:
+        rows.append(
+            (
+                f"7 ingest with rollups kept (writer's inbox + folder every "
+                f"{rollups['fold_seconds']:g} s, clock stopped after the last fold), in process, "
+                f"{rollups['readings']:,} readings",
+                f"{_rate(rollups['with'])} readings/s",
+                f"the same writer without rollups: {_rate(rollups['without'])} readings/s",
+                f"{rollups['ratio']:.2f}×",
+            )
+        )
+    return rows
 
 
 def _results_table(report: dict[str, Any]) -> list[str]:
@@ -292,6 +431,7 @@ def _results_table(report: dict[str, Any]) -> list[str]:
                     ratio,
                 )
             )
+    rows += _fleet_rows(report)
     bulk = report.get("bulk_storage") or {}
     for source, title in STORAGE_SOURCES:
         for table, figures in (report.get(source) or {}).items():

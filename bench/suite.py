@@ -9,8 +9,10 @@ in the same run:
 2. engine, batch HTTP (1 and 2 workers), against the floor;
 3. engine, one reading per request from many clients, against
 4. the naive baseline — one transaction per reading behind the same HTTP stack;
-5. analytics latency with 1 and 7 days of fleet history;
-6. bytes per reading of history, as the engine wrote it and as bulk-loaded.
+5. analytics latency with 1 and 7 days of fleet history: one vehicle's performance, the whole
+   fleet's (24 h, 7 days), one vehicle's series (7 days at 1h);
+6. bytes per reading of history, as the engine wrote it and as bulk-loaded;
+7. ingest with the rollups kept, against the same writer without them.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from typing import IO, Any
 import orjson
 import uvloop
 
-from bench import analytics
+from bench import analytics, rollups
 from bench.database import (
     admin_server,
     checkpoint,
@@ -68,10 +70,12 @@ from bench.servers import (
     start_profiler,
     stop_profiler,
 )
+from energy_ingest.analytics.fleet.service import floor_hour
 from energy_ingest.db.partitions import day_of
+from energy_ingest.wire import format_timestamp
 
 BENCH_DIR = Path(__file__).resolve().parent
-PHASES = ("floor", "engine", "naive", "analytics")
+PHASES = ("floor", "engine", "naive", "analytics", "rollups")
 # The engine refuses readings older than its back-fill window (30 days); stay well inside it.
 MAX_MINUTES = 29 * 24 * 60
 
@@ -356,11 +360,48 @@ async def run_analytics(run: Run) -> tuple[dict[str, Any], dict[str, Any], dict[
                 latency["history_rows"] = sum(step.rows for step in steps)
                 latency["history_days"] = step_days
                 figures[key] = latency
-                if latency["problem_count"]:
-                    run.problems.append(
-                        f"analytics, {step_days} day(s): {latency['problem_count']} bad answers, "
-                        f"first: {latency['problems'][0]}"
+                # The fleet at its default window (the last 24 whole hours), then, with the
+                # whole history loaded, over 7 days: on whole hours as the dashboard asks, and
+                # from/to to the minute (each vehicle's partial hours read from history).
+                fleet_windows = [("fleet_24h", "")]
+                if step_days > 1:
+                    hour_end = floor_hour(datetime.now(UTC)) + timedelta(hours=1)
+                    minute_end = datetime.now(UTC).replace(second=0, microsecond=0)
+                    fleet_windows += [
+                        ("fleet_7d", _window_query(hour_end - timedelta(days=7), hour_end)),
+                        (
+                            "fleet_7d_minutes",
+                            _window_query(minute_end - timedelta(days=7), minute_end),
+                        ),
+                    ]
+                for fleet_key, query in fleet_windows:
+                    latency[fleet_key] = await analytics.measure_fleet(
+                        server.port,
+                        len(fleet.vehicles),
+                        query=query,
+                        requests=options.fleet_requests,
+                        warmup_requests=options.fleet_warmup_requests,
+                        request_timeout=options.request_timeout,
                     )
+                if step_days > 1:
+                    latency["series_7d_1h"] = await analytics.measure_series(
+                        server.port,
+                        fleet.vehicles,
+                        start=end - timedelta(days=7),
+                        end=end,
+                        requests=options.series_requests,
+                        warmup_requests=options.series_warmup_requests,
+                        request_timeout=options.request_timeout,
+                        seed=options.seed,
+                    )
+                for part in ("", "fleet_24h", "fleet_7d", "fleet_7d_minutes", "series_7d_1h"):
+                    measured = latency.get(part) if part else latency
+                    if measured and measured["problem_count"]:
+                        run.problems.append(
+                            f"analytics {part or 'performance'}, {step_days} day(s): "
+                            f"{measured['problem_count']} bad answers, "
+                            f"first: {measured['problems'][0]}"
+                        )
         storage = await history_storage(url)
         # The engine's rule: yesterday may still get late readings, the day before is closed.
         closed_before = datetime.now(UTC).date() - timedelta(days=1)
@@ -376,6 +417,30 @@ async def run_analytics(run: Run) -> tuple[dict[str, Any], dict[str, Any], dict[
     if server.exit_code != 0:
         run.problems.append(f"{name} exited with {server.exit_code} after SIGTERM")
     return figures, storage, compacted_storage
+
+
+def _window_query(start: datetime, end: datetime) -> str:
+    return f"from={format_timestamp(start)}&to={format_timestamp(end)}"
+
+
+async def run_rollups(run: Run) -> dict[str, Any]:
+    """(7) Ingest with the rollups kept (writer's inbox + the folder beside it) against the
+    same writer without them, in process (bench/rollups.py), on fresh databases."""
+    options = run.options
+    best = await rollups.run(
+        run.admin_url,
+        options.rollup_devices,
+        options.rollup_minutes,
+        options.rounds,
+        name_prefix=run.database_name("rollups"),
+    )
+    return {
+        "devices": options.rollup_devices,
+        "minutes": options.rollup_minutes,
+        "readings": 2 * options.rollup_devices * options.rollup_minutes,
+        "fold_seconds": rollups.FOLD_SECONDS,
+        **best,
+    }
 
 
 def _best_of(rounds: list[dict[str, Any]], *phases: tuple[str, str]) -> dict[str, Any]:
@@ -428,6 +493,9 @@ async def run_all(run: Run) -> dict[str, Any]:
                 results["bulk_storage"],
                 results["compacted_storage"],
             ) = await run_analytics(run)
+        if "rollups" in options.phases:
+            _progress(run.load, "rollups")
+            results["rollups"] = await run_rollups(run)
     return results
 
 
@@ -517,6 +585,12 @@ _OPTIONS: tuple[tuple[str, type, object, str], ...] = (
     ("--analytics-requests", int, 1000, "Measured analytics requests per history size."),
     ("--analytics-warmup-requests", int, 200, "Unmeasured analytics requests before those."),
     ("--analytics-clients", int, 4, "Concurrent analytics clients."),
+    ("--fleet-requests", int, 30, "Measured fleet-performance requests per window."),
+    ("--fleet-warmup-requests", int, 5, "Unmeasured fleet-performance requests before those."),
+    ("--series-requests", int, 300, "Measured series requests (random vehicles, 7 days at 1h)."),
+    ("--series-warmup-requests", int, 50, "Unmeasured series requests before those."),
+    ("--rollup-devices", int, 5_000, "Meters, and as many vehicles, of the rollups phase."),
+    ("--rollup-minutes", int, 60, "Minutes of readings the rollups phase writes."),
     ("--phases", str, ",".join(PHASES), "Phases to run, comma-separated: " + ", ".join(PHASES)),
     ("--results-dir", Path, BENCH_DIR / "results", "Folder of latest.md, latest.json and the log."),
     ("--profile-dir", Path, None, "Record py-spy profiles of each server phase into this folder."),
@@ -557,6 +631,7 @@ def parse_options(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "devices", "batch_minutes", "single_minutes", "batch_clients", "single_clients", "rounds",
         "floor_transaction_size", "floor_connections", "naive_connections", "analytics_devices",
         "analytics_days", "analytics_interval_minutes", "analytics_requests", "analytics_clients",
+        "fleet_requests", "series_requests", "rollup_devices", "rollup_minutes",
     ):  # fmt: skip
         if getattr(options, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1")
