@@ -54,7 +54,7 @@ def without_rollups() -> Iterator[None]:
         statements.update(saved)
 
 
-FOLD_SECONDS = 2.0
+FOLD_SECONDS = 1.0
 """The engine's default `rollup_fold_seconds`."""
 
 

@@ -547,6 +547,33 @@ def _notes(options: argparse.Namespace, results: dict[str, Any]) -> list[str]:
             )
             + "."
         )
+    if analytics_figures and analytics_figures.get("one_day", {}).get("fleet_24h"):
+        notes.append(
+            f"Fleet and series (5): the same fleet and history, its rollups built from the "
+            f"loaded history as the writer's inbox and the folder keep them. The fleet answer: "
+            f"{options.fleet_requests} requests after {options.fleet_warmup_requests} warm-up, "
+            f"one at a time, each for the whole fleet (a page of 100 rows and the summary); "
+            f"the series: {options.series_requests} requests for random vehicles after "
+            f"{options.series_warmup_requests} warm-up, one at a time, 7 days to the minute at "
+            f"1h (whole hours from the rollups; the partial first and last hour, and each "
+            f"bucket's last SoC, from history). History at one reading every "
+            f"{options.analytics_interval_minutes} minutes makes the rollups no smaller (one "
+            f"row per device and hour or day either way) but the partial hours' history "
+            f"{options.analytics_interval_minutes}× lighter than at full density; "
+            f"`python -m bench.series` measures the series at full density."
+        )
+    rollup_figures = results.get("rollups")
+    if rollup_figures:
+        notes.append(
+            f"Rollups (7): in process, no HTTP, the engine's batch path (one transaction per "
+            f"batch of {2 * rollup_figures['devices']:,} readings, every device once a minute) "
+            f"writes {rollup_figures['readings']:,} readings into a fresh database, with the "
+            f"writer's rollup inbox and the engine's folder running beside it every "
+            f"{rollup_figures['fold_seconds']:g} s on its own connection; the clock stops when "
+            f"the last fold has taken the whole inbox. The baseline is the same writer with "
+            f"the history inserts as they were before rollups. Best of {options.rounds} "
+            f"rounds each."
+        )
     notes.append(
         "Bytes per reading: pg_total_relation_size of every daily partition of a history table "
         "(heap, primary-key index, free-space and visibility maps) divided by its rows; the "

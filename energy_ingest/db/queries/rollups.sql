@@ -31,17 +31,17 @@ SELECT pg_advisory_xact_lock_shared(hashtextextended('energy_ingest.partitions',
 WITH taken AS (
     DELETE FROM meter_rollup_inbox
     RETURNING ts, kwh_consumed_ac, meter_key
-), kept AS (
+), every_hour AS (
     SELECT meter_key, date_bin('1 hour', ts, '2000-01-01 00:00+00') AS hour,
-           kwh_consumed_ac::numeric AS kwh
+           sum(kwh_consumed_ac::numeric) AS kwh, count(*) AS readings
     FROM taken
-    WHERE date_bin('1 day', ts, '2000-01-01 00:00+00') = ANY ($1::timestamptz[])
+    GROUP BY 1, 2
 ), hours AS (
-    SELECT meter_key, hour, sum(kwh) AS kwh, count(*) AS readings,
+    SELECT meter_key, hour, kwh, readings,
            date_bin('1 day', hour, '2000-01-01 00:00+00') AS day,
            extract(hour FROM hour AT TIME ZONE 'UTC')::integer AS slot
-    FROM kept
-    GROUP BY meter_key, hour
+    FROM every_hour
+    WHERE date_bin('1 day', hour, '2000-01-01 00:00+00') IN (SELECT unnest($1::timestamptz[]))
 ), hourly AS (
     INSERT INTO meter_rollups AS r (hour, kwh_consumed_ac, readings, meter_key)
     SELECT hour, kwh, readings, meter_key
@@ -147,7 +147,7 @@ WITH taken AS (
         r.readings[23] + EXCLUDED.readings[23], r.readings[24] + EXCLUDED.readings[24]
     ]
 )
-SELECT count(*) FROM kept;
+SELECT coalesce(sum(readings), 0)::bigint FROM hours;
 
 -- name: fold_vehicle_inbox
 -- Same as fold_meter_inbox for the vehicles' DC and battery temperatures (the stored real, as
@@ -155,18 +155,18 @@ SELECT count(*) FROM kept;
 WITH taken AS (
     DELETE FROM vehicle_rollup_inbox
     RETURNING ts, kwh_delivered_dc, battery_temp, vehicle_key
-), kept AS (
+), every_hour AS (
     SELECT vehicle_key, date_bin('1 hour', ts, '2000-01-01 00:00+00') AS hour,
-           kwh_delivered_dc::numeric AS kwh, battery_temp
+           sum(kwh_delivered_dc::numeric) AS kwh, sum(battery_temp::numeric) AS temp,
+           min(battery_temp) AS temp_min, max(battery_temp) AS temp_max, count(*) AS readings
     FROM taken
-    WHERE date_bin('1 day', ts, '2000-01-01 00:00+00') = ANY ($1::timestamptz[])
+    GROUP BY 1, 2
 ), hours AS (
-    SELECT vehicle_key, hour, sum(kwh) AS kwh, sum(battery_temp::numeric) AS temp,
-           min(battery_temp) AS temp_min, max(battery_temp) AS temp_max, count(*) AS readings,
+    SELECT vehicle_key, hour, kwh, temp, temp_min, temp_max, readings,
            date_bin('1 day', hour, '2000-01-01 00:00+00') AS day,
            extract(hour FROM hour AT TIME ZONE 'UTC')::integer AS slot
-    FROM kept
-    GROUP BY vehicle_key, hour
+    FROM every_hour
+    WHERE date_bin('1 day', hour, '2000-01-01 00:00+00') IN (SELECT unnest($1::timestamptz[]))
 ), hourly AS (
     INSERT INTO vehicle_rollups AS r (hour, kwh_delivered_dc, battery_temp_sum, battery_temp_min,
                                       battery_temp_max, readings, vehicle_key)
@@ -327,4 +327,4 @@ WITH taken AS (
         r.readings[23] + EXCLUDED.readings[23], r.readings[24] + EXCLUDED.readings[24]
     ]
 )
-SELECT count(*) FROM kept;
+SELECT coalesce(sum(readings), 0)::bigint FROM hours;
