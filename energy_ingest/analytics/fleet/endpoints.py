@@ -75,6 +75,10 @@ async def fleet_performance_endpoint(
     format_: Annotated[
         str | None, Query(alias="format", description="json (default) or csv")
     ] = None,
+    histogram: Annotated[
+        bool,
+        Query(description="Add the whole fleet's efficiency histogram to the summary."),
+    ] = False,
 ) -> Response:
     if principal.device_id is not None:
         raise Forbidden(f"this key may only access {principal.bound_to()}")
@@ -103,7 +107,9 @@ async def fleet_performance_endpoint(
             media_type="text/csv; charset=utf-8",
             headers={"Content-Disposition": 'attachment; filename="fleet-performance.csv"'},
         )
-    page = await fleet_page(connection, window, threshold, now, listing, page_size, position)
+    page = await fleet_page(
+        connection, window, threshold, now, listing, page_size, position, histogram=histogram
+    )
     return json_response(
         {
             "period": {"start": window.start, "end": window.end},

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -41,6 +42,7 @@ async def fleet_performance(
     descending: bool,
     after: tuple[Decimal | None, str] | None,
     limit: int | None,
+    histogram_edges: Sequence[Decimal] | None,
 ) -> list[FleetResult]:
     """The summary with each row of the page, in order (at least one row: the summary)."""
     rows = await connection.fetch(
@@ -58,6 +60,7 @@ async def fleet_performance(
         after[1] if after is not None else None,
         limit,
         *_day_bounds(whole_start, whole_end),
+        list(histogram_edges) if histogram_edges is not None else None,
     )
     return [
         FleetResult(

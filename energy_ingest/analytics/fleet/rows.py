@@ -22,6 +22,7 @@ class FleetTotals(Row):
     total_ac: Decimal
     total_dc: Decimal
     total_loss: Decimal | None
+    efficiency_bins: list[int] | None
 
 
 @dataclass(frozen=True, slots=True)

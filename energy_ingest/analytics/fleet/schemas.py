@@ -37,6 +37,15 @@ class FleetVehicle(BaseModel):
     lastSeen: datetime | None = Field(description="Timestamp of its newest reading ever.")
 
 
+class EfficiencyBin(BaseModel):
+    """Vehicles whose efficiency is in [from, to) (from null: below `to`; to null: `from` or
+    more)."""
+
+    from_: float | None = Field(alias="from")
+    to: float | None
+    vehicles: int
+
+
 class FleetSummary(BaseModel):
     """The whole fleet over `period`, whatever the status filter or the page."""
 
@@ -51,6 +60,12 @@ class FleetSummary(BaseModel):
     efficiency: float | None = Field(description="All DC ÷ all AC; null when AC is 0.")
     energyLossKwh: float | None = Field(
         description="Sum of the vehicles' losses; null when no vehicle has meter readings."
+    )
+    efficiencyHistogram: list[EfficiencyBin] | None = Field(
+        default=None,
+        description="Only with `histogram=true`: every vehicle with an efficiency (AC above 0), "
+        "by bins of 5 points from 50 % to 110 %, judged exactly — a histogram of the whole "
+        "fleet, not of a page.",
     )
 
 

@@ -38,6 +38,8 @@ Order = Literal["asc", "desc"]
 SORT_KEYS: tuple[str, ...] = get_args(SortKey)
 ORDERS: tuple[str, ...] = get_args(Order)
 STATUSES: tuple[str, ...] = get_args(Status)
+HISTOGRAM_EDGES = tuple(Decimal(50 + 5 * step) / 100 for step in range(13))
+"""The efficiency histogram's bin edges: 50 %, 55 %, … 110 %."""
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
 
@@ -122,8 +124,11 @@ async def fleet_page(
     listing: Listing,
     limit: int | None,
     after: Position | None = None,
+    *,
+    histogram: bool = False,
 ) -> FleetPage:
-    """The fleet summary and up to `limit` rows of the listing after `after` (all with None)."""
+    """The fleet summary and up to `limit` rows of the listing after `after` (all with None);
+    with `histogram`, the summary counts the vehicles by efficiency bin too."""
     window_pieces = pieces_of(window.start, window.end)
     whole = next(((start, end) for start, end, is_whole in window_pieces if is_whole), None)
     whole_start, whole_end = whole or (None, None)
@@ -140,6 +145,7 @@ async def fleet_page(
         descending=listing.order == "desc",
         after=after,
         limit=None if limit is None else limit + 1,
+        histogram_edges=HISTOGRAM_EDGES if histogram else None,
     )
     summary = _summary(rows[0].summary)
     found = [row for row in rows if row.vehicle is not None]
@@ -204,7 +210,7 @@ def _summary(totals: FleetTotals) -> dict[str, Any]:
     all DC over all AC.
     """
     ac, dc, loss = totals.total_ac, totals.total_dc, totals.total_loss
-    return {
+    summary: dict[str, Any] = {
         "vehicles": totals.vehicles,
         "ok": totals.ok,
         "underperforming": totals.underperforming,
@@ -216,6 +222,17 @@ def _summary(totals: FleetTotals) -> dict[str, Any]:
         "efficiency": float(dc / ac) if ac > 0 else None,
         "energyLossKwh": float(loss) if loss is not None else None,
     }
+    if totals.efficiency_bins is not None:
+        summary["efficiencyHistogram"] = [
+            {"from": lower, "to": upper, "vehicles": vehicles}
+            for lower, upper, vehicles in zip(
+                (None, *map(float, HISTOGRAM_EDGES)),
+                (*map(float, HISTOGRAM_EDGES), None),
+                totals.efficiency_bins,
+                strict=True,
+            )
+        ]
+    return summary
 
 
 # --- filters, order and pages ------------------------------------------------------------------

@@ -12,7 +12,8 @@
 -- energyConsumedAc, lastSeen, vehicleId), $9: descending. $10, $11: the cursor's sort key and
 -- vehicle id (null, null: the first page). $12: rows wanted (null: all). $13..$16: the whole
 -- hours as day rows read them: the first day (UTC midnight) and its first hour (0–23), the
--- last day and the end of its last hour (1–24); the days between are read whole.
+-- last day and the end of its last hour (1–24); the days between are read whole. $17: the
+-- edges of the summary's efficiency histogram, ascending.
 -- Answers one row per page row, each carrying the fleet summary (one row with null vehicle
 -- fields when the page is empty). The numbers are the per-vehicle endpoint's exact sums:
 -- numeric from the float8 each reading was sent as, the average temperature rounded to 2.
@@ -248,7 +249,15 @@ WITH fleet AS MATERIALIZED (
            coalesce(sum(ac), 0) AS total_ac,
            coalesce(sum(dc), 0) AS total_dc,
            sum(ac - dc) FILTER (WHERE meter_points > 0) AS total_loss,
-           (SELECT count(*) FROM vehicle_live WHERE ts < $6::timestamptz) AS silent
+           (SELECT count(*) FROM vehicle_live WHERE ts < $6::timestamptz) AS silent,
+           -- Vehicles by efficiency bin: bin 0 below the first edge, bin i in [edge i, edge
+           -- i+1), the last at or above the last edge; exact (the efficiency to 40 decimals).
+           (SELECT array_agg(coalesce(binned.vehicles, 0) ORDER BY bin.number)
+            FROM generate_series(0, cardinality($17::numeric[])) AS bin (number)
+            LEFT JOIN (SELECT width_bucket(dc::numeric(1000, 40) / ac, $17::numeric[]) AS number,
+                              count(*) AS vehicles
+                       FROM verdicts WHERE ac > 0 GROUP BY 1) AS binned
+                ON binned.number = bin.number) AS efficiency_bins
     FROM verdicts
 ), page AS (
     -- Nulls last in either order, ties by vehicle id ascending (descending only when sorting

@@ -342,18 +342,19 @@
     container.replaceChildren(root, legend([["k0", "AC consumed"], ["k1", "DC delivered"]]));
   }
 
-  function histogram(container, values) {
+  // The whole fleet's efficiency, by the engine's bins (the answer's summary counts every
+  // vehicle of the window, not only the rows of the page).
+  function histogram(container, bins) {
     const height = 180;
-    const root = frame("Histogram of vehicle efficiency", height);
-    const edges = [];
-    for (let e = 0.5; e <= 1.1001; e += 0.05) edges.push(Number(e.toFixed(2)));
-    const counts = new Array(edges.length + 1).fill(0);
-    for (const v of values) {
-      let i = edges.findIndex((edge) => v < edge);
-      if (i === -1) i = edges.length;
-      counts[i]++;
-    }
-    const labels = ["<50%", ...edges.slice(1).map((e) => Math.round(e * 100) + "%"), ">110%"];
+    const root = frame("Histogram of vehicle efficiency, whole fleet", height);
+    const edges = bins.filter((b) => b.to !== null && b.to !== undefined).map((b) => b.to);
+    const counts = bins.map((b) => b.vehicles);
+    const total = counts.reduce((a, b) => a + b, 0);
+    const labels = [
+      "<" + Math.round(edges[0] * 100) + "%",
+      ...edges.slice(1).map((e) => Math.round(e * 100) + "%"),
+      "≥" + Math.round(edges[edges.length - 1] * 100) + "%",
+    ];
     const max = Math.ceil(niceMax(Math.max(4, ...counts)) / 4) * 4;
     const plotH = height - PAD.top - PAD.bottom;
     yAxis(root, height, 0, max, "", (v) => v.toFixed(0));
@@ -369,7 +370,12 @@
         width: Math.max(1, width - 2),
         height: h,
       });
-      rect.append(svg("title", { text: "below " + labels[i] + ": " + count + " vehicles" }));
+      const bin = bins[i];
+      const range =
+        bin.from === null ? "below " + fmt.pct(bin.to)
+        : bin.to === null ? fmt.pct(bin.from) + " or more"
+        : fmt.pct(bin.from) + " to " + fmt.pct(bin.to);
+      rect.append(svg("title", { text: range + ": " + count + " vehicles" }));
       root.append(rect);
       if (i % 2 === 0 || counts.length < 10) {
         root.append(svg("text", { x: PAD.left + i * width + width / 2, y: height - PAD.bottom + 14, "text-anchor": "middle", text: labels[i] }));
@@ -383,8 +389,8 @@
       root.append(svg("line", { class: "threshold", x1: tx, x2: tx, y1: PAD.top, y2: height - PAD.bottom }));
       root.append(svg("text", { x: tx + 4, y: PAD.top + 10, text: "threshold " + fmt.pct(THRESHOLD) }));
     }
-    if (!values.length) emptyNote(root, height, "no vehicle with an efficiency in this window");
-    root.dataset.points = String(values.length);
+    if (!total) emptyNote(root, height, "no vehicle with an efficiency in this window");
+    root.dataset.points = String(total);
     container.replaceChildren(root, legend([["k0", "vehicles per efficiency bin (red: at or below the threshold)"]]));
   }
 
@@ -453,6 +459,7 @@
         sort: state.fleet.sort,
         order: state.fleet.order,
         limit: 500,
+        histogram: cursor ? undefined : "true",
         cursor,
       })
     );
@@ -491,7 +498,7 @@
   function drawFleetRows() {
     const rows = state.fleet.rows;
     $("fleet-table").querySelector("tbody").replaceChildren(...rows.map(fleetRow));
-    histogram($("fleet-histogram"), rows.map((v) => v.efficiency).filter((v) => v !== null && v !== undefined));
+    histogram($("fleet-histogram"), state.fleet.histogram || []);
     $("fleet-more").hidden = !state.fleet.cursor;
     for (const th of document.querySelectorAll("#fleet-table th[data-sort]")) {
       if (th.dataset.sort === state.fleet.sort) th.setAttribute("aria-sort", state.fleet.order === "asc" ? "ascending" : "descending");
@@ -510,6 +517,7 @@
       message("fleet-message", explain(error, "Fleet analytics", "/v1/analytics/fleet/performance"));
       if (!more) {
         state.fleet.rows = [];
+        state.fleet.histogram = [];
         state.fleet.cursor = null;
         $("fleet-tiles").replaceChildren();
         drawFleetRows();
@@ -531,6 +539,7 @@
       ["Efficiency", fmt.pct(s.efficiency)],
       ["Loss kWh", fmt.kwh(s.energyLossKwh)],
     ]);
+    if (s.efficiencyHistogram) state.fleet.histogram = s.efficiencyHistogram;
     state.fleet.rows = more ? state.fleet.rows.concat(answer.vehicles || []) : answer.vehicles || [];
     state.fleet.cursor = answer.nextCursor || null;
     drawFleetRows();

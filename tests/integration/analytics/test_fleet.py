@@ -393,3 +393,43 @@ async def test_a_retroactive_assignment_change_moves_the_meter_minutes_without_r
     assert [dict(row) for row in await db.fetch("SELECT * FROM meter_rollups ORDER BY 1, 4")] == (
         rollups
     )
+
+
+async def test_the_histogram_counts_the_whole_fleet_by_exact_efficiency_bins(
+    client: httpx.AsyncClient,
+) -> None:
+    # Efficiencies 0.40, 0.85 (exactly on an edge: the bin it starts), 0.8499, 0.97, 1.2, and a
+    # vehicle without AC (no efficiency, not counted).
+    cases = {"H-40": 0.4, "H-85": 0.85, "H-849": 0.8499, "H-97": 0.97, "H-120": 1.2}
+    at = minute(-30)
+    for vehicle, efficiency in cases.items():
+        meter = meter_reading(meter_id=vehicle, kwh=1.0, at=at)
+        assert (await client.post("/v1/ingest/meter", json=meter)).status_code == 201
+        body = vehicle_reading(vehicle_id=vehicle, kwh=efficiency, at=at)
+        assert (await client.post("/v1/ingest/vehicle", json=body)).status_code == 201
+    lone = vehicle_reading(vehicle_id="H-none", kwh=0.5, at=at)
+    assert (await client.post("/v1/ingest/vehicle", json=lone)).status_code == 201
+
+    plain = (await client.get("/v1/analytics/fleet/performance")).json()
+    assert "efficiencyHistogram" not in plain["summary"]
+    answer = await client.get(
+        "/v1/analytics/fleet/performance", params={"histogram": "true", "limit": "1"}
+    )
+    assert answer.status_code == 200
+    bins = answer.json()["summary"]["efficiencyHistogram"]
+    assert len(bins) == 14
+    assert bins[0] == {"from": None, "to": 0.5, "vehicles": 1}
+    assert bins[-1] == {"from": 1.1, "to": None, "vehicles": 1}
+    counted = {(b["from"], b["to"]): b["vehicles"] for b in bins if b["vehicles"]}
+    assert counted == {
+        (None, 0.5): 1,
+        (0.8, 0.85): 1,
+        (0.85, 0.9): 1,
+        (0.95, 1.0): 1,
+        (1.1, None): 1,
+    }
+    # The histogram is the whole fleet's, whatever the page or the status filter.
+    filtered = await client.get(
+        "/v1/analytics/fleet/performance", params={"histogram": "true", "status": "ok"}
+    )
+    assert filtered.json()["summary"]["efficiencyHistogram"] == bins
