@@ -168,15 +168,13 @@ WITH fleet AS MATERIALIZED (
     ) AS whole
     FULL JOIN span_sums ON span_sums.vehicle_id = whole.vehicle_id
 ), vehicle_window AS (
-    -- Every vehicle over the window, the same way as meter_window.
-    SELECT part.vehicle_key, sum(part.kwh) AS kwh, sum(part.temp) AS temp,
-           sum(part.readings) AS readings
+    -- Every vehicle's DC and count over the window, the same way as meter_window (the
+    -- temperatures only for the page's rows: page_temperatures).
+    SELECT part.vehicle_key, sum(part.kwh) AS kwh, sum(part.readings) AS readings
     FROM (
         SELECT days.vehicle_key,
                days.kwh_delivered_dc[bounds.upper] - coalesce(days.kwh_delivered_dc[bounds.lower], 0)
                    AS kwh,
-               days.battery_temp_sum[bounds.upper] - coalesce(days.battery_temp_sum[bounds.lower], 0)
-                   AS temp,
                days.readings[bounds.upper] - coalesce(days.readings[bounds.lower], 0) AS readings
         FROM vehicle_rollup_days AS days
         CROSS JOIN LATERAL (
@@ -185,15 +183,14 @@ WITH fleet AS MATERIALIZED (
         ) AS bounds
         WHERE days.day >= $13::timestamptz AND days.day <= $15::timestamptz
         UNION ALL
-        SELECT vehicle_key, kwh_delivered_dc::numeric, battery_temp::numeric, 1
+        SELECT vehicle_key, kwh_delivered_dc::numeric, 1
         FROM vehicle_rollup_inbox
         WHERE ts >= $3::timestamptz AND ts < $4::timestamptz
         UNION ALL
-        SELECT fleet.vehicle_key, edge.kwh, edge.temp, edge.readings
+        SELECT fleet.vehicle_key, edge.kwh, edge.readings
         FROM fleet
         CROSS JOIN LATERAL (
-            SELECT sum(kwh_delivered_dc::numeric) AS kwh, sum(battery_temp::numeric) AS temp,
-                   count(*) AS readings
+            SELECT sum(kwh_delivered_dc::numeric) AS kwh, count(*) AS readings
             FROM vehicle_readings
             WHERE vehicle_key = fleet.vehicle_key
               AND ts >= $1::timestamptz AND ts < coalesce($3::timestamptz, $2::timestamptz)
@@ -201,11 +198,10 @@ WITH fleet AS MATERIALIZED (
         WHERE $1::timestamptz < coalesce($3::timestamptz, $2::timestamptz)
           AND fleet.vehicle_key IS NOT NULL
         UNION ALL
-        SELECT fleet.vehicle_key, edge.kwh, edge.temp, edge.readings
+        SELECT fleet.vehicle_key, edge.kwh, edge.readings
         FROM fleet
         CROSS JOIN LATERAL (
-            SELECT sum(kwh_delivered_dc::numeric) AS kwh, sum(battery_temp::numeric) AS temp,
-                   count(*) AS readings
+            SELECT sum(kwh_delivered_dc::numeric) AS kwh, count(*) AS readings
             FROM vehicle_readings
             WHERE vehicle_key = fleet.vehicle_key AND ts >= $4::timestamptz AND ts < $2::timestamptz
         ) AS edge
@@ -213,13 +209,12 @@ WITH fleet AS MATERIALIZED (
     ) AS part
     GROUP BY part.vehicle_key
 ), judged AS (
-    SELECT fleet.vehicle_id, fleet.last_seen, fleet.has_assignments, fleet.same_id_meter_usable,
+    SELECT fleet.vehicle_id, fleet.vehicle_key, fleet.last_seen, fleet.has_assignments,
+           fleet.same_id_meter_usable,
            coalesce(meter_sums.kwh, 0) AS ac,
            coalesce(vehicle_window.kwh, 0) AS dc,
            coalesce(meter_sums.readings, 0)::bigint AS meter_points,
-           coalesce(vehicle_window.readings, 0)::bigint AS vehicle_points,
-           round(vehicle_window.temp / nullif(vehicle_window.readings, 0), 2)
-               AS average_battery_temp
+           coalesce(vehicle_window.readings, 0)::bigint AS vehicle_points
     FROM fleet
     LEFT JOIN meter_sums ON meter_sums.vehicle_id = fleet.vehicle_id
     LEFT JOIN vehicle_window ON vehicle_window.vehicle_key = fleet.vehicle_key
@@ -292,6 +287,48 @@ WITH fleet AS MATERIALIZED (
                       THEN vehicle_id COLLATE "C" END DESC
         LIMIT $12::bigint
     ) AS verdicts
+), page_temperatures AS (
+    -- The battery temperatures of the page's vehicles only (no sort or summary needs them):
+    -- their day rows, inbox and partial hours, as vehicle_window reads the DC.
+    SELECT part.vehicle_key, sum(part.temp) AS temp
+    FROM (
+        SELECT days.vehicle_key,
+               days.battery_temp_sum[bounds.upper] - coalesce(days.battery_temp_sum[bounds.lower], 0)
+                   AS temp
+        FROM vehicle_rollup_days AS days
+        CROSS JOIN LATERAL (
+            SELECT CASE WHEN days.day = $13::timestamptz THEN $14::integer ELSE 0 END AS lower,
+                   CASE WHEN days.day = $15::timestamptz THEN $16::integer ELSE 24 END AS upper
+        ) AS bounds
+        WHERE days.day >= $13::timestamptz AND days.day <= $15::timestamptz
+          AND days.vehicle_key IN (SELECT vehicle_key FROM page)
+        UNION ALL
+        SELECT vehicle_key, battery_temp::numeric
+        FROM vehicle_rollup_inbox
+        WHERE ts >= $3::timestamptz AND ts < $4::timestamptz
+          AND vehicle_key IN (SELECT vehicle_key FROM page)
+        UNION ALL
+        SELECT page.vehicle_key, edge.temp
+        FROM page
+        CROSS JOIN LATERAL (
+            SELECT sum(battery_temp::numeric) AS temp
+            FROM vehicle_readings
+            WHERE vehicle_key = page.vehicle_key
+              AND ts >= $1::timestamptz AND ts < coalesce($3::timestamptz, $2::timestamptz)
+        ) AS edge
+        WHERE $1::timestamptz < coalesce($3::timestamptz, $2::timestamptz)
+          AND page.vehicle_key IS NOT NULL
+        UNION ALL
+        SELECT page.vehicle_key, edge.temp
+        FROM page
+        CROSS JOIN LATERAL (
+            SELECT sum(battery_temp::numeric) AS temp
+            FROM vehicle_readings
+            WHERE vehicle_key = page.vehicle_key AND ts >= $4::timestamptz AND ts < $2::timestamptz
+        ) AS edge
+        WHERE $4::timestamptz < $2::timestamptz AND page.vehicle_key IS NOT NULL
+    ) AS part
+    GROUP BY part.vehicle_key
 ), page_facts AS (
     -- For the page's rows only: the meters in order of first use, and the minutes they were
     -- expected to report (completeness).
@@ -309,11 +346,13 @@ WITH fleet AS MATERIALIZED (
 )
 SELECT summary.*,
        page.vehicle_id, page.last_seen, page.has_assignments, page.same_id_meter_usable,
-       page.ac, page.dc, page.meter_points, page.vehicle_points, page.average_battery_temp,
+       page.ac, page.dc, page.meter_points, page.vehicle_points,
+       round(page_temperatures.temp / nullif(page.vehicle_points, 0), 2) AS average_battery_temp,
        page.status, page.sort_key,
        coalesce(page_facts.meter_ids, '{}') AS meter_ids,
        page_facts.expected_minutes
 FROM summary
 LEFT JOIN page ON true
 LEFT JOIN page_facts ON page_facts.vehicle_id = page.vehicle_id
+LEFT JOIN page_temperatures ON page_temperatures.vehicle_key = page.vehicle_key
 ORDER BY page.position;
