@@ -112,7 +112,7 @@ async def engine_lifespan(app: FastAPI) -> AsyncIterator[None]:
             name="partition-maintenance",
         )
         folder = asyncio.create_task(
-            RollupFolder(database.write_pool, settings.rollup_fold_seconds).run(),
+            RollupFolder(database.write_pool, settings.rollup_fold_seconds, metrics).run(),
             name="rollup-folder",
         )
         app.state.engine = EngineState(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import collections
 import os
 from collections.abc import Sequence
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
@@ -54,6 +55,18 @@ class EngineMetrics:
             "eie_writer_queue_readings", "Readings accepted and waiting for a batch.",
             registry=registry, multiprocess_mode="livesum",
         )  # fmt: skip
+        self.rollup_folds = Counter(
+            "eie_rollup_folds", "Rounds of the rollup folder: folded, skipped (another engine "
+            "folds), failed.", ["outcome"], registry=registry,
+        )  # fmt: skip
+        self.rollup_folded = Counter(
+            "eie_rollup_folded_readings", "Readings moved from the rollup inbox to the rollups.",
+            ["kind"], registry=registry,
+        )  # fmt: skip
+        self.rollup_fold_seconds = Histogram(
+            "eie_rollup_fold_seconds", "Time of one fold (its transaction).",
+            buckets=_SECONDS_BUCKETS, registry=registry,
+        )  # fmt: skip
         self.pool_connections = Gauge(
             "eie_pool_connections", "Database connections by pool and state (in use, idle).",
             ["pool", "state"], registry=registry, multiprocess_mode="livesum",
@@ -62,6 +75,20 @@ class EngineMetrics:
             "eie_http_request_duration_seconds", "HTTP requests by method, route and status.",
             ["method", "route", "status"], buckets=_SECONDS_BUCKETS, registry=registry,
         )  # fmt: skip
+
+    def count_fold(self, folded: Any, seconds: float, *, failed: bool = False) -> None:
+        """One round of the rollup folder: folded (with its readings), skipped (another engine
+        held the fold) or failed."""
+        if failed:
+            self.rollup_folds.labels("failed").inc()
+            return
+        if folded is None:
+            self.rollup_folds.labels("skipped").inc()
+            return
+        self.rollup_folds.labels("folded").inc()
+        self.rollup_fold_seconds.observe(seconds)
+        self.rollup_folded.labels("meter").inc(folded.meters)
+        self.rollup_folded.labels("vehicle").inc(folded.vehicles)
 
     def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
         """For the request middleware."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -20,16 +21,24 @@ import asyncpg
 from energy_ingest.db.partitions import partition_day
 from energy_ingest.db.pool import AnyConnection, is_outage
 from energy_ingest.db.sql import sql
+from energy_ingest.telemetry.metrics import EngineMetrics
 
 logger = logging.getLogger(__name__)
 
 
+FOLD_LIMIT = 200_000
+"""Inbox rows one fold takes per stream at most: a minute of a 100,000-device fleet, a
+transaction of a second or two; a fold that hits it is followed by another at once."""
+
+
 @dataclass(frozen=True, slots=True)
 class Folded:
-    """How many readings one fold added to the rollups, per stream."""
+    """What one fold did: readings added to the rollups per stream, and whether the inbox
+    held more than the fold could take."""
 
     meters: int
     vehicles: int
+    more: bool = False
 
 
 _KINDS = (
@@ -38,9 +47,10 @@ _KINDS = (
 )
 
 
-async def fold_rollups(connection: AnyConnection) -> Folded | None:
+async def fold_rollups(connection: AnyConnection, limit: int = FOLD_LIMIT) -> Folded | None:
     """One fold, in its own transaction on `connection`; None if another engine is folding."""
     folded: list[int] = []
+    more = False
     async with connection.transaction():
         if not await connection.fetchval(sql("try_lock_rollup_fold")):
             return None
@@ -60,28 +70,43 @@ async def fold_rollups(connection: AnyConnection) -> Folded | None:
                     and (day := partition_day(row["partition_name"])) is not None
                 }
             )
-            folded.append(await connection.fetchval(fold, days))
-    return Folded(*folded)
+            row = await connection.fetchrow(fold, days, limit)
+            assert row is not None
+            folded.append(row["folded"])
+            more = more or row["taken"] >= limit
+    return Folded(folded[0], folded[1], more)
 
 
 class RollupFolder:
-    """Folds the inbox every `interval` seconds until cancelled; survives outages."""
+    """Folds the inbox every `interval` seconds until cancelled (at once again while a fold
+    leaves more behind); survives outages."""
 
-    def __init__(self, pool: asyncpg.Pool, interval: float) -> None:
+    def __init__(
+        self, pool: asyncpg.Pool, interval: float, metrics: EngineMetrics | None = None
+    ) -> None:
         self._pool = pool
         self._interval = interval
+        self._metrics = metrics
 
     async def fold(self) -> Folded | None:
+        started = time.perf_counter()
         async with self._pool.acquire() as connection:
-            return await fold_rollups(connection)
+            folded = await fold_rollups(connection)
+        if self._metrics is not None:
+            self._metrics.count_fold(folded, time.perf_counter() - started)
+        return folded
 
     async def run(self) -> None:
         while True:
+            more = False
             try:
-                await self.fold()
+                folded = await self.fold()
+                more = folded is not None and folded.more
             except Exception as exc:
+                if self._metrics is not None:
+                    self._metrics.count_fold(None, 0.0, failed=True)
                 if is_outage(exc):
                     logger.warning("rollup fold failed, will retry: %r", exc)
                 else:
                     logger.exception("rollup fold failed unexpectedly, will retry")
-            await asyncio.sleep(self._interval)
+            await asyncio.sleep(0 if more else self._interval)

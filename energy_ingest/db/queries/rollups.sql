@@ -20,16 +20,18 @@ SET LOCAL jit = off;
 SELECT pg_advisory_xact_lock_shared(hashtextextended('energy_ingest.partitions', 0));
 
 -- name: fold_meter_inbox
--- Takes every committed inbox row (rows of batches still open stay for the next fold) and adds
+-- Takes up to $2 committed inbox rows (rows of batches still open stay for the next fold; a
+-- bounded fold keeps each transaction short after a big import or an outage) and adds
 -- them to the hourly rollups and to the day rows. $1: the UTC midnights of the days that have
 -- rollup partitions; a row of any other day belongs to a day retention dropped, and goes with
 -- its history. Sums are numeric (each float8 the decimal it was sent as), so they are exact.
 -- GROUP BY makes one row per (meter, hour) and per (meter, day), so each upsert touches a
 -- rollup row once; ORDER BY takes their locks in key order. A day row's arrays are running
 -- totals (element i+1: hours 0 … i): the day's new readings add their running totals to them,
--- element by element. Answers how many readings it folded.
+-- element by element. Answers how many rows it took and how many readings it folded.
 WITH taken AS (
     DELETE FROM meter_rollup_inbox
+    WHERE ctid = ANY (ARRAY(SELECT ctid FROM meter_rollup_inbox LIMIT $2))
     RETURNING ts, kwh_consumed_ac, meter_key
 ), every_hour AS (
     SELECT meter_key, date_bin('1 hour', ts, '2000-01-01 00:00+00') AS hour,
@@ -147,13 +149,15 @@ WITH taken AS (
         r.readings[23] + EXCLUDED.readings[23], r.readings[24] + EXCLUDED.readings[24]
     ]
 )
-SELECT coalesce(sum(readings), 0)::bigint FROM hours;
+SELECT (SELECT count(*) FROM taken) AS taken,
+       (SELECT coalesce(sum(readings), 0) FROM hours)::bigint AS folded;
 
 -- name: fold_vehicle_inbox
 -- Same as fold_meter_inbox for the vehicles' DC and battery temperatures (the stored real, as
 -- the per-vehicle average reads it).
 WITH taken AS (
     DELETE FROM vehicle_rollup_inbox
+    WHERE ctid = ANY (ARRAY(SELECT ctid FROM vehicle_rollup_inbox LIMIT $2))
     RETURNING ts, kwh_delivered_dc, battery_temp, vehicle_key
 ), every_hour AS (
     SELECT vehicle_key, date_bin('1 hour', ts, '2000-01-01 00:00+00') AS hour,
@@ -327,4 +331,5 @@ WITH taken AS (
         r.readings[23] + EXCLUDED.readings[23], r.readings[24] + EXCLUDED.readings[24]
     ]
 )
-SELECT coalesce(sum(readings), 0)::bigint FROM hours;
+SELECT (SELECT count(*) FROM taken) AS taken,
+       (SELECT coalesce(sum(readings), 0) FROM hours)::bigint AS folded;

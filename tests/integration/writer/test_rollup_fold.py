@@ -131,3 +131,42 @@ async def test_the_engine_folds_by_itself(settings: Settings, db: asyncpg.Connec
         assert await db.fetchval("SELECT sum(readings) FROM meter_rollups") == 5
         ready = await engine.client.get("/readyz")
         assert ready.json()["checks"]["maintenance"] is True
+
+
+async def test_a_fold_takes_a_bounded_share_and_says_more_is_left(
+    client: httpx.AsyncClient, db: asyncpg.Connection
+) -> None:
+    body = [meter_reading(meter_id=f"M-{n}", kwh=0.2, at=minute(-n)) for n in range(10)]
+    assert (await client.post("/v1/ingest/meter/batch", json=body)).status_code == 201
+    await fold_everything(db)  # whatever the engine's own folder left
+    body = [meter_reading(meter_id=f"M-{n}", kwh=0.2, at=minute(-n - 20)) for n in range(10)]
+    assert (await client.post("/v1/ingest/meter/batch", json=body)).status_code == 201
+    rounds = []
+    while True:
+        folded = await fold_rollups(db, limit=4)
+        if folded is None:  # the engine's folder holds the fold: let it finish
+            await asyncio.sleep(0.05)
+            continue
+        rounds.append(folded)
+        if not folded.more:
+            break
+    assert sum(f.meters for f in rounds) <= 10
+    assert all(f.meters <= 4 for f in rounds)
+    assert await db.fetchval(_INBOX) == 0
+    assert await assert_rollups_match_history(db) >= 10
+    assert await db.fetchval("SELECT sum(readings) FROM meter_rollups") == 20
+
+
+async def test_the_folder_is_counted_in_the_metrics(settings: Settings) -> None:
+    eager = settings.model_copy(update={"rollup_fold_seconds": 0.05})
+    async with start_engine(eager) as engine:
+        body = [meter_reading(meter_id="M-1", kwh=0.3, at=minute(-1))]
+        assert (await engine.client.post("/v1/ingest/meter/batch", json=body)).status_code == 201
+        async with asyncio.timeout(30):
+            while True:
+                text = (await engine.client.get("/metrics")).text
+                if 'eie_rollup_folded_readings_total{kind="meter"} 1.0' in text:
+                    break
+                await asyncio.sleep(0.05)
+        assert 'eie_rollup_folds_total{outcome="folded"}' in text
+        assert "eie_rollup_fold_seconds_bucket" in text
