@@ -17,7 +17,41 @@
 -- Answers one row per page row, each carrying the fleet summary (one row with null vehicle
 -- fields when the page is empty). The numbers are the per-vehicle endpoint's exact sums:
 -- numeric from the float8 each reading was sent as, the average temperature rounded to 2.
-WITH fleet AS MATERIALIZED (
+WITH day_sums AS MATERIALIZED (
+    -- Both streams' day rows over the window's whole hours, each device's subtractions added
+    -- up: two independent aggregates that PostgreSQL runs side by side (Parallel Append).
+    SELECT true AS metered, sums.* FROM (
+        SELECT meter_key AS device_key, sum(kwh) AS kwh, sum(readings) AS readings
+        FROM (
+            SELECT days.meter_key,
+                   days.kwh_consumed_ac[bounds.upper] - coalesce(days.kwh_consumed_ac[bounds.lower], 0)
+                       AS kwh,
+                   days.readings[bounds.upper] - coalesce(days.readings[bounds.lower], 0) AS readings
+            FROM meter_rollup_days AS days
+            CROSS JOIN LATERAL (
+                SELECT CASE WHEN days.day = $13::timestamptz THEN $14::integer ELSE 0 END AS lower,
+                       CASE WHEN days.day = $15::timestamptz THEN $16::integer ELSE 24 END AS upper
+            ) AS bounds
+            WHERE days.day >= $13::timestamptz AND days.day <= $15::timestamptz
+        ) AS day_rows GROUP BY meter_key
+    ) AS sums
+    UNION ALL
+    SELECT false, sums.* FROM (
+        SELECT vehicle_key, sum(kwh), sum(readings)
+        FROM (
+            SELECT days.vehicle_key,
+                   days.kwh_delivered_dc[bounds.upper] - coalesce(days.kwh_delivered_dc[bounds.lower], 0)
+                       AS kwh,
+                   days.readings[bounds.upper] - coalesce(days.readings[bounds.lower], 0) AS readings
+            FROM vehicle_rollup_days AS days
+            CROSS JOIN LATERAL (
+                SELECT CASE WHEN days.day = $13::timestamptz THEN $14::integer ELSE 0 END AS lower,
+                       CASE WHEN days.day = $15::timestamptz THEN $16::integer ELSE 24 END AS upper
+            ) AS bounds
+            WHERE days.day >= $13::timestamptz AND days.day <= $15::timestamptz
+        ) AS day_rows GROUP BY vehicle_key
+    ) AS sums
+), fleet AS MATERIALIZED (
     -- Every vehicle the engine knows (it reported, or it has an assignment), with what decides
     -- its correlation, as get_vehicle_presence decides it for one vehicle. The live tables and
     -- the assignments hold one row per device: small, read whole, looked up in hash tables.
@@ -56,22 +90,13 @@ WITH fleet AS MATERIALIZED (
     ) AS span
     LEFT JOIN meters ON meters.meter_id = span.meter_id
 ), meter_window AS (
-    -- Every meter fed into a vehicle for the whole window, in one pass: the window's day rows,
-    -- the inbox, and its partial hours, one (meter_key, ts) index range a meter (LATERAL, so
-    -- never a scan; each edge branch is a one-time filter on the window's shape, so a window
-    -- on whole hours never probes history).
+    -- Every meter fed into a vehicle for the whole window: its day rows' sums (day_sums), the
+    -- inbox, and its partial hours, one (meter_key, ts) index range a meter (LATERAL, so never
+    -- a scan; each edge branch is a one-time filter on the window's shape, so a window on
+    -- whole hours never probes history).
     SELECT part.meter_key, sum(part.kwh) AS kwh, sum(part.readings) AS readings
     FROM (
-        SELECT days.meter_key,
-               days.kwh_consumed_ac[bounds.upper] - coalesce(days.kwh_consumed_ac[bounds.lower], 0)
-                   AS kwh,
-               days.readings[bounds.upper] - coalesce(days.readings[bounds.lower], 0) AS readings
-        FROM meter_rollup_days AS days
-        CROSS JOIN LATERAL (
-            SELECT CASE WHEN days.day = $13::timestamptz THEN $14::integer ELSE 0 END AS lower,
-                   CASE WHEN days.day = $15::timestamptz THEN $16::integer ELSE 24 END AS upper
-        ) AS bounds
-        WHERE days.day >= $13::timestamptz AND days.day <= $15::timestamptz
+        SELECT device_key AS meter_key, kwh, readings FROM day_sums WHERE metered
         UNION ALL
         SELECT meter_key, kwh_consumed_ac::numeric, 1
         FROM meter_rollup_inbox
@@ -172,16 +197,7 @@ WITH fleet AS MATERIALIZED (
     -- temperatures only for the page's rows: page_temperatures).
     SELECT part.vehicle_key, sum(part.kwh) AS kwh, sum(part.readings) AS readings
     FROM (
-        SELECT days.vehicle_key,
-               days.kwh_delivered_dc[bounds.upper] - coalesce(days.kwh_delivered_dc[bounds.lower], 0)
-                   AS kwh,
-               days.readings[bounds.upper] - coalesce(days.readings[bounds.lower], 0) AS readings
-        FROM vehicle_rollup_days AS days
-        CROSS JOIN LATERAL (
-            SELECT CASE WHEN days.day = $13::timestamptz THEN $14::integer ELSE 0 END AS lower,
-                   CASE WHEN days.day = $15::timestamptz THEN $16::integer ELSE 24 END AS upper
-        ) AS bounds
-        WHERE days.day >= $13::timestamptz AND days.day <= $15::timestamptz
+        SELECT device_key AS vehicle_key, kwh, readings FROM day_sums WHERE NOT metered
         UNION ALL
         SELECT vehicle_key, kwh_delivered_dc::numeric, 1
         FROM vehicle_rollup_inbox
