@@ -34,6 +34,7 @@ from energy_ingest.health.front_door import router as front_door_router
 from energy_ingest.health.metrics import router as metrics_router
 from energy_ingest.ingest.endpoints import OPENAPI_ROUTES as INGEST_OPENAPI_ROUTES
 from energy_ingest.ingest.endpoints import ROUTES as INGEST_ROUTES
+from energy_ingest.ingest.mqtt import MqttIngest
 from energy_ingest.ingest.schemas import Limits
 from energy_ingest.ingest.service import IngestService
 from energy_ingest.keys.bootstrap import ensure_admin_key
@@ -115,6 +116,13 @@ async def engine_lifespan(app: FastAPI) -> AsyncIterator[None]:
             RollupFolder(database.write_pool, settings.rollup_fold_seconds, metrics).run(),
             name="rollup-folder",
         )
+        mqtt = None
+        if settings.mqtt_url is not None:
+            # Entered after the writer, so left before it: PUBACKs of what it wrote go out
+            # before the writer drains and the pools close.
+            mqtt = await stack.enter_async_context(
+                MqttIngest(settings, writer, Limits.from_settings(settings), metrics)
+            )
         app.state.engine = EngineState(
             settings=settings,
             database=database,
@@ -127,6 +135,7 @@ async def engine_lifespan(app: FastAPI) -> AsyncIterator[None]:
             keys=keys,
             maintenance=maintenance,
             rollup_folder=folder,
+            mqtt=mqtt,
         )
         try:
             yield

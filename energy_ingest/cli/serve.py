@@ -44,6 +44,13 @@ _SERVE_CONNECT_ATTEMPTS = 30
     type=click.Path(dir_okay=False, path_type=Path),
     help="Where the first start also writes the admin key it creates (mode 0600).",
 )
+@click.option(
+    "--mqtt",
+    "mqtt_url",
+    envvar="EIE_MQTT_URL",
+    help="Also take readings from this MQTT broker: mqtt://[user:pass@]host:port (mqtts:// "
+    "for TLS). Off by default.",
+)
 @database_option
 @data_dir_option
 def serve(
@@ -52,6 +59,7 @@ def serve(
     workers: int | None,
     auth_enabled: bool | None,
     admin_key_file: Path | None,
+    mqtt_url: str | None,
     database_url: str | None,
     data_dir: Path | None,
 ) -> None:
@@ -68,6 +76,7 @@ def serve(
         workers=workers,
         auth_enabled=auth_enabled,
         admin_key_file=admin_key_file,
+        mqtt_url=mqtt_url,
         database_url=database_url,
         data_dir=data_dir,
     )
@@ -90,6 +99,8 @@ def serve(
         # resolved URL (perhaps the embedded server's) is handed down that way.
         os.environ["EIE_DATABASE_URL"] = url
         os.environ["EIE_AUTH_ENABLED"] = str(settings.auth_enabled).lower()
+        if settings.mqtt_url is not None:
+            os.environ["EIE_MQTT_URL"] = settings.mqtt_url
         if not os.environ.get(MULTIPROCESS_ENV):
             # Each worker writes its metric samples here; a scrape of any of them sums all.
             os.environ[MULTIPROCESS_ENV] = stack.enter_context(

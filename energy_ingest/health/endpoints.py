@@ -29,6 +29,10 @@ async def readyz(engine: EngineDep) -> Response:
         "writer": engine.writer.running,
         "maintenance": engine.maintenance_running(),
     }
+    if engine.mqtt is not None:
+        # Configured, MQTT is an ingest path like HTTP: not connected, the engine takes
+        # nothing of what devices publish, so it is not ready.
+        checks["mqtt"] = engine.mqtt.connected
     try:
         async with asyncio.timeout(_PROBE_TIMEOUT_SECONDS), engine.database.read() as connection:
             await connection.fetchval(sql("check_database"))

@@ -172,8 +172,8 @@ class IngestService:
                 conflicts.append((index, reading))
         failed = len(invalid) + len(conflicts)
         errors = [
-            _invalid_error(index, problems) if reading is None else _conflict_error(index, reading)
-            for index, problems, reading in _first_failures(invalid, conflicts)
+            invalid_error(index, problems) if reading is None else conflict_error(index, reading)
+            for index, problems, reading in first_failures(invalid, conflicts)
         ]
         answer = {
             "total": len(items),
@@ -201,7 +201,7 @@ def _foreign_device(item: Any, model: ReadingModel | None, principal: Principal)
     return None
 
 
-def _first_failures(
+def first_failures(
     invalid: list[tuple[int, list[FieldProblem]]], conflicts: list[tuple[int, Reading]]
 ) -> list[tuple[int, list[FieldProblem], Reading | None]]:
     """The first failures by index, invalid items and conflicts merged: at most
@@ -221,7 +221,7 @@ def _first_failures(
     return first
 
 
-def _invalid_error(index: int, problems: list[FieldProblem]) -> dict[str, Any]:
+def invalid_error(index: int, problems: list[FieldProblem]) -> dict[str, Any]:
     return {
         "index": index,
         "reason": "invalid",
@@ -230,7 +230,7 @@ def _invalid_error(index: int, problems: list[FieldProblem]) -> dict[str, Any]:
     }
 
 
-def _conflict_error(index: int, reading: Reading) -> dict[str, Any]:
+def conflict_error(index: int, reading: Reading) -> dict[str, Any]:
     return {
         "index": index,
         "reason": "conflict",

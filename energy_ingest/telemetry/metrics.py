@@ -76,6 +76,38 @@ class EngineMetrics:
             ["method", "route", "status"], buckets=_SECONDS_BUCKETS, registry=registry,
         )  # fmt: skip
 
+        # MQTT ingest (off unless a broker is configured).
+        self.mqtt_received = Counter(
+            "eie_mqtt_messages_received", "MQTT messages taken from the broker.",
+            registry=registry,
+        )  # fmt: skip
+        self.mqtt_redelivered = Counter(
+            "eie_mqtt_messages_redelivered",
+            "MQTT messages the broker sent again (DUP flag): not acknowledged before a crash, "
+            "a disconnect or a broker restart.",
+            registry=registry,
+        )  # fmt: skip
+        self.mqtt_acknowledged = Counter(
+            "eie_mqtt_messages_acknowledged",
+            "MQTT messages acknowledged (PUBACK): their readings committed, or rejected.",
+            registry=registry,
+        )  # fmt: skip
+        self.mqtt_rejected = Counter(
+            "eie_mqtt_readings_rejected",
+            "MQTT readings refused and answered on <topic>/rejected, by reason (the rule broken,"
+            " topic_mismatch, conflict; a message that is no readings at all counts once).",
+            ["reason"], registry=registry,
+        )  # fmt: skip
+        self.mqtt_ack_seconds = Histogram(
+            "eie_mqtt_ack_delay_seconds",
+            "From an MQTT message's arrival to its PUBACK (its batch committed before).",
+            buckets=_SECONDS_BUCKETS, registry=registry,
+        )  # fmt: skip
+        self.mqtt_connected = Gauge(
+            "eie_mqtt_connected", "1 while the engine's MQTT connection is up.",
+            registry=registry, multiprocess_mode="livemax",
+        )  # fmt: skip
+
     def count_fold(self, folded: Any, seconds: float, *, failed: bool = False) -> None:
         """One round of the rollup folder: folded (with its readings), skipped (another engine
         held the fold) or failed."""

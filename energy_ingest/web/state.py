@@ -33,6 +33,13 @@ class IngestPort(Protocol):
     ) -> tuple[int, dict[str, Any]]: ...
 
 
+class MqttPort(Protocol):
+    """The MQTT ingest (`ingest.mqtt.MqttIngest`), as /readyz sees it."""
+
+    @property
+    def connected(self) -> bool: ...
+
+
 @dataclass(slots=True)
 class EngineState:
     """What the lifespan owns and the endpoints use; lives on `app.state.engine`."""
@@ -46,6 +53,7 @@ class EngineState:
     keys: KeyGuard
     maintenance: asyncio.Task[None] | None = None
     rollup_folder: asyncio.Task[None] | None = None
+    mqtt: MqttPort | None = None  # None unless a broker is configured (mqtt_url)
 
     def maintenance_running(self) -> bool:
         """The partition-maintenance and rollup-fold tasks are alive (they never end on their
