@@ -159,6 +159,7 @@ class MqttIngest:
         client.reconnect_delay_set(min_delay=1, max_delay=10)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
+        client.on_subscribe = self._on_subscribe
         client.on_message = self._on_message
         return client
 
@@ -213,7 +214,7 @@ class MqttIngest:
 
     @property
     def connected(self) -> bool:
-        """Whether the engine is connected and subscribed: /readyz reports it."""
+        """Whether the engine is connected and its subscriptions granted: /readyz reports it."""
         return self._connected
 
     # --- paho's thread -------------------------------------------------------------------------
@@ -231,13 +232,29 @@ class MqttIngest:
             return
         with self._lock:
             self._generation += 1
-            self._connected = True
-        self._metrics.mqtt_connected.set(1)
         group = self._settings.mqtt_group
+        # Again on every connection: a session the broker lost (or a first one) has none.
         client.subscribe(
             [(f"$share/{group}/{topic}", SubscribeOptions(qos=1)) for topic in TOPIC_FILTERS]
         )
         logger.info("MQTT connected (session present: %s)", flags.session_present)
+
+    def _on_subscribe(
+        self,
+        client: paho.Client,
+        userdata: Any,
+        mid: int,
+        reasons: list[ReasonCode],
+        properties: Properties | None,
+    ) -> None:
+        refused = [str(reason) for reason in reasons if reason.is_failure]
+        if refused:
+            # An ACL that does not let the engine read: it takes nothing, so it is not ready.
+            logger.error("the MQTT broker refused the subscriptions: %s", ", ".join(refused))
+            return
+        with self._lock:
+            self._connected = True
+        self._metrics.mqtt_connected.set(1)
 
     def _on_disconnect(
         self,
