@@ -76,6 +76,7 @@ _RETRY_FIRST_SECONDS = 0.05
 _RETRY_LONGEST_SECONDS = 1.0
 _KEEPALIVE_SECONDS = 30
 _DRAIN_SECONDS = 10.0
+_YIELD_EVERY_MESSAGES = 256
 _STRUCTURE_BYTES_PER_ITEM = 16  # as ingest/service.py: '[', '{' and ',' a reading may hold
 
 
@@ -305,27 +306,30 @@ class MqttIngest:
                 self._metrics.mqtt_redelivered.inc()
             if delivery.qos > 0:
                 self._pending.append(delivery)
-            task = asyncio.create_task(self._handle(delivery), name="mqtt-message")
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+        # The messages that arrived together go to the writer as one submission: one future
+        # and one task for all of them rather than for each (a device's message is one reading).
+        task = asyncio.create_task(self._handle(deliveries), name="mqtt-messages")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
-    async def _handle(self, delivery: Delivery) -> None:
+    async def _handle(self, deliveries: list[Delivery]) -> None:
         try:
-            rejection = await self._ingest(delivery)
+            rejections = await self._ingest(deliveries)
         except (asyncio.CancelledError, _Stopping):
-            return  # shutting down: not acknowledged, the broker sends it again
+            return  # shutting down: not acknowledged, the broker sends them again
         except Exception:
-            # A bug, not the message's fault: leave it unacknowledged (the broker sends it
-            # again after a reconnect) rather than drop it.
-            logger.exception("an MQTT message on %s failed unexpectedly", delivery.topic)
+            # A bug, not the messages' fault: leave them unacknowledged (the broker sends them
+            # again after a reconnect) rather than drop them.
+            logger.exception("%d MQTT messages failed unexpectedly", len(deliveries))
             return
-        if rejection is not None:
-            for reason in rejection.reasons:
-                self._metrics.mqtt_rejected.labels(reason).inc()
-            self._client.publish(
-                delivery.topic + REJECTED_SUFFIX, orjson.dumps(rejection.body), qos=1
-            )
-        delivery.done = True
+        for delivery, rejection in zip(deliveries, rejections, strict=True):
+            if rejection is not None:
+                for reason in rejection.reasons:
+                    self._metrics.mqtt_rejected.labels(reason).inc()
+                self._client.publish(
+                    delivery.topic + REJECTED_SUFFIX, orjson.dumps(rejection.body), qos=1
+                )
+            delivery.done = True
         self._send_acknowledgements()
 
     def _send_acknowledgements(self) -> None:
@@ -342,14 +346,32 @@ class MqttIngest:
                 self._metrics.mqtt_acknowledged.inc()
                 self._metrics.mqtt_ack_seconds.observe(now - delivery.arrived)
 
-    async def _ingest(self, delivery: Delivery) -> Rejection | None:
-        """Store what the message holds; what was refused, to answer on the rejected topic."""
-        parsed = parse_message(delivery.topic, delivery.payload, self._limits, self._settings)
-        if isinstance(parsed, Rejection):
-            return parsed
-        if not parsed.valid:
-            return parsed.rejection([])
-        return parsed.rejection(await self._write(parsed.valid))
+    async def _ingest(self, deliveries: list[Delivery]) -> list[Rejection | None]:
+        """Store what the messages hold; per message, what was refused (for its rejected topic)."""
+        parsed: list[ParsedMessage | Rejection] = []
+        for number, delivery in enumerate(deliveries):
+            if number and number % _YIELD_EVERY_MESSAGES == 0:
+                await asyncio.sleep(0)  # validation is synchronous: let the rest of the engine run
+            parsed.append(
+                parse_message(delivery.topic, delivery.payload, self._limits, self._settings)
+            )
+        readings = [
+            reading
+            for message in parsed
+            if isinstance(message, ParsedMessage)
+            for reading in message.valid
+        ]
+        outcomes = await self._write(readings) if readings else []
+        rejections: list[Rejection | None] = []
+        position = 0
+        for message in parsed:
+            if isinstance(message, Rejection):
+                rejections.append(message)
+                continue
+            taken = len(message.valid)
+            rejections.append(message.rejection(outcomes[position : position + taken]))
+            position += taken
+        return rejections
 
     async def _write(self, readings: list[Reading]) -> list[Outcome]:
         """The readings' outcomes once committed; retried (never acknowledged meanwhile) while
