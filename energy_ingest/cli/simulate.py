@@ -83,6 +83,22 @@ from energy_ingest.simulator.options import (
     help="Back-fill: first simulated minute (ISO 8601 with an offset); default: the span "
     "before now. With --seed it makes a run repeatable to the byte.",
 )
+@click.option(
+    "--protocol",
+    envvar="EIE_SIM_PROTOCOL",
+    type=click.Choice(["http", "mqtt"]),
+    default="http",
+    show_default=True,
+    show_envvar=True,
+    help="How devices send readings: POST to the engine, or publish at QoS 1 to the broker "
+    "the engine subscribes to (--mqtt-url; assignments and verdicts still use HTTP).",
+)
+@click.option(
+    "--mqtt-url",
+    envvar="EIE_SIM_MQTT_URL",
+    show_envvar=True,
+    help="The broker for --protocol mqtt: mqtt://[user:pass@]host:port (mqtts:// for TLS).",
+)
 @fleet_options(FLEET_DEFAULTS, "EIE_SIM_")
 def simulate(
     url: str,
@@ -90,6 +106,8 @@ def simulate(
     backfill_span: timedelta | None,
     realtime: bool,
     duration: timedelta,
+    protocol: str,
+    mqtt_url: str | None,
     **options: Any,
 ) -> None:
     """Simulate a fleet against a running engine, over its HTTP API only.
@@ -102,6 +120,7 @@ def simulate(
     \b
     energy-ingest simulate --backfill 24h --vehicles 1000
     energy-ingest simulate --realtime --duration 2h --speedup 60
+    energy-ingest simulate --backfill 1h --protocol mqtt --mqtt-url mqtt://127.0.0.1:1883
     """
     from energy_ingest.simulator.command import simulate as run_simulation
 
@@ -109,8 +128,10 @@ def simulate(
         raise click.UsageError("choose one mode: --backfill SPAN or --realtime")
     if realtime and options.get("start") is not None:
         raise click.UsageError("--start is for --backfill; real time places its clock itself")
+    if (protocol == "mqtt") != (mqtt_url is not None):
+        raise click.UsageError("--protocol mqtt needs --mqtt-url, and --mqtt-url needs it")
     run = run_options(
-        {**options, "api_key": api_key},
+        {**options, "api_key": api_key, "mqtt_url": mqtt_url},
         duration=duration if realtime else backfill_span or duration,
         realtime=realtime,
         url=url,

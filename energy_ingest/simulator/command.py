@@ -26,6 +26,7 @@ from energy_ingest.simulator.console import (
 from energy_ingest.simulator.detection import Detection, evaluate
 from energy_ingest.simulator.fleet import FleetSpec, build_fleet, vehicle_id
 from energy_ingest.simulator.mess import MessRates
+from energy_ingest.simulator.mqtt import MqttEngineClient
 from energy_ingest.simulator.runner import (
     MAX_HISTORY,
     Tally,
@@ -60,6 +61,7 @@ class RunOptions:
     timeout_seconds: float = 60.0
     worst: int = 10
     api_key: str | None = None
+    mqtt_url: str | None = None  # readings published to this broker instead of POSTed
 
     def headers(self) -> dict[str, str]:
         """The Authorization header, when a key is given."""
@@ -147,6 +149,11 @@ async def run(
                 )
             )
         client = EngineClient(http)
+        if options.mqtt_url is not None:
+            mqtt = MqttEngineClient(http, options.mqtt_url)
+            await mqtt.connect()
+            stack.push_async_callback(mqtt.close)
+            client = mqtt
         await _preflight(client, options)
         with ProgressView(console, simulation, realtime=options.realtime) as view:
             if options.realtime:
@@ -168,7 +175,12 @@ async def run(
                     stop=stop,
                 )
             view.finish(tally)
+        if isinstance(client, MqttEngineClient):
+            # The broker acknowledged every reading; the verdicts need the engine to have them.
+            await client.settle()
         mode = f"real time ×{options.speedup:g}" if options.realtime else "back-fill"
+        if options.mqtt_url is not None:
+            mode += ", over MQTT (QoS 1, broker PUBACKs counted)"
         print_run(console, simulation, tally, mode)
         if tally.interrupted:
             # The truth assumes every reading of the run was delivered: no verdict on a part.

@@ -147,6 +147,7 @@ def run_options(
         timeout_seconds=options["timeout"],
         worst=options["worst"],
         api_key=options.get("api_key"),
+        mqtt_url=options.get("mqtt_url"),
     )
 
 
