@@ -170,9 +170,21 @@ def simulate(
     help="Demo folder (embedded database, engine log), wiped at every start and removed at a "
     "clean stop. Default: energy-ingest-demo-<uid> in the system's temporary folder.",
 )
+@click.option(
+    "--mqtt-url",
+    envvar="EIE_DEMO_MQTT_URL",
+    show_envvar=True,
+    help="Run the fleet over MQTT: the engine subscribes to this broker and the devices publish "
+    "to it at QoS 1 (mqtt://[user:pass@]host:port).",
+)
 @fleet_options(DEMO_DEFAULTS, "EIE_DEMO_")
 def demo(
-    backfill_span: timedelta, host: str, port: int, data_dir: Path | None, **options: Any
+    backfill_span: timedelta,
+    host: str,
+    port: int,
+    data_dir: Path | None,
+    mqtt_url: str | None,
+    **options: Any,
 ) -> None:
     """See the whole product in one go: engine, a day of a 1,000-vehicle fleet, the verdicts.
 
@@ -184,7 +196,9 @@ def demo(
     from energy_ingest.simulator.demo import DemoOptions, default_folder
     from energy_ingest.simulator.demo import demo as run_demo
 
-    run = run_options(options, duration=backfill_span, realtime=False, url="")
+    run = run_options(
+        {**options, "mqtt_url": mqtt_url}, duration=backfill_span, realtime=False, url=""
+    )
     sys.exit(
         run_demo(DemoOptions(folder=data_dir or default_folder(), host=host, port=port, run=run))
     )

@@ -163,6 +163,15 @@ async def _start_engine(
         for key, value in os.environ.items()
         if key not in {"DATABASE_URL", "EIE_DATABASE_URL", "EIE_AUTH_ENABLED"}
     }
+    if options.run.mqtt_url is not None:
+        # A session and a group of this demo's own, short-lived: a broker the machine shares
+        # must not keep queueing for a demo long gone, nor hand it other engines' devices.
+        environment.update(
+            EIE_MQTT_URL=options.run.mqtt_url,
+            EIE_MQTT_CLIENT_ID=f"energy-ingest-demo-{os.getpid()}",
+            EIE_MQTT_GROUP=f"energy-ingest-demo-{os.getpid()}",
+            EIE_MQTT_SESSION_EXPIRY_SECONDS="60",
+        )
     try:
         engine = await asyncio.create_subprocess_exec(
             sys.executable,
