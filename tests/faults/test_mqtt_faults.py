@@ -110,6 +110,14 @@ async def settled(database_url: str, ledger: Ledger) -> Audit:
         await asyncio.sleep(0.2)
 
 
+async def acknowledged_by(engine: EngineProcess) -> float:
+    """The PUBACKs this engine process sent so far, from its /metrics."""
+    async with httpx.AsyncClient(base_url=engine.base_url, timeout=10) as client:
+        text = (await client.get("/metrics")).text
+    found = re.search(r"^eie_mqtt_messages_acknowledged_total (\S+)$", text, re.MULTILINE)
+    return float(found.group(1)) if found else 0.0
+
+
 async def redelivered(engine: EngineProcess) -> int:
     """Messages the broker sent this engine process again (DUP), from its /metrics."""
     async with httpx.AsyncClient(base_url=engine.base_url, timeout=10) as client:
@@ -197,7 +205,11 @@ async def test_postgres_stopped_mid_run_holds_back_acknowledgements(
             await load.wait_for(2_000)
             await asyncio.to_thread(own_postgres.stop_immediately)
             await load.wait_for(2_000)  # devices still publish; the broker queues
+            acknowledged_down = await acknowledged_by(engine)
             await asyncio.sleep(1.0)
+            # Nothing can commit, so nothing may be acknowledged (batches that committed just
+            # before the stop were acknowledged during the 2,000 readings above).
+            assert await acknowledged_by(engine) == acknowledged_down
             assert engine.alive(), f"the engine died with the database:\n{engine.output()}"
             await asyncio.to_thread(own_postgres.start)
             await load.wait_for(2_000)
