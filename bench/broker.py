@@ -49,6 +49,10 @@ class Mosquitto:
             "log_type error",
             "log_type warning",
         ]
+        if os.geteuid() == 0:
+            # Started as root, Mosquitto switches to the `mosquitto` user, which cannot write
+            # its persistence file in our folder: sessions would not survive a restart.
+            lines.append("user root")
         if limits:
             lines.append(LIMITS.read_text())
         else:  # Mosquitto's defaults, for the bench's comparison

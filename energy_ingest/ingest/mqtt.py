@@ -313,15 +313,19 @@ class MqttIngest:
         task.add_done_callback(self._tasks.discard)
 
     async def _handle(self, deliveries: list[Delivery]) -> None:
-        try:
-            rejections = await self._ingest(deliveries)
-        except (asyncio.CancelledError, _Stopping):
-            return  # shutting down: not acknowledged, the broker sends them again
-        except Exception:
-            # A bug, not the messages' fault: leave them unacknowledged (the broker sends them
-            # again after a reconnect) rather than drop them.
-            logger.exception("%d MQTT messages failed unexpectedly", len(deliveries))
-            return
+        while True:
+            try:
+                rejections = await self._ingest(deliveries)
+                break
+            except (asyncio.CancelledError, _Stopping):
+                return  # shutting down: not acknowledged, the broker sends them again
+            except Exception:
+                # A bug, not the messages' fault: never acknowledged without being stored, so
+                # tried again (every later PUBACK waits for these, in arrival order).
+                logger.exception("%d MQTT messages failed unexpectedly", len(deliveries))
+                if self._closing:
+                    return
+                await asyncio.sleep(_RETRY_LONGEST_SECONDS)
         for delivery, rejection in zip(deliveries, rejections, strict=True):
             if rejection is not None:
                 for reason in rejection.reasons:

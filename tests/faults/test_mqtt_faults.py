@@ -49,6 +49,8 @@ class MqttLoad:
         self.device = device
         self.fleet = fleet
         self.published = 0
+        self.running = asyncio.Event()
+        self.running.set()
         self._task: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> MqttLoad:
@@ -63,6 +65,7 @@ class MqttLoad:
     async def _run(self) -> None:
         devices = self.fleet.devices
         while True:
+            await self.running.wait()
             for _ in range(_RATE_PER_TICK):
                 device = devices[self.published % len(devices)]
                 reading = self.fleet.next_reading(device)
@@ -223,6 +226,15 @@ async def test_postgres_stopped_mid_run_holds_back_acknowledgements(
 async def test_broker_restarted_mid_run(
     database_url: str, broker: Mosquitto, record_figures: RecordFigures
 ) -> None:
+    """The broker restarts (SIGTERM, persistence on) between bursts: devices and engine
+    reconnect to their persisted sessions and go on.
+
+    Between bursts, not under load: Mosquitto 2.0.11 (Debian's) loses some messages that are
+    in flight to a subscriber when it shuts down, even to a plain client that acknowledges
+    each message on receipt (reproduced without the engine), so a restart mid-flight tests
+    the broker, not the engine. Redelivery of what the engine had not acknowledged is what the
+    kill tests exercise.
+    """
     fleet = Fleet(meters=40, vehicles=40)
     ledger = Ledger()
     async with engine_process(
@@ -231,12 +243,37 @@ async def test_broker_restarted_mid_run(
         await engine.start()
         async with mqtt_load(broker, fleet, ledger) as load:
             await load.wait_for(2_000)
+            load.running.clear()
+            await load.device.wait_acknowledged()
+            await engine_caught_up(engine)
             await asyncio.to_thread(broker.restart)  # SIGTERM: sessions saved, then back
+            load.running.set()
             await load.wait_for(2_000)  # the device and the engine both reconnected
         result = await settled(database_url, ledger)
         seen = await redelivered(engine)
     record_figures(figures(result, ledger, redelivered=seen))
     result.assert_nothing_lost()
+
+
+async def engine_caught_up(engine: EngineProcess) -> None:
+    """Until the engine acknowledged every message it received (a liveness bound)."""
+    deadline = time.monotonic() + _SETTLE_SECONDS
+    async with httpx.AsyncClient(base_url=engine.base_url, timeout=10) as client:
+        while True:
+            text = (await client.get("/metrics")).text
+            counts = [
+                float(found.group(1))
+                for name in ("received", "acknowledged")
+                if (
+                    found := re.search(
+                        rf"^eie_mqtt_messages_{name}_total (\S+)$", text, re.MULTILINE
+                    )
+                )
+            ]
+            if len(counts) == 2 and counts[0] == counts[1]:
+                return
+            assert time.monotonic() < deadline, "the engine never acknowledged all it received"
+            await asyncio.sleep(0.05)
 
 
 async def test_one_of_two_engines_sharing_the_subscription_killed(
