@@ -1,6 +1,7 @@
 """The `energy-ingest` command: serve the API, manage the database and its keys, simulate a fleet.
 
-One module per command group: `serve`, `db`, `keys`, `report`, `simulate` (simulate and demo);
+One module per command group: `serve`, `db`, `keys`, `report`, `simulate` (simulate and demo),
+`history` (import and export);
 what they share (settings, the database connected once, failures as one line) is in `common`. The
 simulator's own options live beside it, in `energy_ingest.simulator.options`.
 """
@@ -12,7 +13,7 @@ from typing import Any
 
 import click
 
-from energy_ingest.cli import db, keys, report, serve, simulate
+from energy_ingest.cli import db, history, keys, report, serve, simulate
 from energy_ingest.cli.common import EXPECTED_FAILURES, failure
 from energy_ingest.telemetry.logs import configure_logging
 
@@ -62,3 +63,5 @@ main.add_command(keys.keys)
 main.add_command(report.report)
 main.add_command(simulate.simulate)
 main.add_command(simulate.demo)
+main.add_command(history.import_readings)
+main.add_command(history.export)

@@ -9,7 +9,7 @@ import os
 import subprocess
 import sys
 import traceback
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from contextlib import ExitStack
 from datetime import timedelta
 from functools import partial
@@ -162,6 +162,16 @@ async def migrate_database(
     return await migrate_url(url, attempts=attempts, then=then, connect=connect)
 
 
+async def _refuse_pending_migrations(connection: asyncpg.Connection, url: str) -> None:
+    pending = await pending_versions(connection)
+    if pending:
+        raise CommandFailed(
+            f"the database at {redact(url)} has {len(pending)} pending "
+            f"migration{'s' if len(pending) > 1 else ''} ({', '.join(pending)}): "
+            "run energy-ingest db migrate first"
+        )
+
+
 def on_database(
     database_url: str | None,
     data_dir: Path | None,
@@ -177,16 +187,26 @@ def on_database(
     async def run(url: str) -> Any:
         connection = await connect(url)
         try:
-            pending = await pending_versions(connection)
-            if pending:
-                raise CommandFailed(
-                    f"the database at {redact(url)} has {len(pending)} pending "
-                    f"migration{'s' if len(pending) > 1 else ''} ({', '.join(pending)}): "
-                    "run energy-ingest db migrate first"
-                )
+            await _refuse_pending_migrations(connection, url)
             return await work(connection)
         finally:
             await connection.close()
+
+    with ExitStack() as stack:
+        return asyncio.run(run(resolve_database_url(stack, settings)))
+
+
+def on_database_url(settings: Settings, work: Callable[[str], Awaitable[Any]]) -> Any:
+    """Run `work` with the URL of a migrated database (`settings`' or the embedded one), for a
+    command that opens the engine's own pools on it; pending migrations refused as above."""
+
+    async def run(url: str) -> Any:
+        connection = await connect(url)
+        try:
+            await _refuse_pending_migrations(connection, url)
+        finally:
+            await connection.close()
+        return await work(url)
 
     with ExitStack() as stack:
         return asyncio.run(run(resolve_database_url(stack, settings)))
