@@ -46,7 +46,7 @@ _SHOWN_REFUSALS = 10
 _PROGRESS_SECONDS = 0.2
 
 
-class _Progress:
+class ProgressLine:
     """A one-line counter on standard error (lines, and the share of a file's bytes read)."""
 
     def __init__(self, total_bytes: int | None, stream: IO[str]) -> None:
@@ -170,7 +170,7 @@ def import_readings(
         "csv" if file_format == "csv" else "jsonl" if file_format == "jsonl" else None
     )
     stderr = sys.stderr
-    progress = _Progress(_file_size(source), stderr) if stderr.isatty() else None
+    progress = ProgressLine(_file_size(source), stderr) if stderr.isatty() else None
     shown = 0
 
     with ExitStack() as stack:
