@@ -219,7 +219,7 @@ SET kwh_delivered_dc = r.kwh_delivered_dc + EXCLUDED.kwh_delivered_dc,
     readings = r.readings + EXCLUDED.readings;
 
 -- name: bulk_roll_up_meter_days
--- The day rows of the days [$1, $2) from their hourly rows: running totals of the 24 hours.
+-- The day rows of the days [$1, $2) from their hourly rows: running totals to the day's end.
 INSERT INTO meter_rollup_days AS d (day, kwh_consumed_ac, readings, meter_key)
 SELECT day, array_agg(kwh ORDER BY slot), array_agg(readings::integer ORDER BY slot), meter_key
 FROM (
@@ -231,7 +231,7 @@ FROM (
     CROSS JOIN generate_series(0, 23) AS slot
     LEFT JOIN meter_rollups AS hours
         ON hours.meter_key = device.meter_key AND hours.hour = device.day + slot * interval '1 hour'
-    WINDOW running AS (PARTITION BY device.meter_key, device.day ORDER BY slot)
+    WINDOW running AS (PARTITION BY device.meter_key, device.day ORDER BY slot DESC)
 ) AS slots
 GROUP BY meter_key, day
 ON CONFLICT (meter_key, day) DO UPDATE
@@ -254,7 +254,7 @@ FROM (
     LEFT JOIN vehicle_rollups AS hours
         ON hours.vehicle_key = device.vehicle_key
        AND hours.hour = device.day + slot * interval '1 hour'
-    WINDOW running AS (PARTITION BY device.vehicle_key, device.day ORDER BY slot)
+    WINDOW running AS (PARTITION BY device.vehicle_key, device.day ORDER BY slot DESC)
 ) AS slots
 GROUP BY vehicle_key, day
 ON CONFLICT (vehicle_key, day) DO UPDATE

@@ -75,12 +75,13 @@ async def test_existing_history_is_rolled_up_by_the_migration(
             " WHERE inhparent IN ('meter_rollups'::regclass, 'vehicle_rollups'::regclass)"
         )
         assert partitions == 2 * len({day_of(start), day_of(end)})
-        # The day rows: running sums of each day's hours (element i: hours 0 … i−1).
+        # The day rows: running sums of each day's hours to its end (element i: hours i−1 … 23).
         days = await connection.fetch(
             "SELECT days.readings, days.kwh_consumed_ac AS kwh,"
-            " array(SELECT coalesce(sum(h.readings), 0) FROM generate_series(1, 24) AS slot"
+            " array(SELECT coalesce(sum(h.readings), 0) FROM generate_series(0, 23) AS slot"
             "       LEFT JOIN meter_rollups AS h ON h.meter_key = days.meter_key"
-            "        AND h.hour >= days.day AND h.hour < days.day + slot * interval '1 hour'"
+            "        AND h.hour >= days.day + slot * interval '1 hour'"
+            "        AND h.hour < days.day + interval '1 day'"
             "       GROUP BY slot ORDER BY slot) AS summed,"
             " (SELECT sum(kwh_consumed_ac) FROM meter_rollups AS h"
             "  WHERE h.meter_key = days.meter_key AND h.hour >= days.day"
@@ -90,7 +91,7 @@ async def test_existing_history_is_rolled_up_by_the_migration(
         assert len(days) == 2 * len({day_of(start), day_of(end)})
         for row in days:
             assert row["readings"] == row["summed"]
-            assert row["kwh"][23] == row["day_kwh"]
+            assert row["kwh"][0] == row["day_kwh"]
     finally:
         await connection.close()
         await drop_database(test_server.admin_url, name)

@@ -27,11 +27,13 @@ CREATE TABLE vehicle_rollup_inbox (
 );
 
 -- The day level: one row per (device, UTC day) whose arrays hold running totals of the day's
--- hours: element i (1-based) is the sum of hours 0 … i−1, so hours [a, b) of the day add up to
--- element b minus element a (element 0 is null: nothing). Any window of whole hours is at most
--- one subtraction a device and day: 2 rows a device for 24 hours, 8 for 7 days. Kept by the
--- folder with the hourly rows, never by the writer; partitioned by the same UTC days as history
--- (the partition key `day` is the day's UTC midnight) and dropped with it.
+-- hours to its end: element i (1-based) is the sum of hours i−1 … 23, so element 1 is the day's
+-- total and hours [a, b) of the day add up to element a+1 minus element b+1 (element 25 is null:
+-- nothing). Any window of whole hours is one subtraction a device and day at most: 2 rows a
+-- device for 24 hours, 8 for 7 days — and the days inside the window read element 1, the
+-- cheapest to reach in an array of variable-width numerics. Kept by the folder with the hourly
+-- rows, never by the writer; partitioned by the same UTC days as history (the partition key
+-- `day` is the day's UTC midnight) and dropped with it.
 CREATE TABLE meter_rollup_days (
     day             timestamptz NOT NULL,
     kwh_consumed_ac numeric[]   NOT NULL,
@@ -87,7 +89,7 @@ FROM (
     CROSS JOIN generate_series(0, 23) AS slot
     LEFT JOIN meter_rollups AS hours
         ON hours.meter_key = device.meter_key AND hours.hour = device.day + slot * interval '1 hour'
-    WINDOW running AS (PARTITION BY device.meter_key, device.day ORDER BY slot)
+    WINDOW running AS (PARTITION BY device.meter_key, device.day ORDER BY slot DESC)
 ) AS slots
 GROUP BY meter_key, day;
 
@@ -105,6 +107,6 @@ FROM (
     LEFT JOIN vehicle_rollups AS hours
         ON hours.vehicle_key = device.vehicle_key
        AND hours.hour = device.day + slot * interval '1 hour'
-    WINDOW running AS (PARTITION BY device.vehicle_key, device.day ORDER BY slot)
+    WINDOW running AS (PARTITION BY device.vehicle_key, device.day ORDER BY slot DESC)
 ) AS slots
 GROUP BY vehicle_key, day;

@@ -1,9 +1,9 @@
 -- Fleet performance: every vehicle's efficiency over one window, from the rollups, in one
 -- statement (one snapshot) that also judges, counts, sorts and pages, so only the page's rows
--- leave the database. Whole hours come from the day rows (running totals: one subtraction a
--- device and day) plus the rollup inbox (readings not folded yet); only the partial hours at
--- the window's edges and at assignment boundaries are read from history, each as one (device,
--- ts) index range of less than an hour. Nothing scans history.
+-- leave the database. Whole hours [a, b) of a day are element a+1 minus element b+1 of its day
+-- row (running totals to the day's end), plus the rollup inbox (readings not folded yet); only
+-- the partial hours at the window's edges and at assignment boundaries are read from history,
+-- each as one (device, ts) index range of less than an hour. Nothing scans history.
 
 -- name: fleet_performance
 -- $1, $2: the window [start, end). $3, $4: its whole hours [first, end) (null, null when it
@@ -24,9 +24,9 @@ WITH day_sums AS MATERIALIZED (
         SELECT meter_key AS device_key, sum(kwh) AS kwh, sum(readings) AS readings
         FROM (
             SELECT days.meter_key,
-                   days.kwh_consumed_ac[bounds.upper] - coalesce(days.kwh_consumed_ac[bounds.lower], 0)
+                   days.kwh_consumed_ac[bounds.lower + 1] - coalesce(days.kwh_consumed_ac[bounds.upper + 1], 0)
                        AS kwh,
-                   days.readings[bounds.upper] - coalesce(days.readings[bounds.lower], 0) AS readings
+                   days.readings[bounds.lower + 1] - coalesce(days.readings[bounds.upper + 1], 0) AS readings
             FROM meter_rollup_days AS days
             CROSS JOIN LATERAL (
                 SELECT CASE WHEN days.day = $13::timestamptz THEN $14::integer ELSE 0 END AS lower,
@@ -40,9 +40,9 @@ WITH day_sums AS MATERIALIZED (
         SELECT vehicle_key, sum(kwh), sum(readings)
         FROM (
             SELECT days.vehicle_key,
-                   days.kwh_delivered_dc[bounds.upper] - coalesce(days.kwh_delivered_dc[bounds.lower], 0)
+                   days.kwh_delivered_dc[bounds.lower + 1] - coalesce(days.kwh_delivered_dc[bounds.upper + 1], 0)
                        AS kwh,
-                   days.readings[bounds.upper] - coalesce(days.readings[bounds.lower], 0) AS readings
+                   days.readings[bounds.lower + 1] - coalesce(days.readings[bounds.upper + 1], 0) AS readings
             FROM vehicle_rollup_days AS days
             CROSS JOIN LATERAL (
                 SELECT CASE WHEN days.day = $13::timestamptz THEN $14::integer ELSE 0 END AS lower,
@@ -142,9 +142,9 @@ WITH day_sums AS MATERIALIZED (
                     ELSE span.ends_at END AS head_end
     ) AS hours
     CROSS JOIN LATERAL (
-        SELECT days.kwh_consumed_ac[bounds.upper] - coalesce(days.kwh_consumed_ac[bounds.lower], 0)
+        SELECT days.kwh_consumed_ac[bounds.lower + 1] - coalesce(days.kwh_consumed_ac[bounds.upper + 1], 0)
                    AS kwh,
-               days.readings[bounds.upper] - coalesce(days.readings[bounds.lower], 0) AS readings
+               days.readings[bounds.lower + 1] - coalesce(days.readings[bounds.upper + 1], 0) AS readings
         FROM meter_rollup_days AS days
         CROSS JOIN LATERAL (
             SELECT CASE WHEN days.day = date_bin('1 day', hours.first_hour, '2000-01-01 00:00+00')
@@ -236,21 +236,24 @@ WITH day_sums AS MATERIALIZED (
     LEFT JOIN vehicle_window ON vehicle_window.vehicle_key = fleet.vehicle_key
 ), verdicts AS MATERIALIZED (
     -- The status as analytics.service.classify judges it, exactly (DC against threshold × AC),
-    -- and the sort key: the sort's exact value (efficiency to 40 decimals, lastSeen in epoch
-    -- seconds), negated for descending order; null (last either way) where the answer is null.
+    -- and the sort key: the sort's value in numeric (the efficiency to at least 16 significant
+    -- digits, beyond what its float answer shows; lastSeen in epoch seconds), negated for
+    -- descending order; null (last either way) where the answer is null.
     SELECT judged.*,
            CASE WHEN vehicle_points = 0 OR meter_points = 0 OR ac <= 0 THEN 'insufficient-data'
                 WHEN dc > ac THEN 'implausible'
                 WHEN dc < $5::numeric * ac THEN 'underperforming'
                 ELSE 'ok' END AS status,
-           CASE WHEN $9::boolean THEN -1 ELSE 1 END * CASE $8::text
-               WHEN 'efficiency' THEN
-                   CASE WHEN ac > 0 THEN dc::numeric(1000, 40) / ac END
-               WHEN 'energyLossKwh' THEN CASE WHEN meter_points > 0 THEN ac - dc END
-               WHEN 'energyConsumedAc' THEN ac
-               WHEN 'lastSeen' THEN extract(epoch FROM last_seen)
-           END AS sort_key
+           CASE WHEN $9::boolean THEN -sort_value ELSE sort_value END AS sort_key
     FROM judged
+    CROSS JOIN LATERAL (
+        SELECT CASE $8::text
+                   WHEN 'efficiency' THEN CASE WHEN ac > 0 THEN dc / ac END
+                   WHEN 'energyLossKwh' THEN CASE WHEN meter_points > 0 THEN ac - dc END
+                   WHEN 'energyConsumedAc' THEN ac
+                   WHEN 'lastSeen' THEN extract(epoch FROM last_seen)
+               END AS sort_value
+    ) AS sorted_by
 ), summary AS (
     SELECT count(*) AS vehicles,
            count(*) FILTER (WHERE status = 'ok') AS ok,
@@ -309,7 +312,7 @@ WITH day_sums AS MATERIALIZED (
     SELECT part.vehicle_key, sum(part.temp) AS temp
     FROM (
         SELECT days.vehicle_key,
-               days.battery_temp_sum[bounds.upper] - coalesce(days.battery_temp_sum[bounds.lower], 0)
+               days.battery_temp_sum[bounds.lower + 1] - coalesce(days.battery_temp_sum[bounds.upper + 1], 0)
                    AS temp
         FROM vehicle_rollup_days AS days
         CROSS JOIN LATERAL (

@@ -39,14 +39,15 @@ FROM vehicle_rollups ORDER BY 1, 2
 """
 
 
-# Each day row's arrays, element by element, against the running sums of its day's hours.
+# Each day row's arrays, element by element, against the running sums of its day's hours to
+# the day's end (element slot+1: hours slot … 23).
 _DAYS_VERSUS_HOURS = """
 WITH slots AS (
     SELECT days.{key}, days.day, slot,
            days.{column}[slot + 1] AS kept,
            (SELECT coalesce(sum(hours.{column}), 0) FROM {hourly} AS hours
-            WHERE hours.{key} = days.{key} AND hours.hour >= days.day
-              AND hours.hour < days.day + (slot + 1) * interval '1 hour') AS summed
+            WHERE hours.{key} = days.{key} AND hours.hour >= days.day + slot * interval '1 hour'
+              AND hours.hour < days.day + interval '1 day') AS summed
     FROM {daily} AS days CROSS JOIN generate_series(0, 23) AS slot
 )
 SELECT count(*) FILTER (WHERE kept IS DISTINCT FROM summed) AS wrong, count(*) AS slots
@@ -113,8 +114,8 @@ async def test_duplicates_and_conflicts_are_never_counted_twice(
 
     assert await assert_rollups_match_history(db) >= 4
     total = await db.fetchval("SELECT sum(readings) FROM meter_rollups")
-    # The day rows' last element is the day's total.
-    assert await db.fetchval("SELECT sum(readings[24]) FROM meter_rollup_days") == 121
+    # The day rows' first element is the day's total.
+    assert await db.fetchval("SELECT sum(readings[1]) FROM meter_rollup_days") == 121
     assert total == 121
     assert await db.fetchval("SELECT max(battery_temp_max) FROM vehicle_rollups") < 32
 
