@@ -94,34 +94,40 @@ WITH day_sums AS MATERIALIZED (
     -- inbox, and its partial hours, one (meter_key, ts) index range a meter (LATERAL, so never
     -- a scan; each edge branch is a one-time filter on the window's shape, so a window on
     -- whole hours never probes history).
-    SELECT part.meter_key, sum(part.kwh) AS kwh, sum(part.readings) AS readings
-    FROM (
-        SELECT device_key AS meter_key, kwh, readings FROM day_sums WHERE metered
-        UNION ALL
-        SELECT meter_key, kwh_consumed_ac::numeric, 1
-        FROM meter_rollup_inbox
-        WHERE ts >= $3::timestamptz AND ts < $4::timestamptz
-        UNION ALL
-        SELECT fed.meter_key, edge.kwh, edge.readings
-        FROM (SELECT DISTINCT meter_key FROM spans WHERE whole_window) AS fed
-        CROSS JOIN LATERAL (
-            SELECT sum(kwh_consumed_ac::numeric) AS kwh, count(*) AS readings
-            FROM meter_readings
-            WHERE meter_key = fed.meter_key
-              AND ts >= $1::timestamptz AND ts < coalesce($3::timestamptz, $2::timestamptz)
-        ) AS edge
-        WHERE $1::timestamptz < coalesce($3::timestamptz, $2::timestamptz)
-        UNION ALL
-        SELECT fed.meter_key, edge.kwh, edge.readings
-        FROM (SELECT DISTINCT meter_key FROM spans WHERE whole_window) AS fed
-        CROSS JOIN LATERAL (
-            SELECT sum(kwh_consumed_ac::numeric) AS kwh, count(*) AS readings
-            FROM meter_readings
-            WHERE meter_key = fed.meter_key AND ts >= $4::timestamptz AND ts < $2::timestamptz
-        ) AS edge
-        WHERE $4::timestamptz < $2::timestamptz
-    ) AS part
-    GROUP BY part.meter_key
+    SELECT coalesce(days.device_key, extra.meter_key) AS meter_key,
+           coalesce(days.kwh, 0) + coalesce(extra.kwh, 0) AS kwh,
+           coalesce(days.readings, 0) + coalesce(extra.readings, 0) AS readings
+    FROM (SELECT device_key, kwh, readings FROM day_sums WHERE metered) AS days
+    FULL JOIN (
+        -- What the day rows do not hold yet or cannot: the inbox and the partial hours (few
+        -- rows; added by a join, not a second aggregate over every device).
+        SELECT part.meter_key, sum(part.kwh) AS kwh, sum(part.readings) AS readings
+        FROM (
+            SELECT meter_key, kwh_consumed_ac::numeric AS kwh, 1 AS readings
+            FROM meter_rollup_inbox
+            WHERE ts >= $3::timestamptz AND ts < $4::timestamptz
+            UNION ALL
+            SELECT fed.meter_key, edge.kwh, edge.readings
+            FROM (SELECT DISTINCT meter_key FROM spans WHERE whole_window) AS fed
+            CROSS JOIN LATERAL (
+                SELECT sum(kwh_consumed_ac::numeric) AS kwh, count(*) AS readings
+                FROM meter_readings
+                WHERE meter_key = fed.meter_key
+                  AND ts >= $1::timestamptz AND ts < coalesce($3::timestamptz, $2::timestamptz)
+            ) AS edge
+            WHERE $1::timestamptz < coalesce($3::timestamptz, $2::timestamptz)
+            UNION ALL
+            SELECT fed.meter_key, edge.kwh, edge.readings
+            FROM (SELECT DISTINCT meter_key FROM spans WHERE whole_window) AS fed
+            CROSS JOIN LATERAL (
+                SELECT sum(kwh_consumed_ac::numeric) AS kwh, count(*) AS readings
+                FROM meter_readings
+                WHERE meter_key = fed.meter_key AND ts >= $4::timestamptz AND ts < $2::timestamptz
+            ) AS edge
+            WHERE $4::timestamptz < $2::timestamptz
+        ) AS part
+        GROUP BY part.meter_key
+    ) AS extra ON extra.meter_key = days.device_key
 ), span_sums AS (
     -- A span that starts or ends inside the window (an assignment change): its own whole
     -- hours from the meter's day rows and the inbox, its partial hours from history.
@@ -195,35 +201,41 @@ WITH day_sums AS MATERIALIZED (
 ), vehicle_window AS (
     -- Every vehicle's DC and count over the window, the same way as meter_window (the
     -- temperatures only for the page's rows: page_temperatures).
-    SELECT part.vehicle_key, sum(part.kwh) AS kwh, sum(part.readings) AS readings
-    FROM (
-        SELECT device_key AS vehicle_key, kwh, readings FROM day_sums WHERE NOT metered
-        UNION ALL
-        SELECT vehicle_key, kwh_delivered_dc::numeric, 1
-        FROM vehicle_rollup_inbox
-        WHERE ts >= $3::timestamptz AND ts < $4::timestamptz
-        UNION ALL
-        SELECT fleet.vehicle_key, edge.kwh, edge.readings
-        FROM fleet
-        CROSS JOIN LATERAL (
-            SELECT sum(kwh_delivered_dc::numeric) AS kwh, count(*) AS readings
-            FROM vehicle_readings
-            WHERE vehicle_key = fleet.vehicle_key
-              AND ts >= $1::timestamptz AND ts < coalesce($3::timestamptz, $2::timestamptz)
-        ) AS edge
-        WHERE $1::timestamptz < coalesce($3::timestamptz, $2::timestamptz)
-          AND fleet.vehicle_key IS NOT NULL
-        UNION ALL
-        SELECT fleet.vehicle_key, edge.kwh, edge.readings
-        FROM fleet
-        CROSS JOIN LATERAL (
-            SELECT sum(kwh_delivered_dc::numeric) AS kwh, count(*) AS readings
-            FROM vehicle_readings
-            WHERE vehicle_key = fleet.vehicle_key AND ts >= $4::timestamptz AND ts < $2::timestamptz
-        ) AS edge
-        WHERE $4::timestamptz < $2::timestamptz AND fleet.vehicle_key IS NOT NULL
-    ) AS part
-    GROUP BY part.vehicle_key
+    SELECT coalesce(days.device_key, extra.vehicle_key) AS vehicle_key,
+           coalesce(days.kwh, 0) + coalesce(extra.kwh, 0) AS kwh,
+           coalesce(days.readings, 0) + coalesce(extra.readings, 0) AS readings
+    FROM (SELECT device_key, kwh, readings FROM day_sums WHERE NOT metered) AS days
+    FULL JOIN (
+        -- What the day rows do not hold yet or cannot: the inbox and the partial hours (few
+        -- rows; added by a join, not a second aggregate over every device).
+        SELECT part.vehicle_key, sum(part.kwh) AS kwh, sum(part.readings) AS readings
+        FROM (
+            SELECT vehicle_key, kwh_delivered_dc::numeric AS kwh, 1 AS readings
+            FROM vehicle_rollup_inbox
+            WHERE ts >= $3::timestamptz AND ts < $4::timestamptz
+            UNION ALL
+            SELECT fleet.vehicle_key, edge.kwh, edge.readings
+            FROM fleet
+            CROSS JOIN LATERAL (
+                SELECT sum(kwh_delivered_dc::numeric) AS kwh, count(*) AS readings
+                FROM vehicle_readings
+                WHERE vehicle_key = fleet.vehicle_key
+                  AND ts >= $1::timestamptz AND ts < coalesce($3::timestamptz, $2::timestamptz)
+            ) AS edge
+            WHERE $1::timestamptz < coalesce($3::timestamptz, $2::timestamptz)
+              AND fleet.vehicle_key IS NOT NULL
+            UNION ALL
+            SELECT fleet.vehicle_key, edge.kwh, edge.readings
+            FROM fleet
+            CROSS JOIN LATERAL (
+                SELECT sum(kwh_delivered_dc::numeric) AS kwh, count(*) AS readings
+                FROM vehicle_readings
+                WHERE vehicle_key = fleet.vehicle_key AND ts >= $4::timestamptz AND ts < $2::timestamptz
+            ) AS edge
+            WHERE $4::timestamptz < $2::timestamptz AND fleet.vehicle_key IS NOT NULL
+        ) AS part
+        GROUP BY part.vehicle_key
+    ) AS extra ON extra.vehicle_key = days.device_key
 ), judged AS (
     SELECT fleet.vehicle_id, fleet.vehicle_key, fleet.last_seen, fleet.has_assignments,
            fleet.same_id_meter_usable,
