@@ -45,23 +45,25 @@ async def fleet_performance(
     histogram_edges: Sequence[Decimal] | None,
 ) -> list[FleetResult]:
     """The summary with each row of the page, in order (at least one row: the summary)."""
-    rows = await connection.fetch(
-        sql("fleet_performance"),
-        start,
-        end,
-        whole_start,
-        whole_end,
-        threshold,
-        silent_before,
-        statuses,
-        sort,
-        descending,
-        after[0] if after is not None else None,
-        after[1] if after is not None else None,
-        limit,
-        *_day_bounds(whole_start, whole_end),
-        list(histogram_edges) if histogram_edges is not None else None,
-    )
+    async with connection.transaction(readonly=True):
+        await connection.execute(sql("plan_fleet_with_hash_joins"))
+        rows = await connection.fetch(
+            sql("fleet_performance"),
+            start,
+            end,
+            whole_start,
+            whole_end,
+            threshold,
+            silent_before,
+            statuses,
+            sort,
+            descending,
+            after[0] if after is not None else None,
+            after[1] if after is not None else None,
+            limit,
+            *_day_bounds(whole_start, whole_end),
+            list(histogram_edges) if histogram_edges is not None else None,
+        )
     return [
         FleetResult(
             FleetTotals.from_row(row),

@@ -5,6 +5,13 @@
 -- the partial hours at the window's edges and at assignment boundaries are read from history,
 -- each as one (device, ts) index range of less than an hour. Nothing scans history.
 
+-- name: plan_fleet_with_hash_joins
+-- For the fleet statement's transaction only. Its joins are of whole CTEs of one row per
+-- device, whose sizes the planner cannot estimate (an aggregate's guess is 200 rows): it then
+-- sorts 10,000 rows to merge-join them, where hashing them is a tenth cheaper overall (24-hour
+-- window, 10,000 vehicles: 102 -> 92 ms).
+SET LOCAL enable_mergejoin = off;
+
 -- name: fleet_performance
 -- $1, $2: the window [start, end). $3, $4: its whole hours [first, end) (null, null when it
 -- holds none). $5: the efficiency threshold (numeric, exact). $6: "silent" means no reading
