@@ -57,7 +57,7 @@ def without_rollups() -> Iterator[None]:
         statements.update(saved)
 
 
-FOLD_SECONDS = 1.0
+FOLD_SECONDS = 5.0
 """The engine's default `rollup_fold_seconds`."""
 
 

@@ -173,6 +173,9 @@ WITH day_sums AS MATERIALIZED (
           AND days.meter_key = span.meter_key
           AND days.day >= date_bin('1 day', hours.first_hour, '2000-01-01 00:00+00')
           AND days.day < hours.end_hour
+          -- The window's own days (a span is inside the window): a bound the planner can prune
+          -- partitions with before the statement runs, where the span's bounds are per row.
+          AND days.day >= $13::timestamptz AND days.day <= $15::timestamptz
         UNION ALL
         SELECT kwh_consumed_ac::numeric, 1
         FROM meter_rollup_inbox
@@ -184,11 +187,13 @@ WITH day_sums AS MATERIALIZED (
         FROM meter_readings
         WHERE span.starts_at < hours.head_end
           AND meter_key = span.meter_key AND ts >= span.starts_at AND ts < hours.head_end
+          AND ts >= $1::timestamptz AND ts < $2::timestamptz
         UNION ALL
         SELECT kwh_consumed_ac::numeric, 1
         FROM meter_readings
         WHERE hours.first_hour < hours.end_hour AND hours.end_hour < span.ends_at
           AND meter_key = span.meter_key AND ts >= hours.end_hour AND ts < span.ends_at
+          AND ts >= $1::timestamptz AND ts < $2::timestamptz
     ) AS part
     WHERE NOT span.whole_window AND span.meter_key IS NOT NULL
     GROUP BY span.vehicle_id
