@@ -70,7 +70,7 @@ from bench.servers import (
     start_profiler,
     stop_profiler,
 )
-from energy_ingest.analytics.fleet.service import floor_hour
+from energy_ingest.analytics.service import floor_hour
 from energy_ingest.db.partitions import day_of
 from energy_ingest.wire import format_timestamp
 

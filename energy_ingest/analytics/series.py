@@ -13,7 +13,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from energy_ingest.analytics import repository
-from energy_ingest.analytics.service import Window, find_meter_feed
+from energy_ingest.analytics.service import Window, find_meter_feed, floor_hour, whole_hours
 from energy_ingest.db.pool import ReadConnection
 from energy_ingest.errors import FieldProblem, ValidationFailed
 
@@ -110,8 +110,8 @@ async def vehicle_series(
     buckets = bucket_window(window, step, zone)
     # Buckets whose every bound inside the window is a whole UTC hour hold whole hourly rollup
     # rows: their whole hours are read from the rollups, only partial hours from history.
-    on_hours = all(_is_whole_hour(start) for start in buckets.thresholds[1:])
-    whole = _whole_hours(window) if on_hours else None
+    on_hours = all(floor_hour(start) == start for start in buckets.thresholds[1:])
+    whole = whole_hours(window) if on_hours else None
     async with connection.transaction(isolation="repeatable_read", readonly=True):
         feed = await find_meter_feed(connection, vehicle_id, window)
         vehicle = await repository.summarize_vehicle_series(
@@ -149,17 +149,6 @@ async def vehicle_series(
             }
         )
     return {"vehicleId": vehicle_id, "step": step, "buckets": answer}
-
-
-def _is_whole_hour(moment: datetime) -> bool:
-    return (moment - _EPOCH) % timedelta(hours=1) == timedelta(0)
-
-
-def _whole_hours(window: Window) -> tuple[datetime, datetime] | None:
-    """The whole UTC hours inside the window, [first, end); None when it holds none."""
-    first = window.start + (_EPOCH - window.start) % timedelta(hours=1)
-    end = window.end - (window.end - _EPOCH) % timedelta(hours=1)
-    return (first, end) if first < end else None
 
 
 def _number(value: Decimal | None) -> float | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import decimal
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -22,6 +22,27 @@ class Window:
 
     start: datetime
     end: datetime
+
+
+HOUR = timedelta(hours=1)
+
+
+def floor_hour(moment: datetime) -> datetime:
+    """The UTC hour `moment` falls in."""
+    return moment.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+
+
+def ceil_hour(moment: datetime) -> datetime:
+    """The first UTC hour boundary at or after `moment`."""
+    floor = floor_hour(moment)
+    return floor if floor == moment else floor + HOUR
+
+
+def whole_hours(window: Window) -> tuple[datetime, datetime] | None:
+    """The whole UTC hours inside the window, [first, end) — what the rollups answer; the rest
+    of the window (partial hours) is read from history. None when it holds no whole hour."""
+    first, end = ceil_hour(window.start), floor_hour(window.end)
+    return (first, end) if first < end else None
 
 
 def resolve_window(

@@ -15,18 +15,16 @@ import asyncpg
 import click
 
 from energy_ingest.analytics.fleet.service import (
-    HOUR,
     ORDERS,
     SORT_KEYS,
     STATUSES,
     FleetPage,
     csv_lines,
     fleet_page,
-    floor_hour,
     parse_listing,
     resolve_fleet_window,
 )
-from energy_ingest.analytics.service import Window
+from energy_ingest.analytics.service import HOUR, Window, floor_hour
 from energy_ingest.cli.common import (
     DURATION,
     data_dir_option,

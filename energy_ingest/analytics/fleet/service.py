@@ -17,19 +17,25 @@ import io
 import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, Literal, get_args
 
 from energy_ingest.analytics.fleet import repository
 from energy_ingest.analytics.fleet.rows import FleetRow, FleetTotals
 from energy_ingest.analytics.schemas import Status
-from energy_ingest.analytics.service import Window, performance_numbers, resolve_window
+from energy_ingest.analytics.service import (
+    HOUR,
+    Window,
+    floor_hour,
+    performance_numbers,
+    resolve_window,
+    whole_hours,
+)
 from energy_ingest.db.pool import ReadConnection
 from energy_ingest.errors import FieldProblem, ValidationFailed
 from energy_ingest.wire import format_timestamp, parse_timestamp
 
-HOUR = timedelta(hours=1)
 SILENT_AFTER = timedelta(minutes=15)
 """A vehicle whose newest reading is older than this counts as silent in the summary."""
 
@@ -44,19 +50,7 @@ DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
 
 
-# --- the window and its pieces -----------------------------------------------------------------
-
-
-def floor_hour(moment: datetime) -> datetime:
-    """The UTC hour `moment` falls in."""
-    utc = moment.astimezone(UTC)
-    return utc.replace(minute=0, second=0, microsecond=0)
-
-
-def ceil_hour(moment: datetime) -> datetime:
-    """The first UTC hour boundary at or after `moment`."""
-    floor = floor_hour(moment)
-    return floor if floor == moment else floor + HOUR
+# --- the window --------------------------------------------------------------------------------
 
 
 def resolve_fleet_window(
@@ -72,20 +66,6 @@ def resolve_fleet_window(
         end = floor_hour(now) + HOUR
         return Window(end - timedelta(hours=24), end)
     return resolve_window(start, end, now, max_span)
-
-
-def pieces_of(start: datetime, end: datetime) -> list[tuple[datetime, datetime, bool]]:
-    """[start, end) as partial hours (read from history) around whole hours (from rollups)."""
-    first_whole, last_whole = ceil_hour(start), floor_hour(end)
-    if first_whole >= last_whole:
-        return [(start, end, False)] if start < end else []
-    pieces: list[tuple[datetime, datetime, bool]] = []
-    if start < first_whole:
-        pieces.append((start, first_whole, False))
-    pieces.append((first_whole, last_whole, True))
-    if last_whole < end:
-        pieces.append((last_whole, end, False))
-    return pieces
 
 
 # --- the fleet's rows --------------------------------------------------------------------------
@@ -129,9 +109,7 @@ async def fleet_page(
 ) -> FleetPage:
     """The fleet summary and up to `limit` rows of the listing after `after` (all with None);
     with `histogram`, the summary counts the vehicles by efficiency bin too."""
-    window_pieces = pieces_of(window.start, window.end)
-    whole = next(((start, end) for start, end, is_whole in window_pieces if is_whole), None)
-    whole_start, whole_end = whole or (None, None)
+    whole_start, whole_end = whole_hours(window) or (None, None)
     rows = await repository.fleet_performance(
         connection,
         window.start,
