@@ -56,7 +56,7 @@ def _statements(reading: Reading) -> _KindStatements:
     return _STATEMENTS[kind_of(reading).kind]
 
 
-def _values(reading: Reading) -> tuple[float, ...]:
+def _values(reading: Reading) -> tuple[float | None, ...]:
     return kind_of(reading).values(reading)
 
 

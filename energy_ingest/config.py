@@ -70,6 +70,23 @@ def parse_mqtt_url(url: str) -> BrokerAddress:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class RegisterRules:
+    """The settings of register accounting (EIE_MAX_METER_POWER_KW, EIE_MAX_VEHICLE_POWER_KW,
+    EIE_GAP_SECONDS): how fast a register may grow (kW; a larger step is a rejected delta,
+    never booked) and how far apart two readings are a gap."""
+
+    meter_max_kw: float = 1000.0
+    vehicle_max_kw: float = 1000.0
+    gap_seconds: float = 150.0
+
+    def max_kw(self, meter: bool) -> float:
+        return self.meter_max_kw if meter else self.vehicle_max_kw
+
+
+DEFAULT_REGISTER_RULES = RegisterRules()
+
+
 class LoggingSettings(BaseSettings):
     """How the engine logs: read on its own by worker processes before anything else starts."""
 
@@ -169,6 +186,11 @@ class Settings(LoggingSettings):
 
     # --- validation bounds (every bound is a setting) --------------------------------------
     max_kwh_per_reading: float = Field(default=100.0, gt=0)
+    max_register_kwh: float = Field(
+        default=1e9,
+        gt=0,
+        description="Highest cumulative register value (kWh) a reading may carry.",
+    )
     min_voltage: float = 0.0
     max_voltage: float = 2000.0
     min_soc: float = 0.0
@@ -286,9 +308,33 @@ class Settings(LoggingSettings):
         "messages) while the engine is away.",
     )
 
+    # --- energy accounting (registers) ---------------------------------------------------------
+    max_meter_power_kw: float = Field(
+        default=1000.0,
+        gt=0,
+        description="A meter's register may grow at most this fast (kW): a larger step is a "
+        "rejected delta, never booked. 1 MW is above any charger in service (megawatt truck "
+        "charging included) and 200 000 times below the 53.7 MWh-in-a-minute glitch.",
+    )
+    max_vehicle_power_kw: float = Field(
+        default=1000.0,
+        gt=0,
+        description="The same cap for a vehicle's DC register (kW).",
+    )
+    gap_seconds: float = Field(
+        default=150.0,
+        gt=0,
+        description="Readings further apart than this are a gap in the data quality answer "
+        "(devices report every minute: one missing reading is a gap).",
+    )
+
     # --- analytics ----------------------------------------------------------------------------
     efficiency_threshold: float = Field(default=0.85, gt=0, le=1)
     max_analytics_span: Duration = timedelta(days=31)
+
+    @property
+    def register_rules(self) -> RegisterRules:
+        return RegisterRules(self.max_meter_power_kw, self.max_vehicle_power_kw, self.gap_seconds)
 
     @model_validator(mode="after")
     def _mqtt_url_is_a_broker(self) -> Settings:

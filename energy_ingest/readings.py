@@ -27,9 +27,12 @@ class ValidMeterReading(NamedTuple):
     """
 
     meter_id: str
-    kwh_consumed_ac: float
+    kwh_consumed_ac: float | None
+    """Energy since the previous reading (kWh); None when only the register was sent."""
     voltage: float
     timestamp: datetime
+    kwh_register_ac: float | None = None
+    """The cumulative import register (kWh since installation), when the meter sent it."""
 
     @property
     def device_id(self) -> str:
@@ -41,9 +44,12 @@ class ValidVehicleReading(NamedTuple):
 
     vehicle_id: str
     soc: float
-    kwh_delivered_dc: float
+    kwh_delivered_dc: float | None
+    """Energy since the previous reading (kWh); None when only the register was sent."""
     battery_temp: float
     timestamp: datetime
+    kwh_register_dc: float | None = None
+    """The battery side's cumulative register (kWh), when the vehicle sent it."""
 
     @property
     def device_id(self) -> str:
@@ -51,7 +57,8 @@ class ValidVehicleReading(NamedTuple):
 
 
 Reading = ValidMeterReading | ValidVehicleReading
-"""Either kind. Both are tuples of (device id, *values, timestamp), in that order."""
+"""Either kind. Both are tuples of (device id, *values, timestamp, register), in that order: the
+register comes last so that a reading without one is built as before."""
 
 
 class Outcome(StrEnum):
@@ -66,8 +73,8 @@ class Outcome(StrEnum):
 class ReadingKind:
     """What differs between the kinds of reading, as data rather than `isinstance` branches.
 
-    A reading tuple is `(device id, *values, timestamp)`: `values` names the middle fields, in
-    tuple order, by their attribute and by their JSON name.
+    A reading tuple is `(device id, *values, timestamp, register)`: `values` names the middle
+    fields, in tuple order, by their attribute and by their JSON name.
     """
 
     kind: DeviceKind
@@ -78,12 +85,16 @@ class ReadingKind:
     value_attributes: tuple[str, ...]
     value_fields: tuple[str, ...]
     """The values' JSON names on the wire, in tuple order."""
+    energy_field: str
+    """The interval energy's JSON name (one of `value_fields`)."""
+    register_field: str
+    """The register's JSON name: a reading carries the interval energy, the register or both."""
     history_table: str
     live_table: str
 
-    def values(self, reading: Reading) -> tuple[float, ...]:
-        """The reading's values in tuple order (without id and timestamp)."""
-        values: tuple[float, ...] = reading[1:-1]
+    def values(self, reading: Reading) -> tuple[float | None, ...]:
+        """The reading's values in tuple order (without id, timestamp and register)."""
+        values: tuple[float | None, ...] = reading[1:-2]
         return values
 
 
@@ -94,6 +105,8 @@ METER = ReadingKind(
     id_field="meterId",
     value_attributes=("kwh_consumed_ac", "voltage"),
     value_fields=("kwhConsumedAc", "voltage"),
+    energy_field="kwhConsumedAc",
+    register_field="kwhRegisterAc",
     history_table="meter_readings",
     live_table="meter_live",
 )
@@ -104,6 +117,8 @@ VEHICLE = ReadingKind(
     id_field="vehicleId",
     value_attributes=("soc", "kwh_delivered_dc", "battery_temp"),
     value_fields=("soc", "kwhDeliveredDc", "batteryTemp"),
+    energy_field="kwhDeliveredDc",
+    register_field="kwhRegisterDc",
     history_table="vehicle_readings",
     live_table="vehicle_live",
 )

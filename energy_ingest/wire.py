@@ -136,6 +136,10 @@ def reading_body(reading: Reading) -> dict[str, object]:
     """`reading` as the JSON body a device sends for it (wire names, timestamp as formatted)."""
     kind = kind_of(reading)
     body: dict[str, object] = {kind.id_field: reading.device_id}
-    body.update(zip(kind.value_fields, kind.values(reading), strict=True))
+    for name, value in zip(kind.value_fields, kind.values(reading), strict=True):
+        if value is not None or name != kind.energy_field or reading[-1] is None:
+            body[name] = value  # left out: the interval energy of a register-only reading
     body["timestamp"] = format_timestamp(reading.timestamp)
+    if reading[-1] is not None:
+        body[kind.register_field] = reading[-1]
     return body

@@ -229,6 +229,7 @@ def report(
             datetime.now(UTC),
             listing,
             None,
+            rules=settings.register_rules,
         )
 
     fleet: FleetPage = on_database(database_url, data_dir, work)

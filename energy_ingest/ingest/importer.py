@@ -20,7 +20,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, time, timedelta
 from typing import Any, Literal
 
-from energy_ingest.config import Settings
+from energy_ingest.config import DEFAULT_REGISTER_RULES, RegisterRules, Settings
 from energy_ingest.db.partitions import PartitionManager, day_of
 from energy_ingest.db.pool import AnyConnection, Database
 from energy_ingest.errors import FieldProblem
@@ -45,12 +45,14 @@ class ImportRules:
 
     limits: Limits
     retention_days: int | None
+    rules: RegisterRules = DEFAULT_REGISTER_RULES
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ImportRules:
         return cls(
             limits=replace(Limits.from_settings(settings), max_backfill=_ANY_PAST),
             retention_days=settings.retention_days,
+            rules=settings.register_rules,
         )
 
     def kept_from(self, now: datetime) -> datetime | None:
@@ -216,7 +218,7 @@ class FileImport:
         """Start writing a batch once a connection is free and no batch in flight holds one of
         its (device, timestamp) keys: a repeated key is then always decided against the earlier
         line of the file, never by which transaction happens to commit first."""
-        keys = {(type(reading), reading[0], reading[-1]) for reading in readings}
+        keys = {(type(reading), reading[0], reading.timestamp) for reading in readings}
         while in_flight and (
             len(in_flight) >= self._concurrency
             or any(not keys.isdisjoint(batch.keys) for batch in in_flight)
@@ -231,7 +233,7 @@ class FileImport:
         async with self._database.write() as connection:
             prepared = await prepare_batch(connection, readings, self._device_keys)
             async with connection.transaction():
-                outcomes = await write_batch(connection, prepared)
+                outcomes = await write_batch(connection, prepared, self._rules.rules)
         summary = self.summary
         for line, reading, outcome in zip(origins, readings, outcomes, strict=True):
             if outcome is Outcome.STORED:

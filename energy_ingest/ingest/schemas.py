@@ -22,6 +22,7 @@ from energy_ingest.wire import (
     TIMESTAMP_RULE,
     DeviceId,
     Timestamp,
+    capped,
     is_device_id,
     parse_timestamp_text,
     problems_from,
@@ -37,11 +38,20 @@ class MeterReading(BaseModel):
     model_config = _STRICT
 
     meter_id: DeviceId = Field(alias="meterId", description="Meter id. " + DEVICE_ID_RULE)
-    kwh_consumed_ac: float = Field(
-        alias="kwhConsumedAc", description="kWh drawn from the grid in this interval."
+    kwh_consumed_ac: float | None = Field(
+        default=None,
+        alias="kwhConsumedAc",
+        description="kWh drawn from the grid since the meter's previous reading. This, "
+        "kwhRegisterAc or both.",
     )
     voltage: float = Field(description="Supply voltage (V).")
     timestamp: Timestamp = Field(description="When the reading was taken. " + TIMESTAMP_RULE)
+    kwh_register_ac: float | None = Field(
+        default=None,
+        alias="kwhRegisterAc",
+        description="The meter's cumulative import register (kWh since installation). This, "
+        "kwhConsumedAc or both.",
+    )
 
     @property
     def device_id(self) -> str:
@@ -55,11 +65,20 @@ class VehicleReading(BaseModel):
 
     vehicle_id: DeviceId = Field(alias="vehicleId", description="Vehicle id. " + DEVICE_ID_RULE)
     soc: float = Field(description="State of charge (%).")
-    kwh_delivered_dc: float = Field(
-        alias="kwhDeliveredDc", description="kWh stored in the battery in this interval."
+    kwh_delivered_dc: float | None = Field(
+        default=None,
+        alias="kwhDeliveredDc",
+        description="kWh stored in the battery since the vehicle's previous reading. This, "
+        "kwhRegisterDc or both.",
     )
     battery_temp: float = Field(alias="batteryTemp", description="Battery temperature (°C).")
     timestamp: Timestamp = Field(description="When the reading was taken. " + TIMESTAMP_RULE)
+    kwh_register_dc: float | None = Field(
+        default=None,
+        alias="kwhRegisterDc",
+        description="The battery side's cumulative register (kWh delivered since "
+        "installation). This, kwhDeliveredDc or both.",
+    )
 
     @property
     def device_id(self) -> str:
@@ -76,6 +95,7 @@ class Limits:
     """The bounds a reading must respect, taken from the settings once."""
 
     max_kwh: float
+    max_register_kwh: float
     voltage: tuple[float, float]
     soc: tuple[float, float]
     battery_temp: tuple[float, float]
@@ -86,6 +106,7 @@ class Limits:
     def from_settings(cls, settings: Settings) -> Limits:
         return cls(
             max_kwh=settings.max_kwh_per_reading,
+            max_register_kwh=settings.max_register_kwh,
             voltage=(settings.min_voltage, settings.max_voltage),
             soc=(settings.min_soc, settings.max_soc),
             battery_temp=(settings.min_battery_temp, settings.max_battery_temp),
@@ -95,12 +116,47 @@ class Limits:
 
 
 def _check_range(
-    problems: list[FieldProblem], field: str, value: float, low: float, high: float
+    problems: list[FieldProblem], field: str, value: float | None, low: float, high: float
 ) -> None:
+    if value is None:
+        return
     if not (low <= value <= high):
         problems.append(
             FieldProblem(field=field, rule="range", message=f"must be between {low:g} and {high:g}")
         )
+
+
+def _check_energy(
+    problems: list[FieldProblem], field: str, interval: float | None, register: float | None
+) -> None:
+    if interval is None and register is None:
+        problems.append(_energy_required(field))
+
+
+def _energy_required(field: str) -> FieldProblem:
+    """The interval energy is required unless the reading sends its register instead: named as
+    the seed names a missing field, so its clients see what they always saw."""
+    register_field = "kwhRegisterAc" if field == "kwhConsumedAc" else "kwhRegisterDc"
+    return FieldProblem(
+        field=field,
+        rule="required",
+        message=f"is required (or {register_field}, the cumulative register, instead)",
+    )
+
+
+def _missing_energy(
+    item: dict[str, Any], model: type[MeterReading] | type[VehicleReading]
+) -> list[FieldProblem]:
+    """The energy problem of an item whose other fields pydantic refused (both energies absent
+    or null), so one answer names every field to fix."""
+    interval, register = (
+        ("kwhConsumedAc", "kwhRegisterAc")
+        if model is MeterReading
+        else ("kwhDeliveredDc", "kwhRegisterDc")
+    )
+    if item.get(interval) is None and item.get(register) is None:
+        return [_energy_required(interval)]
+    return []
 
 
 def _check_timestamp(
@@ -127,12 +183,17 @@ def _check_timestamp(
 def _bounds_problems(reading: Reading, limits: Limits, now: datetime) -> list[FieldProblem]:
     problems: list[FieldProblem] = []
     if isinstance(reading, ValidMeterReading):
+        _check_energy(problems, "kwhConsumedAc", reading.kwh_consumed_ac, reading.kwh_register_ac)
         _check_range(problems, "kwhConsumedAc", reading.kwh_consumed_ac, 0.0, limits.max_kwh)
         _check_range(problems, "voltage", reading.voltage, *limits.voltage)
+        register = ("kwhRegisterAc", reading.kwh_register_ac)
     else:
         _check_range(problems, "soc", reading.soc, *limits.soc)
+        _check_energy(problems, "kwhDeliveredDc", reading.kwh_delivered_dc, reading.kwh_register_dc)
         _check_range(problems, "kwhDeliveredDc", reading.kwh_delivered_dc, 0.0, limits.max_kwh)
         _check_range(problems, "batteryTemp", reading.battery_temp, *limits.battery_temp)
+        register = ("kwhRegisterDc", reading.kwh_register_dc)
+    _check_range(problems, *register, 0.0, limits.max_register_kwh)
     _check_timestamp(problems, reading.timestamp, limits, now)
     return problems
 
@@ -184,11 +245,15 @@ def validate_reading(
     try:
         parsed = model.model_validate(item)
     except ValidationError as error:
-        return problems_from(error)
+        return capped([*problems_from(error), *_missing_energy(item, model)])
     reading: Reading
     if isinstance(parsed, MeterReading):
         reading = ValidMeterReading(
-            parsed.meter_id, parsed.kwh_consumed_ac, parsed.voltage, parsed.timestamp
+            parsed.meter_id,
+            parsed.kwh_consumed_ac,
+            parsed.voltage,
+            parsed.timestamp,
+            parsed.kwh_register_ac,
         )
     else:
         reading = ValidVehicleReading(
@@ -197,6 +262,7 @@ def validate_reading(
             parsed.kwh_delivered_dc,
             parsed.battery_temp,
             parsed.timestamp,
+            parsed.kwh_register_dc,
         )
     problems = _bounds_problems(reading, limits, now)
     return problems or reading
@@ -230,8 +296,20 @@ def _too_many_fields(
     return problems
 
 
-_METER_FIELDS = frozenset({"meterId", "kwhConsumedAc", "voltage", "timestamp"})
-_VEHICLE_FIELDS = frozenset({"vehicleId", "soc", "kwhDeliveredDc", "batteryTemp", "timestamp"})
+_METER_FIELDS = frozenset({"meterId", "kwhConsumedAc", "voltage", "timestamp", "kwhRegisterAc"})
+_VEHICLE_FIELDS = frozenset(
+    {"vehicleId", "soc", "kwhDeliveredDc", "batteryTemp", "timestamp", "kwhRegisterDc"}
+)
+# What a plainly valid reading carries: the interval energy, the register, or both.
+# (interval only, register only); with both, a reading has every field of its kind.
+_PLAIN_METER_FIELDS = (
+    frozenset({"meterId", "kwhConsumedAc", "voltage", "timestamp"}),
+    frozenset({"meterId", "kwhRegisterAc", "voltage", "timestamp"}),
+)
+_PLAIN_VEHICLE_FIELDS = (
+    frozenset({"vehicleId", "soc", "kwhDeliveredDc", "batteryTemp", "timestamp"}),
+    frozenset({"vehicleId", "soc", "kwhRegisterDc", "batteryTemp", "timestamp"}),
+)
 _FIELDS: dict[type[MeterReading] | type[VehicleReading], frozenset[str]] = {
     MeterReading: _METER_FIELDS,
     VehicleReading: _VEHICLE_FIELDS,
@@ -273,20 +351,61 @@ def _accept_plainly_valid(
         meter_id = item.get("meterId")
         kwh = _number(item.get("kwhConsumedAc"), 0.0, limits.max_kwh)
         voltage = _number(item.get("voltage"), *limits.voltage)
-        if kwh is None or voltage is None or type(meter_id) is not str:
+        if kwh is None:
+            if voltage is None or type(meter_id) is not str:
+                return None
+            register = _number(item.get("kwhRegisterAc"), 0.0, limits.max_register_kwh)
+            plain = item.keys() == _PLAIN_METER_FIELDS[1] and is_device_id(meter_id)
+            if register is None or not plain:
+                return None
+            return ValidMeterReading(meter_id, None, voltage, moment, register)
+        if voltage is None or type(meter_id) is not str:
             return None
-        if item.keys() != _METER_FIELDS or not is_device_id(meter_id):
-            return None
+        if item.keys() != _PLAIN_METER_FIELDS[0] or not is_device_id(meter_id):
+            return _plain_meter_with_register(item, limits, meter_id, kwh, voltage, moment)
         return ValidMeterReading(meter_id, kwh, voltage, moment)
     vehicle_id = item.get("vehicleId")
     soc = _number(item.get("soc"), *limits.soc)
     kwh = _number(item.get("kwhDeliveredDc"), 0.0, limits.max_kwh)
     temperature = _number(item.get("batteryTemp"), *limits.battery_temp)
-    if soc is None or kwh is None or temperature is None or type(vehicle_id) is not str:
+    if soc is None or temperature is None or type(vehicle_id) is not str:
         return None
-    if item.keys() != _VEHICLE_FIELDS or not is_device_id(vehicle_id):
-        return None
+    if kwh is None or item.keys() != _PLAIN_VEHICLE_FIELDS[0] or not is_device_id(vehicle_id):
+        return _plain_vehicle_with_register(item, limits, vehicle_id, soc, kwh, temperature, moment)
     return ValidVehicleReading(vehicle_id, soc, kwh, temperature, moment)
+
+
+def _plain_meter_with_register(
+    item: dict[str, Any],
+    limits: Limits,
+    meter_id: str,
+    kwh: float,
+    voltage: float,
+    moment: datetime,
+) -> Reading | None:
+    """A plainly valid meter reading that sends its register as well as its interval."""
+    register = _number(item.get("kwhRegisterAc"), 0.0, limits.max_register_kwh)
+    if register is None or item.keys() != _METER_FIELDS or not is_device_id(meter_id):
+        return None
+    return ValidMeterReading(meter_id, kwh, voltage, moment, register)
+
+
+def _plain_vehicle_with_register(
+    item: dict[str, Any],
+    limits: Limits,
+    vehicle_id: str,
+    soc: float,
+    kwh: float | None,
+    temperature: float,
+    moment: datetime,
+) -> Reading | None:
+    """A plainly valid vehicle reading that sends its register (and maybe its interval)."""
+    register = _number(item.get("kwhRegisterDc"), 0.0, limits.max_register_kwh)
+    if register is None or not is_device_id(vehicle_id):
+        return None
+    if item.keys() != (_PLAIN_VEHICLE_FIELDS[1] if kwh is None else _VEHICLE_FIELDS):
+        return None
+    return ValidVehicleReading(vehicle_id, soc, kwh, temperature, moment, register)
 
 
 # --- answers ----------------------------------------------------------------------------------

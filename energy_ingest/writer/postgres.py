@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from energy_ingest.config import Settings
+from energy_ingest.config import RegisterRules, Settings
 from energy_ingest.db.partitions import PartitionManager, day_of
 from energy_ingest.db.pool import Database
 from energy_ingest.errors import TooManyNewDevices
@@ -35,8 +35,10 @@ class PostgresSink:
         quota: NewDeviceQuota,
         *,
         stats: WriterStats | None = None,
+        rules: RegisterRules | None = None,
     ) -> None:
         self._database = database
+        self._rules = rules or RegisterRules()
         self._partitions = partitions
         self._new_devices = quota
         self._device_keys = DeviceKeys()
@@ -106,7 +108,7 @@ class PostgresSink:
         async with self._database.write() as connection:
             prepared = await prepare_batch(connection, readings, self._device_keys)
             async with connection.transaction():
-                return await write_batch(connection, prepared)
+                return await write_batch(connection, prepared, self._rules)
 
 
 def group_commit_writer(
@@ -118,6 +120,10 @@ def group_commit_writer(
     """The engine's writer (a WriterFactory): group commit into PostgreSQL."""
     stats = WriterStats()
     sink = PostgresSink(
-        database, partitions, NewDeviceQuota(settings.max_new_devices_per_minute), stats=stats
+        database,
+        partitions,
+        NewDeviceQuota(settings.max_new_devices_per_minute),
+        stats=stats,
+        rules=settings.register_rules,
     )
     return GroupCommitWriter(sink, WriterConfig.from_settings(settings), metrics, stats=stats)

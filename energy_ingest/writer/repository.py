@@ -8,16 +8,17 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from energy_ingest.config import DEFAULT_REGISTER_RULES, RegisterRules
 from energy_ingest.db.pool import WriteConnection
 from energy_ingest.db.sql import sql
-from energy_ingest.readings import METER, VEHICLE, Outcome, Reading, ReadingKind
+from energy_ingest.readings import METER, VEHICLE, DeviceKind, Outcome, Reading, ReadingKind
 
 
 @dataclass(frozen=True, slots=True)
 class KindSql:
     """The staging table and the named statements of one kind of reading.
 
-    The COPY columns are (seq, ts, *the reading's values in tuple order, key, id).
+    The COPY columns are (seq, ts, *the reading's values in tuple order, register, key, id).
     """
 
     reading: ReadingKind
@@ -28,6 +29,8 @@ class KindSql:
     insert: str
     classify: str
     upsert: str
+    lock_registers: str
+    book_registers: str
     real_values: tuple[int, ...] = ()
     """Positions of the values history keeps as `real` (float4), compared at that precision."""
 
@@ -35,22 +38,35 @@ class KindSql:
 METER_SQL = KindSql(
     reading=METER,
     staging="meter_staging",
-    columns=("seq", "ts", "kwh_consumed_ac", "voltage", "meter_key", "meter_id"),
+    columns=("seq", "ts", "kwh_consumed_ac", "voltage", "kwh_register_ac", "meter_key", "meter_id"),
     register="register_meters",
     keys="get_meter_keys",
     insert="insert_meter_readings",
     classify="classify_skipped_meter_readings",
     upsert="upsert_meter_live",
+    lock_registers="lock_meter_registers",
+    book_registers="book_meter_registers",
 )
 VEHICLE_SQL = KindSql(
     reading=VEHICLE,
     staging="vehicle_staging",
-    columns=("seq", "ts", "soc", "kwh_delivered_dc", "battery_temp", "vehicle_key", "vehicle_id"),
+    columns=(
+        "seq",
+        "ts",
+        "soc",
+        "kwh_delivered_dc",
+        "battery_temp",
+        "kwh_register_dc",
+        "vehicle_key",
+        "vehicle_id",
+    ),
     register="register_vehicles",
     keys="get_vehicle_keys",
     insert="insert_vehicle_readings",
     classify="classify_skipped_vehicle_readings",
     upsert="upsert_vehicle_live",
+    lock_registers="lock_vehicle_registers",
+    book_registers="book_vehicle_registers",
     # Same rule as classify_skipped_vehicle_readings: soc and battery_temp are kept as real,
     # so a repeat inside one batch is compared at that precision too, as a re-send would be.
     real_values=(0, 2),
@@ -155,13 +171,14 @@ def as_stored_real(value: float) -> float:
     return rounded
 
 
-def _values(reading: Reading) -> tuple[float, ...]:
+def _values(reading: Reading) -> tuple[float | None, ...]:
     """What makes two readings of one key the same: the values as history keeps them."""
     real = _SQL_BY_TYPE[type(reading)].real_values
-    return tuple(
-        as_stored_real(value) if position in real else value
-        for position, value in enumerate(reading[1:-1])
+    values = tuple(
+        as_stored_real(value) if position in real and value is not None else value
+        for position, value in enumerate(reading[1:-2])
     )
+    return (*values, reading[-1])
 
 
 @dataclass(slots=True)
@@ -199,9 +216,9 @@ def _records(
     records: list[tuple[object, ...]] = []
     for seq in batch.leaders:
         reading = readings[seq]
-        # (seq, ts, *values, key, id): the COPY columns of KindSql, for either kind.
+        # (seq, ts, *values, register, key, id): the COPY columns of KindSql, for either kind.
         device_id = reading[0]
-        records.append((seq, reading[-1], *reading[1:-1], keys[device_id], device_id))
+        records.append((seq, reading[-2], *reading[1:-2], reading[-1], keys[device_id], device_id))
     return records
 
 
@@ -227,7 +244,11 @@ async def prepare_batch(
     return PreparedBatch(readings, kinds)
 
 
-async def write_batch(connection: WriteConnection, prepared: PreparedBatch) -> list[Outcome]:
+async def write_batch(
+    connection: WriteConnection,
+    prepared: PreparedBatch,
+    rules: RegisterRules = DEFAULT_REGISTER_RULES,
+) -> list[Outcome]:
     """Write a prepared batch in the caller's transaction; each reading's outcome, in order."""
     readings = prepared.readings
     outcomes = [Outcome.STORED] * len(readings)
@@ -237,7 +258,15 @@ async def write_batch(connection: WriteConnection, prepared: PreparedBatch) -> l
             kind.staging, records=records, columns=list(kind.columns)
         )
         # Stores the new rows and their sums in the rollup inbox; answers how many it stored.
-        inserted = await connection.fetchval(sql(kind.insert))
+        counts = await connection.fetchrow(sql(kind.insert))
+        assert counts is not None  # an aggregate answers one row
+        inserted = counts["stored"]
+        if counts["registers"]:
+            # Register readings book what their chain says, and correct their neighbours'.
+            await connection.fetchval(sql(kind.lock_registers))
+            await connection.execute(
+                sql(kind.book_registers), rules.max_kw(kind.reading.kind is DeviceKind.METER)
+            )
         skipped: list[int] = []
         if inserted < len(records):
             # Slow path, only when a retry or a conflict is in the batch: ask history which

@@ -30,6 +30,8 @@ def test_the_csv_columns_are_the_fields_of_the_ingest_models() -> None:
         "kwhDeliveredDc",
         "batteryTemp",
         "timestamp",
+        "kwhRegisterAc",
+        "kwhRegisterDc",
     }
 
 

@@ -12,7 +12,7 @@ from energy_ingest.db.sql import parse_named_blocks, queries, quote_identifier, 
 PACKAGE = Path(__file__).resolve().parents[2] / "energy_ingest"
 # sql("name") calls, and the names the writer passes on as insert="..." and the like.
 _USES = re.compile(
-    r"""sql\(\s*"([a-z_0-9]+)"\s*\)|(?:insert|classify|upsert|register|keys)="([a-z_0-9]+)\""""
+    r"""sql\(\s*"([a-z_0-9]+)"\s*\)|(?:insert|classify|upsert|register|keys|lock_registers|book_registers)="([a-z_0-9]+)\""""
 )
 
 

@@ -100,7 +100,16 @@ async def fleet_performance_endpoint(
 
     threshold = settings.efficiency_threshold
     if wants_csv:
-        every = await fleet_page(connection, window, threshold, now, listing, None, position)
+        every = await fleet_page(
+            connection,
+            window,
+            threshold,
+            now,
+            listing,
+            None,
+            position,
+            rules=settings.register_rules,
+        )
         lines: Iterator[str] = csv_lines(window, every.rows)
         return StreamingResponse(
             lines,
@@ -108,7 +117,15 @@ async def fleet_performance_endpoint(
             headers={"Content-Disposition": 'attachment; filename="fleet-performance.csv"'},
         )
     page = await fleet_page(
-        connection, window, threshold, now, listing, page_size, position, histogram=histogram
+        connection,
+        window,
+        threshold,
+        now,
+        listing,
+        page_size,
+        position,
+        histogram=histogram,
+        rules=settings.register_rules,
     )
     return json_response(
         {

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from energy_ingest.analytics.fleet.rows import FleetResult, FleetRow, FleetTotals
+from energy_ingest.config import RegisterRules
 from energy_ingest.db.pool import ReadConnection
 from energy_ingest.db.sql import sql
 
@@ -43,6 +44,7 @@ async def fleet_performance(
     after: tuple[Decimal | None, str] | None,
     limit: int | None,
     histogram_edges: Sequence[Decimal] | None,
+    rules: RegisterRules,
 ) -> list[FleetResult]:
     """The summary with each row of the page, in order (at least one row: the summary)."""
     async with connection.transaction(readonly=True):
@@ -63,6 +65,8 @@ async def fleet_performance(
             limit,
             *_day_bounds(whole_start, whole_end),
             list(histogram_edges) if histogram_edges is not None else None,
+            rules.meter_max_kw,
+            rules.vehicle_max_kw,
         )
     return [
         FleetResult(

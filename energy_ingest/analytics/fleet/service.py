@@ -32,6 +32,7 @@ from energy_ingest.analytics.service import (
     resolve_window,
     whole_hours,
 )
+from energy_ingest.config import DEFAULT_REGISTER_RULES, RegisterRules
 from energy_ingest.db.pool import ReadConnection
 from energy_ingest.errors import FieldProblem, ValidationFailed
 from energy_ingest.wire import format_timestamp, parse_timestamp
@@ -106,6 +107,7 @@ async def fleet_page(
     after: Position | None = None,
     *,
     histogram: bool = False,
+    rules: RegisterRules = DEFAULT_REGISTER_RULES,
 ) -> FleetPage:
     """The fleet summary and up to `limit` rows of the listing after `after` (all with None);
     with `histogram`, the summary counts the vehicles by efficiency bin too."""
@@ -124,6 +126,7 @@ async def fleet_page(
         after=after,
         limit=None if limit is None else limit + 1,
         histogram_edges=HISTOGRAM_EDGES if histogram else None,
+        rules=rules,
     )
     summary = _summary(rows[0].summary)
     found = [row for row in rows if row.vehicle is not None]

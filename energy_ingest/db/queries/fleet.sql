@@ -20,7 +20,8 @@ SET LOCAL enable_mergejoin = off;
 -- vehicle id (null, null: the first page). $12: rows wanted (null: all). $13..$16: the whole
 -- hours as day rows read them: the first day (UTC midnight) and its first hour (0–23), the
 -- last day and the end of its last hour (1–24); the days between are read whole. $17: the
--- edges of the summary's efficiency histogram, ascending.
+-- edges of the summary's efficiency histogram, ascending. $18, $19: the meters' and the
+-- vehicles' power caps (kW) the register readings of partial hours are booked with.
 -- Answers one row per page row, each carrying the fleet summary (one row with null vehicle
 -- fields when the page is empty). The numbers are the per-vehicle endpoint's exact sums:
 -- numeric from the float8 each reading was sent as, the average temperature rounded to 2.
@@ -110,26 +111,26 @@ WITH day_sums AS MATERIALIZED (
         -- rows; added by a join, not a second aggregate over every device).
         SELECT part.meter_key, sum(part.kwh) AS kwh, sum(part.readings) AS readings
         FROM (
-            SELECT meter_key, kwh_consumed_ac::numeric AS kwh, 1 AS readings
+            SELECT meter_key, kwh_consumed_ac::numeric AS kwh, readings
             FROM meter_rollup_inbox
             WHERE ts >= $3::timestamptz AND ts < $4::timestamptz
             UNION ALL
             SELECT fed.meter_key, edge.kwh, edge.readings
             FROM (SELECT DISTINCT meter_key FROM spans WHERE whole_window) AS fed
             CROSS JOIN LATERAL (
-                SELECT sum(kwh_consumed_ac::numeric) AS kwh, count(*) AS readings
-                FROM meter_readings
-                WHERE meter_key = fed.meter_key
-                  AND ts >= $1::timestamptz AND ts < coalesce($3::timestamptz, $2::timestamptz)
+                SELECT sum(kwh) AS kwh, count(*) AS readings
+                FROM booked_meter_readings(fed.meter_key, $1::timestamptz,
+                                           coalesce($3::timestamptz, $2::timestamptz),
+                                           $18::double precision)
             ) AS edge
             WHERE $1::timestamptz < coalesce($3::timestamptz, $2::timestamptz)
             UNION ALL
             SELECT fed.meter_key, edge.kwh, edge.readings
             FROM (SELECT DISTINCT meter_key FROM spans WHERE whole_window) AS fed
             CROSS JOIN LATERAL (
-                SELECT sum(kwh_consumed_ac::numeric) AS kwh, count(*) AS readings
-                FROM meter_readings
-                WHERE meter_key = fed.meter_key AND ts >= $4::timestamptz AND ts < $2::timestamptz
+                SELECT sum(kwh) AS kwh, count(*) AS readings
+                FROM booked_meter_readings(fed.meter_key, $4::timestamptz, $2::timestamptz,
+                                           $18::double precision)
             ) AS edge
             WHERE $4::timestamptz < $2::timestamptz
         ) AS part
@@ -177,23 +178,21 @@ WITH day_sums AS MATERIALIZED (
           -- partitions with before the statement runs, where the span's bounds are per row.
           AND days.day >= $13::timestamptz AND days.day <= $15::timestamptz
         UNION ALL
-        SELECT kwh_consumed_ac::numeric, 1
+        SELECT kwh_consumed_ac::numeric, readings
         FROM meter_rollup_inbox
         WHERE hours.first_hour < hours.end_hour
           AND meter_key = span.meter_key
           AND ts >= hours.first_hour AND ts < hours.end_hour
         UNION ALL
-        SELECT kwh_consumed_ac::numeric, 1
-        FROM meter_readings
+        SELECT kwh, 1
+        FROM booked_meter_readings(span.meter_key, greatest(span.starts_at, $1::timestamptz),
+                                   least(hours.head_end, $2::timestamptz), $18::double precision)
         WHERE span.starts_at < hours.head_end
-          AND meter_key = span.meter_key AND ts >= span.starts_at AND ts < hours.head_end
-          AND ts >= $1::timestamptz AND ts < $2::timestamptz
         UNION ALL
-        SELECT kwh_consumed_ac::numeric, 1
-        FROM meter_readings
+        SELECT kwh, 1
+        FROM booked_meter_readings(span.meter_key, greatest(hours.end_hour, $1::timestamptz),
+                                   least(span.ends_at, $2::timestamptz), $18::double precision)
         WHERE hours.first_hour < hours.end_hour AND hours.end_hour < span.ends_at
-          AND meter_key = span.meter_key AND ts >= hours.end_hour AND ts < span.ends_at
-          AND ts >= $1::timestamptz AND ts < $2::timestamptz
     ) AS part
     WHERE NOT span.whole_window AND span.meter_key IS NOT NULL
     GROUP BY span.vehicle_id
@@ -222,17 +221,17 @@ WITH day_sums AS MATERIALIZED (
         -- rows; added by a join, not a second aggregate over every device).
         SELECT part.vehicle_key, sum(part.kwh) AS kwh, sum(part.readings) AS readings
         FROM (
-            SELECT vehicle_key, kwh_delivered_dc::numeric AS kwh, 1 AS readings
+            SELECT vehicle_key, kwh_delivered_dc::numeric AS kwh, readings
             FROM vehicle_rollup_inbox
             WHERE ts >= $3::timestamptz AND ts < $4::timestamptz
             UNION ALL
             SELECT fleet.vehicle_key, edge.kwh, edge.readings
             FROM fleet
             CROSS JOIN LATERAL (
-                SELECT sum(kwh_delivered_dc::numeric) AS kwh, count(*) AS readings
-                FROM vehicle_readings
-                WHERE vehicle_key = fleet.vehicle_key
-                  AND ts >= $1::timestamptz AND ts < coalesce($3::timestamptz, $2::timestamptz)
+                SELECT sum(kwh) AS kwh, count(*) AS readings
+                FROM booked_vehicle_readings(fleet.vehicle_key, $1::timestamptz,
+                                             coalesce($3::timestamptz, $2::timestamptz),
+                                             $19::double precision)
             ) AS edge
             WHERE $1::timestamptz < coalesce($3::timestamptz, $2::timestamptz)
               AND fleet.vehicle_key IS NOT NULL
@@ -240,9 +239,9 @@ WITH day_sums AS MATERIALIZED (
             SELECT fleet.vehicle_key, edge.kwh, edge.readings
             FROM fleet
             CROSS JOIN LATERAL (
-                SELECT sum(kwh_delivered_dc::numeric) AS kwh, count(*) AS readings
-                FROM vehicle_readings
-                WHERE vehicle_key = fleet.vehicle_key AND ts >= $4::timestamptz AND ts < $2::timestamptz
+                SELECT sum(kwh) AS kwh, count(*) AS readings
+                FROM booked_vehicle_readings(fleet.vehicle_key, $4::timestamptz, $2::timestamptz,
+                                             $19::double precision)
             ) AS edge
             WHERE $4::timestamptz < $2::timestamptz AND fleet.vehicle_key IS NOT NULL
         ) AS part

@@ -28,14 +28,15 @@ SELECT pg_advisory_xact_lock_shared(hashtextextended('energy_ingest.partitions',
 -- GROUP BY makes one row per (meter, hour) and per (meter, day), so each upsert touches a
 -- rollup row once; ORDER BY takes their locks in key order. A day row's arrays are running
 -- totals to the end of the day (element i+1: hours i … 23): the day's new readings add theirs
--- to them, element by element. Answers how many rows it took and how many readings it folded.
+-- to them, element by element. An inbox row counts `readings` (a register correction counts 0).
+-- Answers how many rows it took and how many readings it folded.
 WITH taken AS (
     DELETE FROM meter_rollup_inbox
     WHERE ctid = ANY (ARRAY(SELECT ctid FROM meter_rollup_inbox LIMIT $2))
-    RETURNING ts, kwh_consumed_ac, meter_key
+    RETURNING ts, kwh_consumed_ac, meter_key, readings
 ), every_hour AS (
     SELECT meter_key, date_bin('1 hour', ts, '2000-01-01 00:00+00') AS hour,
-           sum(kwh_consumed_ac::numeric) AS kwh, count(*) AS readings
+           sum(kwh_consumed_ac::numeric) AS kwh, sum(readings) AS readings
     FROM taken
     GROUP BY 1, 2
 ), hours AS (
@@ -158,11 +159,15 @@ SELECT (SELECT count(*) FROM taken) AS taken,
 WITH taken AS (
     DELETE FROM vehicle_rollup_inbox
     WHERE ctid = ANY (ARRAY(SELECT ctid FROM vehicle_rollup_inbox LIMIT $2))
-    RETURNING ts, kwh_delivered_dc, battery_temp, vehicle_key
+    RETURNING ts, kwh_delivered_dc, battery_temp, vehicle_key, readings
 ), every_hour AS (
+    -- A register correction (readings 0) carries no temperature: an hour of corrections alone
+    -- adds nothing to the sum, and its bounds (±infinity) give way to any real one.
     SELECT vehicle_key, date_bin('1 hour', ts, '2000-01-01 00:00+00') AS hour,
-           sum(kwh_delivered_dc::numeric) AS kwh, sum(battery_temp::numeric) AS temp,
-           min(battery_temp) AS temp_min, max(battery_temp) AS temp_max, count(*) AS readings
+           sum(kwh_delivered_dc::numeric) AS kwh,
+           coalesce(sum(battery_temp::numeric), 0) AS temp,
+           coalesce(min(battery_temp), 'Infinity') AS temp_min,
+           coalesce(max(battery_temp), '-Infinity') AS temp_max, sum(readings) AS readings
     FROM taken
     GROUP BY 1, 2
 ), hours AS (
