@@ -42,7 +42,9 @@ async def performance(
     window = resolve_window(
         parsed["from"], parsed["to"], datetime.now(UTC), settings.max_analytics_span
     )
-    answer = await vehicle_performance(connection, vehicleId, window, settings.efficiency_threshold)
+    answer = await vehicle_performance(
+        connection, vehicleId, window, settings.efficiency_threshold, settings.register_rules
+    )
     return json_response(answer)
 
 
@@ -99,5 +101,7 @@ async def series(
     window = resolve_window(
         parsed["from"], parsed["to"], datetime.now(UTC), settings.max_analytics_span
     )
-    answer = await vehicle_series(connection, vehicleId, window, chosen_step, zone)
+    answer = await vehicle_series(
+        connection, vehicleId, window, chosen_step, zone, settings.register_rules
+    )
     return json_response(answer)

@@ -7,12 +7,14 @@ from datetime import datetime
 
 from energy_ingest.analytics.rows import (
     AssignmentSpan,
+    GapDelta,
     MeterBucket,
     MeterSpans,
     VehicleBucket,
     VehiclePresence,
     VehicleWindow,
 )
+from energy_ingest.config import RegisterRules
 from energy_ingest.db.pool import ReadConnection
 from energy_ingest.db.sql import sql
 
@@ -24,9 +26,20 @@ async def get_vehicle_presence(connection: ReadConnection, vehicle_id: str) -> V
 
 
 async def summarize_vehicle_window(
-    connection: ReadConnection, vehicle_id: str, start: datetime, end: datetime
+    connection: ReadConnection,
+    vehicle_id: str,
+    start: datetime,
+    end: datetime,
+    rules: RegisterRules,
 ) -> VehicleWindow:
-    row = await connection.fetchrow(sql("summarize_vehicle_window"), vehicle_id, start, end)
+    row = await connection.fetchrow(
+        sql("summarize_vehicle_window"),
+        vehicle_id,
+        start,
+        end,
+        rules.vehicle_max_kw,
+        rules.gap_seconds,
+    )
     assert row is not None  # an aggregate without GROUP BY always returns one row
     return VehicleWindow.from_row(row)
 
@@ -39,13 +52,22 @@ async def list_assignments_in_window(
 
 
 async def summarize_meter_spans(
-    connection: ReadConnection, spans: Sequence[tuple[str, datetime, datetime]]
+    connection: ReadConnection,
+    spans: Sequence[tuple[str, datetime, datetime]],
+    rules: RegisterRules,
 ) -> MeterSpans:
     """Readings and AC of the meters over their spans, in one statement however many spans."""
     meter_ids = [meter_id for meter_id, _, _ in spans]
     starts = [start for _, start, _ in spans]
     ends = [end for _, _, end in spans]
-    row = await connection.fetchrow(sql("summarize_meter_spans"), meter_ids, starts, ends)
+    row = await connection.fetchrow(
+        sql("summarize_meter_spans"),
+        meter_ids,
+        starts,
+        ends,
+        rules.meter_max_kw,
+        rules.gap_seconds,
+    )
     assert row is not None  # an aggregate without GROUP BY always returns one row
     return MeterSpans.from_row(row)
 
@@ -56,6 +78,7 @@ async def summarize_vehicle_series(
     start: datetime,
     end: datetime,
     bucket_starts: Sequence[datetime],
+    rules: RegisterRules,
     whole_hours: tuple[datetime, datetime] | None = None,
 ) -> list[VehicleBucket]:
     """The vehicle's readings in [start, end) per bucket; buckets without one are absent.
@@ -65,7 +88,12 @@ async def summarize_vehicle_series(
     """
     if whole_hours is None:
         rows = await connection.fetch(
-            sql("summarize_vehicle_series"), vehicle_id, start, end, list(bucket_starts)
+            sql("summarize_vehicle_series"),
+            vehicle_id,
+            start,
+            end,
+            list(bucket_starts),
+            rules.vehicle_max_kw,
         )
     else:
         rows = await connection.fetch(
@@ -75,6 +103,7 @@ async def summarize_vehicle_series(
             end,
             list(bucket_starts),
             *whole_hours,
+            rules.vehicle_max_kw,
         )
     return [VehicleBucket.from_row(row) for row in rows]
 
@@ -83,6 +112,7 @@ async def summarize_meter_series(
     connection: ReadConnection,
     spans: Sequence[tuple[str, datetime, datetime]],
     bucket_starts: Sequence[datetime],
+    rules: RegisterRules,
     *,
     from_rollups: bool = False,
 ) -> list[MeterBucket]:
@@ -97,5 +127,43 @@ async def summarize_meter_series(
     statement = (
         sql("summarize_meter_series_hours") if from_rollups else sql("summarize_meter_series")
     )
-    rows = await connection.fetch(statement, meter_ids, starts, ends, list(bucket_starts))
+    rows = await connection.fetch(
+        statement, meter_ids, starts, ends, list(bucket_starts), rules.meter_max_kw
+    )
     return [MeterBucket.from_row(row) for row in rows]
+
+
+async def list_vehicle_gap_deltas(
+    connection: ReadConnection,
+    vehicle_id: str,
+    start: datetime,
+    end: datetime,
+    rules: RegisterRules,
+) -> list[GapDelta]:
+    """The vehicle's register steps in [start, end) that close a gap (none for interval data)."""
+    rows = await connection.fetch(
+        sql("list_vehicle_gap_deltas"),
+        vehicle_id,
+        start,
+        end,
+        rules.vehicle_max_kw,
+        rules.gap_seconds,
+    )
+    return [GapDelta.from_row(row) for row in rows]
+
+
+async def list_meter_gap_deltas(
+    connection: ReadConnection,
+    spans: Sequence[tuple[str, datetime, datetime]],
+    rules: RegisterRules,
+) -> list[GapDelta]:
+    """The meters' register steps over their spans that close a gap."""
+    rows = await connection.fetch(
+        sql("list_meter_gap_deltas"),
+        [meter_id for meter_id, _, _ in spans],
+        [start for _, start, _ in spans],
+        [end for _, _, end in spans],
+        rules.meter_max_kw,
+        rules.gap_seconds,
+    )
+    return [GapDelta.from_row(row) for row in rows]

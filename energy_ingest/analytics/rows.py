@@ -22,8 +22,32 @@ class VehiclePresence(Row):
 
 
 @dataclass(frozen=True, slots=True)
-class VehicleWindow(Row):
-    """A vehicle's readings over a window: count, exact DC sum, battery temperatures."""
+class Quality(Row):
+    """What one side's readings over a window book from, and what went wrong with them."""
+
+    interval_readings: int
+    register_readings: int
+    gaps: int
+    gap_minutes: float
+    resets: int
+    glitches: int
+    rejected_deltas: int
+    reconciliation_kwh: Decimal | None
+    """Interval sum minus register steps over the readings that sent both; None without any."""
+
+    @property
+    def source(self) -> str | None:
+        """interval, register or mixed: what the side's readings booked from."""
+        if self.register_readings and self.interval_readings:
+            return "mixed"
+        if self.register_readings:
+            return "register"
+        return "interval" if self.interval_readings else None
+
+
+@dataclass(frozen=True, slots=True)
+class VehicleWindow(Quality):
+    """A vehicle's readings over a window: count, exact DC booked, battery temperatures."""
 
     data_points: int
     kwh_delivered_dc: Decimal
@@ -42,8 +66,8 @@ class AssignmentSpan(Row):
 
 
 @dataclass(frozen=True, slots=True)
-class MeterSpans(Row):
-    """The meters' readings over their spans: count and exact AC sum."""
+class MeterSpans(Quality):
+    """The meters' readings over their spans: count and exact AC booked."""
 
     data_points: int
     kwh_consumed_ac: Decimal
@@ -68,3 +92,12 @@ class MeterBucket(Row):
     bucket: int
     data_points: int
     kwh_consumed_ac: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class GapDelta(Row):
+    """A register step that closes a gap: booked whole at `ts`, spread over the gap in series."""
+
+    ts: datetime
+    elapsed_seconds: float
+    kwh: Decimal

@@ -21,6 +21,34 @@ class DataPoints(BaseModel):
     meter: int
 
 
+EnergySource = Literal["interval", "register", "mixed"]
+
+
+class DataQuality(BaseModel):
+    """Where the window's kWh come from and what the accounting rules met on the way (the
+    meters' AC and the vehicle's DC together)."""
+
+    acSource: EnergySource | None = Field(
+        description="What the meters' readings booked from; null without meter readings."
+    )
+    dcSource: EnergySource | None = Field(
+        description="What the vehicle's readings booked from; null without vehicle readings."
+    )
+    gaps: int = Field(description="Readings further apart than EIE_GAP_SECONDS.")
+    gapMinutes: float = Field(description="Minutes of readings missing in those gaps.")
+    resets: int = Field(description="Register steps backwards that the next reading confirmed.")
+    glitches: int = Field(description="Register steps backwards that the next reading took back.")
+    rejectedDeltas: int = Field(
+        description="Register steps above what the device could deliver (power cap): not booked."
+    )
+    reconciliationKwh: float | None = Field(
+        description="Interval sum minus register steps over the readings that sent both (AC and "
+        "DC added); null when no reading sent both."
+    )
+    acReconciliationKwh: float | None = Field(description="The same for the meters' AC alone.")
+    dcReconciliationKwh: float | None = Field(description="The same for the vehicle's DC alone.")
+
+
 class Performance(BaseModel):
     """Efficiency of one vehicle over a window (default: the 24 hours ending now)."""
 
@@ -42,6 +70,7 @@ class Performance(BaseModel):
     meterIds: list[str]
     correlation: Correlation
     status: Status
+    dataQuality: DataQuality
 
 
 SeriesStep = Literal["1m", "5m", "15m", "1h", "1d"]

@@ -2,10 +2,14 @@
 
 The AC side finds its meters exactly as the performance summary does (`find_meter_feed`) and
 reads the same spans, so a series' buckets add up to the performance answer of its window.
+A register step that closes a gap is booked whole by the reading that closes it; a series
+spreads it evenly over the gap (the part of the gap inside the window), so a chart shows the
+energy when it flowed: the buckets still add up to the same total.
 """
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 from decimal import Decimal
@@ -13,7 +17,9 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from energy_ingest.analytics import repository
+from energy_ingest.analytics.rows import GapDelta
 from energy_ingest.analytics.service import Window, find_meter_feed, floor_hour, whole_hours
+from energy_ingest.config import DEFAULT_REGISTER_RULES, RegisterRules
 from energy_ingest.db.pool import ReadConnection
 from energy_ingest.errors import FieldProblem, ValidationFailed
 
@@ -103,8 +109,34 @@ def bucket_window(window: Window, step: str, zone: ZoneInfo) -> Buckets:
     return Buckets(starts=starts, thresholds=[window.start, *starts[1:]])
 
 
+def spread_gaps(
+    deltas: list[GapDelta], thresholds: list[datetime], end: datetime
+) -> dict[int, Decimal]:
+    """What to add to each bucket (numbered from 1) so that every gap-closing step is spread
+    over its gap rather than booked at its closing reading: in equal parts on the minutes the
+    device missed (one reading a minute), each part in the bucket its reading would have gone
+    to; a part from before the window stays in the first bucket (the total does not change)."""
+    moves: dict[int, Decimal] = {}
+    for delta in deltas:
+        closing = bisect_right(thresholds, delta.ts)
+        moves[closing] = moves.get(closing, Decimal(0)) - delta.kwh
+        parts = max(1, round(delta.elapsed_seconds / 60))
+        step = timedelta(seconds=delta.elapsed_seconds / parts)
+        share = delta.kwh / parts
+        for part in range(1, parts + 1):
+            moment = delta.ts - (parts - part) * step
+            number = max(1, bisect_right(thresholds, min(moment, delta.ts)))
+            moves[number] = moves.get(number, Decimal(0)) + share
+    return moves
+
+
 async def vehicle_series(
-    connection: ReadConnection, vehicle_id: str, window: Window, step: str, zone: ZoneInfo
+    connection: ReadConnection,
+    vehicle_id: str,
+    window: Window,
+    step: str,
+    zone: ZoneInfo,
+    rules: RegisterRules = DEFAULT_REGISTER_RULES,
 ) -> dict[str, Any]:
     """Every bucket of the window, those without readings too: a gap is drawn as a gap."""
     buckets = bucket_window(window, step, zone)
@@ -120,10 +152,23 @@ async def vehicle_series(
             window.start,
             window.end,
             buckets.thresholds,
+            rules,
             whole_hours=whole,
         )
         meter = await repository.summarize_meter_series(
-            connection, feed.spans, buckets.thresholds, from_rollups=on_hours
+            connection, feed.spans, buckets.thresholds, rules, from_rollups=on_hours
+        )
+        dc_moves = spread_gaps(
+            await repository.list_vehicle_gap_deltas(
+                connection, vehicle_id, window.start, window.end, rules
+            ),
+            buckets.thresholds,
+            window.end,
+        )
+        ac_moves = spread_gaps(
+            await repository.list_meter_gap_deltas(connection, feed.spans, rules),
+            buckets.thresholds,
+            window.end,
         )
     vehicle_by_bucket = {row.bucket: row for row in vehicle}
     meter_by_bucket = {row.bucket: row for row in meter}
@@ -131,8 +176,8 @@ async def vehicle_series(
     for number, start in enumerate(buckets.starts, start=1):
         dc_row = vehicle_by_bucket.get(number)
         ac_row = meter_by_bucket.get(number)
-        ac = ac_row.kwh_consumed_ac if ac_row else None
-        dc = dc_row.kwh_delivered_dc if dc_row else None
+        ac = _moved(ac_row.kwh_consumed_ac if ac_row else None, ac_moves.get(number))
+        dc = _moved(dc_row.kwh_delivered_dc if dc_row else None, dc_moves.get(number))
         answer.append(
             {
                 "start": start,
@@ -149,6 +194,13 @@ async def vehicle_series(
             }
         )
     return {"vehicleId": vehicle_id, "step": step, "buckets": answer}
+
+
+def _moved(value: Decimal | None, move: Decimal | None) -> Decimal | None:
+    """A bucket's energy with the part of a gap's step spread into (or out of) it."""
+    if move is None:
+        return value
+    return (value or Decimal(0)) + move
 
 
 def _number(value: Decimal | None) -> float | None:

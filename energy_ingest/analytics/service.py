@@ -10,8 +10,9 @@ from decimal import Decimal
 from typing import Any
 
 from energy_ingest.analytics import repository
-from energy_ingest.analytics.rows import AssignmentSpan, VehiclePresence
+from energy_ingest.analytics.rows import AssignmentSpan, Quality, VehiclePresence
 from energy_ingest.analytics.schemas import Correlation, Status
+from energy_ingest.config import DEFAULT_REGISTER_RULES, RegisterRules
 from energy_ingest.db.pool import ReadConnection
 from energy_ingest.errors import FieldProblem, NotFound, ValidationFailed
 
@@ -91,15 +92,19 @@ def classify(
 
 
 async def vehicle_performance(
-    connection: ReadConnection, vehicle_id: str, window: Window, threshold: float
+    connection: ReadConnection,
+    vehicle_id: str,
+    window: Window,
+    threshold: float,
+    rules: RegisterRules = DEFAULT_REGISTER_RULES,
 ) -> dict[str, Any]:
-    """AC summed over each assignment overlapping the window, clipped to it, against DC.
+    """AC booked over each assignment overlapping the window, clipped to it, against DC.
 
     All statements read one snapshot, so a batch committed meanwhile is counted on both sides
     or on neither.
     """
     async with connection.transaction(isolation="repeatable_read", readonly=True):
-        return await _vehicle_performance(connection, vehicle_id, window, threshold)
+        return await _vehicle_performance(connection, vehicle_id, window, threshold, rules)
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,16 +137,20 @@ async def find_meter_feed(connection: ReadConnection, vehicle_id: str, window: W
 
 
 async def _vehicle_performance(
-    connection: ReadConnection, vehicle_id: str, window: Window, threshold: float
+    connection: ReadConnection,
+    vehicle_id: str,
+    window: Window,
+    threshold: float,
+    rules: RegisterRules,
 ) -> dict[str, Any]:
     feed = await find_meter_feed(connection, vehicle_id, window)
     correlation, spans = feed.correlation, feed.spans
 
     vehicle = await repository.summarize_vehicle_window(
-        connection, vehicle_id, window.start, window.end
+        connection, vehicle_id, window.start, window.end, rules
     )
 
-    meter = await repository.summarize_meter_spans(connection, spans)
+    meter = await repository.summarize_meter_spans(connection, spans, rules)
     return {
         "vehicleId": vehicle_id,
         "period": {"start": window.start, "end": window.end},
@@ -158,6 +167,27 @@ async def _vehicle_performance(
         "dataPoints": {"vehicle": vehicle.data_points, "meter": meter.data_points},
         "meterIds": meter_ids_of(spans),
         "correlation": correlation,
+        "dataQuality": data_quality(meter, vehicle),
+    }
+
+
+def data_quality(meter: Quality, vehicle: Quality) -> dict[str, Any]:
+    """Where the window's kWh come from and what the accounting rules met on the way, both
+    sides together (the meters' AC and the vehicle's DC)."""
+    reconciled = [
+        side.reconciliation_kwh for side in (meter, vehicle) if side.reconciliation_kwh is not None
+    ]
+    return {
+        "acSource": meter.source,
+        "dcSource": vehicle.source,
+        "gaps": meter.gaps + vehicle.gaps,
+        "gapMinutes": round(meter.gap_minutes + vehicle.gap_minutes, 2),
+        "resets": meter.resets + vehicle.resets,
+        "glitches": meter.glitches + vehicle.glitches,
+        "rejectedDeltas": meter.rejected_deltas + vehicle.rejected_deltas,
+        "reconciliationKwh": float(sum(reconciled, Decimal(0))) if reconciled else None,
+        "acReconciliationKwh": _number(meter.reconciliation_kwh),
+        "dcReconciliationKwh": _number(vehicle.reconciliation_kwh),
     }
 
 

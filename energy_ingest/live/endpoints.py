@@ -40,6 +40,8 @@ async def meter_live(principal: ReadKey, meterId: str, connection: ReadConn) -> 
             "meterId": row.meter_id,
             "kwhConsumedAc": row.kwh_consumed_ac,
             "voltage": row.voltage,
+            # Only for a meter that sends its register: the seed's answer stays as it was.
+            **({"kwhRegisterAc": row.kwh_register_ac} if row.kwh_register_ac is not None else {}),
             **_freshness(row.ts, row.received_at),
         }
     )
@@ -62,6 +64,7 @@ async def vehicle_live(principal: ReadKey, vehicleId: str, connection: ReadConn)
             "soc": row.soc,
             "kwhDeliveredDc": row.kwh_delivered_dc,
             "batteryTemp": row.battery_temp,
+            **({"kwhRegisterDc": row.kwh_register_dc} if row.kwh_register_dc is not None else {}),
             **_freshness(row.ts, row.received_at),
         }
     )

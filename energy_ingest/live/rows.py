@@ -13,8 +13,9 @@ class MeterLiveRow(Row):
     """A meter's newest reading (`meter_live`)."""
 
     meter_id: str
-    kwh_consumed_ac: float
+    kwh_consumed_ac: float | None
     voltage: float
+    kwh_register_ac: float | None
     ts: datetime
     received_at: datetime
 
@@ -25,8 +26,9 @@ class VehicleLiveRow(Row):
 
     vehicle_id: str
     soc: float
-    kwh_delivered_dc: float
+    kwh_delivered_dc: float | None
     battery_temp: float
+    kwh_register_dc: float | None
     ts: datetime
     received_at: datetime
 

@@ -10,8 +10,13 @@ from pydantic import BaseModel, Field
 
 class MeterLive(BaseModel):
     meterId: str
-    kwhConsumedAc: float
+    kwhConsumedAc: float | None = Field(
+        description="The newest reading's interval energy; null when it sent only its register."
+    )
     voltage: float
+    kwhRegisterAc: float | None = Field(
+        default=None, description="The newest reading's register (kWh); only when it sent one."
+    )
     lastUpdatedAt: datetime = Field(description="Timestamp of the newest reading.")
     receivedAt: datetime = Field(description="When the engine stored that reading.")
     ageSeconds: float = Field(description="Seconds between lastUpdatedAt and now.")
@@ -20,8 +25,13 @@ class MeterLive(BaseModel):
 class VehicleLive(BaseModel):
     vehicleId: str
     soc: float
-    kwhDeliveredDc: float
+    kwhDeliveredDc: float | None = Field(
+        description="The newest reading's interval energy; null when it sent only its register."
+    )
     batteryTemp: float
+    kwhRegisterDc: float | None = Field(
+        default=None, description="The newest reading's register (kWh); only when it sent one."
+    )
     lastUpdatedAt: datetime = Field(description="Timestamp of the newest reading.")
     receivedAt: datetime = Field(description="When the engine stored that reading.")
     ageSeconds: float = Field(description="Seconds between lastUpdatedAt and now.")

@@ -412,8 +412,12 @@ def _cell(value: Any) -> str:
 def expected_csv(kind: str, device: str | None = None) -> str:
     id_field = "meterId" if kind == "meter" else "vehicleId"
     rows = [body for body in _SENT if id_field in body and device in (None, body[id_field])]
-    columns = list(rows[0])
-    lines = [",".join(columns)] + [",".join(_cell(row[c]) for c in columns) for row in rows]
+    # The register comes last, empty where the reading sent none.
+    register = "kwhRegisterAc" if kind == "meter" else "kwhRegisterDc"
+    columns = [*rows[0], register]
+    lines = [",".join(columns)] + [
+        ",".join(_cell(row[c]) if c in row else "" for c in columns) for row in rows
+    ]
     return "".join(line + "\n" for line in lines)
 
 
@@ -427,7 +431,7 @@ async def test_export_writes_the_readings_as_they_were_sent(
     meters = await run_export(database_url, "--kind", "meter", *window)
     assert meters.exit_code == 0, meters.output
     assert meters.stdout == expected_csv("meter")
-    assert meters.stdout.splitlines()[4] == f"M-2,83.5145,230,{_SENT[3]['timestamp']}"
+    assert meters.stdout.splitlines()[4] == f"M-2,83.5145,230,{_SENT[3]['timestamp']},"
     assert _SENT[3]["timestamp"].endswith(".123456Z")
     vehicles = await run_export(database_url, "--kind", "vehicle", *window)
     assert vehicles.stdout == expected_csv("vehicle")
@@ -444,7 +448,7 @@ async def test_export_writes_the_readings_as_they_were_sent(
     empty = await run_export(
         database_url, "--kind", "meter", "--from", iso(NOW - timedelta(days=1)), "--to", iso(NOW)
     )
-    assert empty.stdout == "meterId,kwhConsumedAc,voltage,timestamp\n"
+    assert empty.stdout == "meterId,kwhConsumedAc,voltage,timestamp,kwhRegisterAc\n"
     nothing = await run_export(
         database_url, "--kind", "meter", "--format", "jsonl", "--from", iso(NOW - timedelta(days=1))
     )
@@ -504,3 +508,43 @@ async def test_an_export_re_imports_as_duplicates_and_rebuilds_the_same_history_
             await fresh.close()
     finally:
         await drop_database(test_server.admin_url, fresh_name)
+
+
+async def test_register_readings_go_out_and_back_in_as_they_were_sent(
+    database_url: str, tmp_path: Path
+) -> None:
+    at = [iso(YEAR_AGO + timedelta(minutes=index)) for index in range(3)]
+    sent = [
+        {"meterId": "M-R", "kwhRegisterAc": 1200.5, "voltage": 231.0, "timestamp": at[0]},
+        {
+            "meterId": "M-R",
+            "kwhConsumedAc": 0.25,
+            "kwhRegisterAc": 1200.75,
+            "voltage": 231.0,
+            "timestamp": at[1],
+        },
+        {"meterId": "M-R", "kwhConsumedAc": 0.25, "voltage": 231.0, "timestamp": at[2]},
+        {
+            "vehicleId": "V-R",
+            "soc": 50.0,
+            "kwhRegisterDc": 88.125,
+            "batteryTemp": 30.0,
+            "timestamp": at[0],
+        },
+    ]
+    source = write_jsonl(tmp_path / "registers.jsonl", sent)
+    assert (await run_import(database_url, str(source))).exit_code == 0
+    window = ("--from", iso(YEAR_AGO), "--to", iso(YEAR_AGO + timedelta(minutes=5)))
+
+    meters = await run_export(database_url, "--kind", "meter", "--format", "jsonl", *window)
+    vehicles = await run_export(database_url, "--kind", "vehicle", "--format", "jsonl", *window)
+    assert [orjson.loads(line) for line in meters.stdout.splitlines()] == sent[:3]
+    assert [orjson.loads(line) for line in vehicles.stdout.splitlines()] == sent[3:]
+    as_csv = await run_export(database_url, "--kind", "meter", *window)
+    assert as_csv.stdout.splitlines()[1] == f"M-R,,231,{at[0]},1200.5"
+
+    exported = tmp_path / "exported.jsonl"
+    exported.write_text(meters.stdout + vehicles.stdout)
+    again = await run_import(database_url, str(exported), "--json")
+    assert again.exit_code == 0, again.output
+    assert orjson.loads(again.stdout)["duplicates"] == 4

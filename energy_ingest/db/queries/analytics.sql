@@ -18,14 +18,35 @@ SELECT EXISTS (SELECT 1 FROM vehicle_live WHERE vehicle_id = $1) AS has_reported
 -- keeps 15 significant digits) and numeric adds without float noise. battery_temp is stored
 -- as real: each value goes through numeric back to the decimal the device sent (31.2, not
 -- 31.2000007…); temperatures are answered to 2 decimals, as the seed does.
-SELECT count(*) AS data_points,
-       coalesce(sum(kwh_delivered_dc::numeric), 0) AS kwh_delivered_dc,
-       round(avg(battery_temp::numeric), 2) AS average_battery_temp,
-       round(min(battery_temp)::numeric, 2) AS min_battery_temp,
-       round(max(battery_temp)::numeric, 2) AS max_battery_temp
-FROM vehicle_readings
-WHERE vehicle_key = (SELECT vehicle_key FROM vehicles WHERE vehicle_id = $1)
-  AND ts >= $2 AND ts < $3;
+-- The DC is what the readings book (booked_vehicle_readings: intervals, register steps), with
+-- the data quality of the window's readings: sources, gaps (readings further apart than $5
+-- seconds, and the minutes missed, one reading a minute), resets, glitches, rejected steps,
+-- and the interval sum minus the register steps over the readings that sent both. $4: the
+-- vehicles' power cap (kW).
+WITH readings AS (
+    SELECT count(*) AS data_points,
+           round(avg(battery_temp::numeric), 2) AS average_battery_temp,
+           round(min(battery_temp)::numeric, 2) AS min_battery_temp,
+           round(max(battery_temp)::numeric, 2) AS max_battery_temp
+    FROM vehicle_readings
+    WHERE vehicle_key = (SELECT vehicle_key FROM vehicles WHERE vehicle_id = $1)
+      AND ts >= $2 AND ts < $3
+), booked AS (
+    SELECT coalesce(sum(kwh), 0) AS kwh_delivered_dc,
+           count(*) FILTER (WHERE source = 'interval') AS interval_readings,
+           count(*) FILTER (WHERE source = 'register') AS register_readings,
+           count(*) FILTER (WHERE elapsed_seconds > $5) AS gaps,
+           coalesce(sum(elapsed_seconds / 60 - 1) FILTER (WHERE elapsed_seconds > $5), 0)
+               AS gap_minutes,
+           count(*) FILTER (WHERE event = 'reset') AS resets,
+           count(*) FILTER (WHERE event = 'glitch') AS glitches,
+           count(*) FILTER (WHERE event = 'rejected') AS rejected_deltas,
+           sum(interval_kwh) FILTER (WHERE register_kwh IS NOT NULL) - sum(register_kwh)
+               AS reconciliation_kwh
+    FROM booked_vehicle_readings((SELECT vehicle_key FROM vehicles WHERE vehicle_id = $1),
+                                 $2, $3, $4)
+)
+SELECT * FROM readings, booked;
 
 -- name: list_assignments_in_window
 -- Each assignment overlapping [$2, $3), clipped to the window; the GiST index behind the
@@ -39,52 +60,69 @@ ORDER BY lower(during);
 
 -- name: summarize_meter_spans
 -- AC of every span at once: $1, $2, $3 are the spans' meter ids, starts and ends (parallel
--- arrays), however many. Each span is one range scan of the (meter_key, ts) primary key of the
--- partitions its own [start, end) touches (pruned when the scan starts); the meter's key
--- comes from the unique index on meter_id. Exact numeric sum, as for DC.
-SELECT coalesce(sum(per_span.data_points), 0)::bigint AS data_points,
-       coalesce(sum(per_span.kwh_consumed_ac), 0) AS kwh_consumed_ac
+-- arrays), however many. Each span is what its meter's readings in [start, end) book
+-- (booked_meter_readings: one range scan of the (meter_key, ts) primary key of the partitions
+-- the span touches, with the readings just around it); the meter's key comes from the unique
+-- index on meter_id. Exact numeric sums, and the data quality as for the vehicle's DC
+-- (summarize_vehicle_window). $4: the meters' power cap (kW); $5: the gap (seconds).
+SELECT count(*) AS data_points,
+       coalesce(sum(booked.kwh), 0) AS kwh_consumed_ac,
+       count(*) FILTER (WHERE booked.source = 'interval') AS interval_readings,
+       count(*) FILTER (WHERE booked.source = 'register') AS register_readings,
+       count(*) FILTER (WHERE booked.elapsed_seconds > $5) AS gaps,
+       coalesce(sum(booked.elapsed_seconds / 60 - 1) FILTER (WHERE booked.elapsed_seconds > $5),
+                0) AS gap_minutes,
+       count(*) FILTER (WHERE booked.event = 'reset') AS resets,
+       count(*) FILTER (WHERE booked.event = 'glitch') AS glitches,
+       count(*) FILTER (WHERE booked.event = 'rejected') AS rejected_deltas,
+       sum(booked.interval_kwh) FILTER (WHERE booked.register_kwh IS NOT NULL)
+           - sum(booked.register_kwh) AS reconciliation_kwh
 FROM unnest($1::text[], $2::timestamptz[], $3::timestamptz[]) AS span (meter_id, starts_at, ends_at)
-CROSS JOIN LATERAL (
-    SELECT count(*) AS data_points,
-           sum(kwh_consumed_ac::numeric) AS kwh_consumed_ac
-    FROM meter_readings
-    WHERE meter_key = (SELECT meter_key FROM meters WHERE meters.meter_id = span.meter_id)
-      AND ts >= span.starts_at AND ts < span.ends_at
-) AS per_span;
+JOIN meters ON meters.meter_id = span.meter_id
+-- A plain column as the key, so the planner inlines the function (no sub-select argument).
+CROSS JOIN LATERAL booked_meter_readings(meters.meter_key, span.starts_at, span.ends_at, $4)
+    AS booked;
 
 -- name: summarize_vehicle_series
 -- A vehicle's readings in [$2, $3) per bucket: $4 holds the buckets' starts, ascending, the
 -- first being $2 itself, so width_bucket numbers each reading's bucket from 1 whatever the
 -- step (a day of 23 or 25 hours included). The same one-device range scan of the (vehicle_key,
--- ts) primary key as summarize_vehicle_window; the same exact numeric sums and 2-decimal
--- temperatures. soc is the last reading's of the bucket, the decimal the device sent.
-SELECT width_bucket(ts, $4::timestamptz[]) AS bucket,
-       count(*) AS data_points,
-       sum(kwh_delivered_dc::numeric) AS kwh_delivered_dc,
-       (array_agg(soc ORDER BY ts DESC))[1]::numeric AS soc,
-       round(avg(battery_temp::numeric), 2) AS average_battery_temp,
-       round(max(battery_temp)::numeric, 2) AS max_battery_temp
-FROM vehicle_readings
-WHERE vehicle_key = (SELECT vehicle_key FROM vehicles WHERE vehicle_id = $1)
-  AND ts >= $2 AND ts < $3
-GROUP BY bucket
-ORDER BY bucket;
+-- ts) primary key as summarize_vehicle_window; the same exact numeric sums (the DC the readings
+-- book, $5 the power cap) and 2-decimal temperatures. soc is the last reading's of the bucket,
+-- the decimal the device sent.
+WITH readings AS (
+    SELECT width_bucket(ts, $4::timestamptz[]) AS bucket,
+           count(*) AS data_points,
+           (array_agg(soc ORDER BY ts DESC))[1]::numeric AS soc,
+           round(avg(battery_temp::numeric), 2) AS average_battery_temp,
+           round(max(battery_temp)::numeric, 2) AS max_battery_temp
+    FROM vehicle_readings
+    WHERE vehicle_key = (SELECT vehicle_key FROM vehicles WHERE vehicle_id = $1)
+      AND ts >= $2 AND ts < $3
+    GROUP BY bucket
+), booked AS (
+    SELECT width_bucket(ts, $4::timestamptz[]) AS bucket, sum(kwh) AS kwh_delivered_dc
+    FROM booked_vehicle_readings((SELECT vehicle_key FROM vehicles WHERE vehicle_id = $1),
+                                 $2, $3, $5)
+    GROUP BY bucket
+)
+SELECT readings.bucket, readings.data_points, booked.kwh_delivered_dc, readings.soc,
+       readings.average_battery_temp, readings.max_battery_temp
+FROM readings
+JOIN booked USING (bucket)
+ORDER BY readings.bucket;
 
 -- name: summarize_meter_series
 -- AC of every span per bucket ($4 as above): the spans (parallel arrays $1, $2, $3) are those
--- summarize_meter_spans adds up, read the same way (one primary-key range scan per span of the
--- partitions its own [start, end) touches), so the buckets add up to its sum exactly.
-SELECT width_bucket(reading.ts, $4::timestamptz[]) AS bucket,
+-- summarize_meter_spans adds up, read the same way (what each span's readings book, $5 the
+-- power cap), so the buckets add up to its sum exactly.
+SELECT width_bucket(booked.ts, $4::timestamptz[]) AS bucket,
        count(*) AS data_points,
-       sum(reading.kwh_consumed_ac::numeric) AS kwh_consumed_ac
+       sum(booked.kwh) AS kwh_consumed_ac
 FROM unnest($1::text[], $2::timestamptz[], $3::timestamptz[]) AS span (meter_id, starts_at, ends_at)
-CROSS JOIN LATERAL (
-    SELECT ts, kwh_consumed_ac
-    FROM meter_readings
-    WHERE meter_key = (SELECT meter_key FROM meters WHERE meters.meter_id = span.meter_id)
-      AND ts >= span.starts_at AND ts < span.ends_at
-) AS reading
+JOIN meters ON meters.meter_id = span.meter_id
+CROSS JOIN LATERAL booked_meter_readings(meters.meter_key, span.starts_at, span.ends_at, $5)
+    AS booked
 GROUP BY bucket
 ORDER BY bucket;
 
@@ -104,18 +142,24 @@ WITH device AS MATERIALIZED (
     FROM vehicle_rollups
     WHERE vehicle_key = (SELECT vehicle_key FROM device) AND hour >= $5 AND hour < $6
     UNION ALL
-    SELECT ts, 1, kwh_delivered_dc::numeric, battery_temp::numeric, battery_temp
+    SELECT ts, readings, kwh_delivered_dc::numeric, battery_temp::numeric, battery_temp
     FROM vehicle_rollup_inbox
     WHERE vehicle_key = (SELECT vehicle_key FROM device) AND ts >= $5 AND ts < $6
     UNION ALL
-    SELECT ts, 1, kwh_delivered_dc::numeric, battery_temp::numeric, battery_temp
-    FROM vehicle_readings
+    SELECT reading.ts, 1, booked.kwh, reading.battery_temp::numeric, reading.battery_temp
+    FROM vehicle_readings AS reading
+    JOIN booked_vehicle_readings((SELECT vehicle_key FROM device), $2, coalesce($5, $3), $7)
+        AS booked ON booked.ts = reading.ts
     WHERE $2 < coalesce($5, $3)
-      AND vehicle_key = (SELECT vehicle_key FROM device) AND ts >= $2 AND ts < coalesce($5, $3)
+      AND reading.vehicle_key = (SELECT vehicle_key FROM device)
+      AND reading.ts >= $2 AND reading.ts < coalesce($5, $3)
     UNION ALL
-    SELECT ts, 1, kwh_delivered_dc::numeric, battery_temp::numeric, battery_temp
-    FROM vehicle_readings
-    WHERE $6 < $3 AND vehicle_key = (SELECT vehicle_key FROM device) AND ts >= $6 AND ts < $3
+    SELECT reading.ts, 1, booked.kwh, reading.battery_temp::numeric, reading.battery_temp
+    FROM vehicle_readings AS reading
+    JOIN booked_vehicle_readings((SELECT vehicle_key FROM device), $6, $3, $7) AS booked
+        ON booked.ts = reading.ts
+    WHERE $6 < $3 AND reading.vehicle_key = (SELECT vehicle_key FROM device)
+      AND reading.ts >= $6 AND reading.ts < $3
 ), sums AS (
     SELECT width_bucket(at, $4::timestamptz[]) AS bucket,
            sum(readings)::bigint AS data_points,
@@ -145,14 +189,15 @@ ORDER BY sums.bucket;
 
 -- name: summarize_meter_series_hours
 -- summarize_meter_series for buckets on whole hours: each span's whole hours from the hourly
--- rollups and the inbox, its partial hours (at its own ends, and the window's) from history;
--- one (meter_key, hour|ts) index range per piece.
+-- rollups and the inbox, its partial hours (at its own ends, and the window's) from history
+-- as they book ($5: the power cap); one (meter_key, hour|ts) index range per piece.
 SELECT width_bucket(part.at, $4::timestamptz[]) AS bucket,
        sum(part.readings)::bigint AS data_points,
        sum(part.kwh) AS kwh_consumed_ac
 FROM unnest($1::text[], $2::timestamptz[], $3::timestamptz[]) AS span (meter_id, starts_at, ends_at)
+JOIN meters ON meters.meter_id = span.meter_id
 CROSS JOIN LATERAL (
-    SELECT (SELECT meter_key FROM meters WHERE meters.meter_id = span.meter_id) AS meter_key,
+    SELECT meters.meter_key,
            CASE WHEN date_bin('1 hour', span.starts_at, '2000-01-01 00:00+00') = span.starts_at
                 THEN span.starts_at
                 ELSE date_bin('1 hour', span.starts_at, '2000-01-01 00:00+00') + interval '1 hour'
@@ -172,20 +217,49 @@ CROSS JOIN LATERAL (
     WHERE piece.first_hour < piece.end_hour
       AND meter_key = piece.meter_key AND hour >= piece.first_hour AND hour < piece.end_hour
     UNION ALL
-    SELECT ts, 1, kwh_consumed_ac::numeric
+    SELECT ts, readings, kwh_consumed_ac::numeric
     FROM meter_rollup_inbox
     WHERE piece.first_hour < piece.end_hour
       AND meter_key = piece.meter_key AND ts >= piece.first_hour AND ts < piece.end_hour
     UNION ALL
-    SELECT ts, 1, kwh_consumed_ac::numeric
-    FROM meter_readings
+    SELECT ts, 1, kwh
+    FROM booked_meter_readings(piece.meter_key, span.starts_at, piece.head_end, $5)
     WHERE span.starts_at < piece.head_end
-      AND meter_key = piece.meter_key AND ts >= span.starts_at AND ts < piece.head_end
     UNION ALL
-    SELECT ts, 1, kwh_consumed_ac::numeric
-    FROM meter_readings
+    SELECT ts, 1, kwh
+    FROM booked_meter_readings(piece.meter_key, piece.end_hour, span.ends_at, $5)
     WHERE piece.first_hour < piece.end_hour AND piece.end_hour < span.ends_at
-      AND meter_key = piece.meter_key AND ts >= piece.end_hour AND ts < span.ends_at
 ) AS part
 GROUP BY bucket
 ORDER BY bucket;
+
+-- name: list_vehicle_gap_deltas
+-- The register steps of the vehicle's readings in [$2, $3) that close a gap (readings further
+-- apart than $5 seconds; $4 the power cap): a series spreads each over its gap. Read only when
+-- the vehicle sent a register in the window (an interval device has no such step).
+SELECT booked.ts, booked.elapsed_seconds, booked.kwh
+FROM booked_vehicle_readings((SELECT vehicle_key FROM vehicles WHERE vehicle_id = $1), $2, $3, $4)
+    AS booked
+WHERE EXISTS (SELECT FROM vehicle_readings
+              WHERE vehicle_key = (SELECT vehicle_key FROM vehicles WHERE vehicle_id = $1)
+                AND ts >= $2 AND ts < $3 AND kwh_register_dc IS NOT NULL)
+  AND booked.source = 'register' AND booked.event IS NULL AND booked.elapsed_seconds > $5
+  AND booked.kwh > 0;
+
+-- name: list_meter_gap_deltas
+-- The same for the meters over their spans (parallel arrays $1, $2, $3; $4 the power cap, $5
+-- the gap).
+SELECT booked.ts, booked.elapsed_seconds, booked.kwh
+FROM unnest($1::text[], $2::timestamptz[], $3::timestamptz[]) AS span (meter_id, starts_at, ends_at)
+JOIN meters ON meters.meter_id = span.meter_id
+-- Only spans whose meter sent a register (LIMIT keeps this a probe of the span's own range).
+CROSS JOIN LATERAL (
+    SELECT FROM meter_readings
+    WHERE meter_key = meters.meter_key AND ts >= span.starts_at AND ts < span.ends_at
+      AND kwh_register_ac IS NOT NULL
+    LIMIT 1
+) AS sent_register
+CROSS JOIN LATERAL booked_meter_readings(meters.meter_key, span.starts_at, span.ends_at, $4)
+    AS booked
+WHERE booked.source = 'register' AND booked.event IS NULL AND booked.elapsed_seconds > $5
+  AND booked.kwh > 0;

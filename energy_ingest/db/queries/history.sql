@@ -24,7 +24,8 @@ SELECT m.meter_id AS "meterId",
        to_char(r.ts AT TIME ZONE 'UTC',
                CASE WHEN extract(microseconds FROM r.ts AT TIME ZONE 'UTC')::bigint % 1000 = 0
                     THEN 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'
-                    ELSE 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"' END) AS "timestamp"
+                    ELSE 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"' END) AS "timestamp",
+       r.kwh_register_ac AS "kwhRegisterAc"
 FROM meter_readings AS r
 JOIN meters AS m USING (meter_key)
 WHERE r.ts >= $1::timestamptz AND r.ts < $2::timestamptz
@@ -33,9 +34,11 @@ ORDER BY r.meter_key, r.ts
 
 -- name: export_meter_readings_jsonl
 -- One JSON object a line, built as text: ids are of A-Z a-z 0-9 . _ : - only and numbers are
--- finite, so nothing needs escaping (in JSON, or in COPY's text format).
-SELECT '{"meterId":"' || m.meter_id
-       || '","kwhConsumedAc":' || r.kwh_consumed_ac::text
+-- finite, so nothing needs escaping (in JSON, or in COPY's text format). An energy field the
+-- reading did not send (null) is left out, as the device left it out.
+SELECT '{"meterId":"' || m.meter_id || '"'
+       || coalesce(',"kwhConsumedAc":' || r.kwh_consumed_ac::text, '')
+       || coalesce(',"kwhRegisterAc":' || r.kwh_register_ac::text, '')
        || ',"voltage":' || r.voltage::text
        || ',"timestamp":"'
        || to_char(r.ts AT TIME ZONE 'UTC',
@@ -60,7 +63,8 @@ SELECT v.vehicle_id AS "vehicleId",
        to_char(r.ts AT TIME ZONE 'UTC',
                CASE WHEN extract(microseconds FROM r.ts AT TIME ZONE 'UTC')::bigint % 1000 = 0
                     THEN 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'
-                    ELSE 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"' END) AS "timestamp"
+                    ELSE 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"' END) AS "timestamp",
+       r.kwh_register_dc AS "kwhRegisterDc"
 FROM vehicle_readings AS r
 JOIN vehicles AS v USING (vehicle_key)
 WHERE r.ts >= $1::timestamptz AND r.ts < $2::timestamptz
@@ -71,7 +75,8 @@ ORDER BY r.vehicle_key, r.ts
 -- Same as export_meter_readings_jsonl, with the reals of export_vehicle_readings_csv.
 SELECT '{"vehicleId":"' || v.vehicle_id
        || '","soc":' || r.soc::text
-       || ',"kwhDeliveredDc":' || r.kwh_delivered_dc::text
+       || coalesce(',"kwhDeliveredDc":' || r.kwh_delivered_dc::text, '')
+       || coalesce(',"kwhRegisterDc":' || r.kwh_register_dc::text, '')
        || ',"batteryTemp":' || r.battery_temp::text
        || ',"timestamp":"'
        || to_char(r.ts AT TIME ZONE 'UTC',

@@ -81,6 +81,7 @@ VALUES ('{SWITCHED_VEHICLE}', '{SWITCHED_VEHICLE}',
 _INDEX_NODES = frozenset({"Index Scan", "Index Only Scan", "Bitmap Heap Scan", "Bitmap Index Scan"})
 
 Statement = tuple[str, tuple[object, ...]]
+RULES = (1000.0, 150.0)  # the power cap (kW) and the gap (s) the register rules read
 
 
 def the_window() -> tuple[datetime, datetime]:
@@ -132,18 +133,21 @@ async def endpoint_statements(
     thresholds = bucket_window(Window(start, end), "1h", ZoneInfo("UTC")).thresholds
     return [
         ("get_vehicle_presence", (vehicle_id,)),
-        ("summarize_vehicle_window", (vehicle_id, start, end)),
+        ("summarize_vehicle_window", (vehicle_id, start, end, *RULES)),
         ("list_assignments_in_window", (vehicle_id, start, end)),
         # One statement for every span: parallel arrays of meter ids, starts and ends.
-        ("summarize_meter_spans", span_arrays),
-        ("summarize_vehicle_series", (vehicle_id, start, end, thresholds)),
-        ("summarize_meter_series", (*span_arrays, thresholds)),
+        ("summarize_meter_spans", (*span_arrays, *RULES)),
+        ("summarize_vehicle_series", (vehicle_id, start, end, thresholds, RULES[0])),
+        ("summarize_meter_series", (*span_arrays, thresholds, RULES[0])),
         # Buckets on whole hours: whole hours from the rollups, partial ones from history.
         (
             "summarize_vehicle_series_hours",
-            (vehicle_id, start, end, thresholds, *whole_hours(start, end)),
+            (vehicle_id, start, end, thresholds, *whole_hours(start, end), RULES[0]),
         ),
-        ("summarize_meter_series_hours", (*span_arrays, thresholds)),
+        ("summarize_meter_series_hours", (*span_arrays, thresholds, RULES[0])),
+        # A series spreads register steps over the gaps they close.
+        ("list_vehicle_gap_deltas", (vehicle_id, start, end, *RULES)),
+        ("list_meter_gap_deltas", (*span_arrays, *RULES)),
     ]
 
 
@@ -164,7 +168,7 @@ def partial_hours(start: datetime, end: datetime) -> list[tuple[datetime, dateti
 
 def expected_partitions(name: str, arguments: tuple[object, ...]) -> set[str]:
     """The partitions a statement must read: those of its own [start, end), or none."""
-    if name in ("summarize_vehicle_window", "summarize_vehicle_series"):
+    if name in ("summarize_vehicle_window", "summarize_vehicle_series", "list_vehicle_gap_deltas"):
         start, end = arguments[1], arguments[2]
         assert isinstance(start, datetime)
         assert isinstance(end, datetime)
@@ -176,7 +180,12 @@ def expected_partitions(name: str, arguments: tuple[object, ...]) -> set[str]:
         assert isinstance(start, datetime)
         assert isinstance(end, datetime)
         return partitions_between("vehicle_readings", start, end)
-    if name in ("summarize_meter_spans", "summarize_meter_series", "summarize_meter_series_hours"):
+    if name in (
+        "summarize_meter_spans",
+        "summarize_meter_series",
+        "summarize_meter_series_hours",
+        "list_meter_gap_deltas",
+    ):
         starts, ends = arguments[1], arguments[2]
         assert isinstance(starts, list)
         assert isinstance(ends, list)
@@ -203,6 +212,8 @@ def _literal(value: object) -> str:
         return f"ARRAY[{', '.join(_literal(item) for item in value)}]::{kind}[]"
     if isinstance(value, datetime):
         return quote_literal(value.isoformat())
+    if isinstance(value, float):
+        return repr(value)
     assert isinstance(value, str)
     return quote_literal(value)
 

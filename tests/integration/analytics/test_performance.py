@@ -122,6 +122,7 @@ async def test_the_answer_has_the_seeds_fields_and_ours(
         "dataPoints",
         "meterIds",
         "correlation",
+        "dataQuality",
         "status",
     }
     assert set(body["period"]) == {"start", "end"}

@@ -17,20 +17,29 @@ from energy_ingest.writer.rollups import fold_rollups
 from tests.factories import meter_reading, minute, vehicle_reading
 from tests.support import back_fill_rollups
 
+# What history books, hour by hour (intervals, and register steps by the register rules).
 _RAW_METER_HOURS = """
-SELECT meter_key, date_trunc('hour', ts, 'UTC') AS hour, count(*)::int AS readings,
-       sum(kwh_consumed_ac::numeric) AS kwh_consumed_ac
-FROM meter_readings GROUP BY 1, 2 ORDER BY 1, 2
+SELECT meters.meter_key, date_trunc('hour', booked.ts, 'UTC') AS hour,
+       count(*)::int AS readings, sum(booked.kwh) AS kwh_consumed_ac
+FROM meters
+CROSS JOIN LATERAL booked_meter_readings(meters.meter_key, '-infinity', 'infinity', 1000)
+    AS booked
+GROUP BY 1, 2 ORDER BY 1, 2
 """
 _ROLLED_METER_HOURS = """
 SELECT meter_key, hour, readings, kwh_consumed_ac FROM meter_rollups ORDER BY 1, 2
 """
 _RAW_VEHICLE_HOURS = """
-SELECT vehicle_key, date_trunc('hour', ts, 'UTC') AS hour, count(*)::int AS readings,
-       sum(kwh_delivered_dc::numeric) AS kwh_delivered_dc,
-       sum(battery_temp::numeric) AS battery_temp_sum,
-       min(battery_temp) AS battery_temp_min, max(battery_temp) AS battery_temp_max
-FROM vehicle_readings GROUP BY 1, 2 ORDER BY 1, 2
+SELECT reading.vehicle_key, date_trunc('hour', reading.ts, 'UTC') AS hour,
+       count(*)::int AS readings, sum(booked.kwh) AS kwh_delivered_dc,
+       sum(reading.battery_temp::numeric) AS battery_temp_sum,
+       min(reading.battery_temp) AS battery_temp_min, max(reading.battery_temp) AS battery_temp_max
+FROM vehicles
+CROSS JOIN LATERAL booked_vehicle_readings(vehicles.vehicle_key, '-infinity', 'infinity', 1000)
+    AS booked
+JOIN vehicle_readings AS reading
+    ON reading.vehicle_key = vehicles.vehicle_key AND reading.ts = booked.ts
+GROUP BY 1, 2 ORDER BY 1, 2
 """
 _ROLLED_VEHICLE_HOURS = """
 SELECT vehicle_key, hour, readings, kwh_delivered_dc, battery_temp_sum, battery_temp_min,
