@@ -308,7 +308,7 @@ WITH stored AS (
     ON CONFLICT (meter_key, ts) DO NOTHING
     RETURNING 1
 )
-SELECT count(*) FROM stored;
+SELECT count(*) AS stored, 0 AS registers FROM stored;
 
 -- name: insert_vehicle_readings_without_rollups
 WITH stored AS (
@@ -319,4 +319,4 @@ WITH stored AS (
     ON CONFLICT (vehicle_key, ts) DO NOTHING
     RETURNING 1
 )
-SELECT count(*) FROM stored;
+SELECT count(*) AS stored, 0 AS registers FROM stored;

@@ -61,7 +61,7 @@ FOLD_SECONDS = 5.0
 """The engine's default `rollup_fold_seconds`."""
 
 
-class _Folder:
+class Folder:
     """The engine's folder loop on its own connection, stopped between folds; it counts the
     readings it folded and the time it spent folding."""
 
@@ -131,7 +131,7 @@ async def measure(
                     reading.device_id for reading in first if reading.device_id.startswith(prefix)
                 }
                 await keys.resolve(write, kind, ids)
-            folder = _Folder(folder_connection, FOLD_SECONDS)
+            folder = Folder(folder_connection, FOLD_SECONDS)
             with nullcontext() if rollups else without_rollups():
                 started = time.perf_counter()
                 running = asyncio.create_task(folder.run()) if rollups else None

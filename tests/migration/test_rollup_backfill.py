@@ -51,7 +51,8 @@ async def test_existing_history_is_rolled_up_by_the_migration(
                 arguments = (start, end) if "$1" in statement else ()
                 await connection.execute(statement, *arguments)
 
-        assert await migrate(connection) == [ROLLUPS, DAYS]
+        applied = await migrate(connection)
+        assert applied[:2] == [ROLLUPS, DAYS]  # and whatever came after them
 
         raw = await connection.fetch(
             "SELECT meter_key, date_trunc('hour', ts, 'UTC') AS hour, count(*)::int AS readings,"

@@ -97,12 +97,45 @@ FROM (SELECT DISTINCT meter_key FROM meter_staging WHERE kwh_register_ac IS NOT 
 -- Around each meter's new readings: 4 readings before the first and 4 after the last, enough
 -- for the booking to settle on both sides (a verdict looks one register reading ahead). The
 -- batch's interval-only readings are in the inbox already: part of "without" as well.
+-- The common case is settled without that: a meter's one new reading, the newest it has, whose
+-- step fits after the two register readings before it (so the previous one was booked as a
+-- plain step, whatever came before it, and nothing it booked can change): it books its step.
 -- $1: the cap of a meter's power (kW).
 WITH own AS (
-    SELECT meter_key, min(ts) AS first_ts, max(ts) AS last_ts
-    FROM meter_staging
-    WHERE kwh_register_ac IS NOT NULL
-    GROUP BY meter_key
+    -- The register readings this transaction stored (a duplicate or a conflict books nothing).
+    SELECT s.meter_key, min(s.ts) AS first_ts, max(s.ts) AS last_ts, count(*) AS readings,
+           min(s.kwh_register_ac)::numeric AS register,
+           min(s.kwh_consumed_ac)::numeric AS interval_kwh
+    FROM meter_staging AS s
+    JOIN meter_readings AS h
+        ON h.meter_key = s.meter_key AND h.ts = s.ts AND h.xmin = pg_current_xact_id()::xid
+    WHERE s.kwh_register_ac IS NOT NULL
+    GROUP BY s.meter_key
+), quick AS MATERIALIZED (
+    SELECT own.meter_key, own.last_ts AS ts,
+           CASE WHEN previous.p1_ts IS NULL THEN coalesce(own.interval_kwh, 0)
+                ELSE own.register - previous.p1 END AS kwh
+    FROM own
+    CROSS JOIN LATERAL (
+        SELECT (array_agg(last_two.ts ORDER BY last_two.ts DESC))[1] AS p1_ts,
+               (array_agg(last_two.reg ORDER BY last_two.ts DESC))[1] AS p1,
+               (array_agg(last_two.ts ORDER BY last_two.ts DESC))[2] AS p2_ts,
+               (array_agg(last_two.reg ORDER BY last_two.ts DESC))[2] AS p2
+        FROM (SELECT h.ts, h.kwh_register_ac::numeric AS reg FROM meter_readings AS h
+              WHERE h.meter_key = own.meter_key AND h.ts < own.first_ts
+              ORDER BY h.ts DESC LIMIT 2) AS last_two
+    ) AS previous
+    WHERE own.readings = 1
+      AND NOT EXISTS (SELECT FROM meter_readings AS h
+                      WHERE h.meter_key = own.meter_key AND h.ts > own.last_ts)
+      AND (previous.p1_ts IS NULL
+           OR (previous.p1 IS NOT NULL
+               AND own.register - previous.p1
+                   BETWEEN 0 AND $1 * extract(epoch FROM own.last_ts - previous.p1_ts) / 3600
+               AND (previous.p2_ts IS NULL
+                    OR previous.p1 - previous.p2
+                       BETWEEN 0 AND $1 * extract(epoch FROM previous.p1_ts - previous.p2_ts)
+                                     / 3600)))
 ), span AS (
     SELECT own.meter_key,
            coalesce((SELECT min(ts) FROM (SELECT h.ts FROM meter_readings AS h
@@ -116,6 +149,7 @@ WITH own AS (
                                           ORDER BY h.ts LIMIT 4) AS after_last),
                     own.last_ts) AS hi
     FROM own
+    WHERE own.meter_key NOT IN (SELECT meter_key FROM quick)
 ), chain AS MATERIALIZED (
     SELECT span.meter_key, h.ts, h.kwh_consumed_ac, h.kwh_register_ac,
            h.xmin = pg_current_xact_id()::xid AND h.kwh_register_ac IS NOT NULL AS new
@@ -138,6 +172,8 @@ WITH own AS (
         AS without_new
 )
 INSERT INTO meter_rollup_inbox (ts, kwh_consumed_ac, meter_key, readings)
+SELECT ts, kwh, meter_key, 1 FROM quick
+UNION ALL
 SELECT booked.ts, booked.kwh - coalesce(booked_before.kwh, 0), booked.meter_key,
        CASE WHEN chain.new THEN 1 ELSE 0 END
 FROM booked
@@ -174,10 +210,40 @@ FROM (SELECT DISTINCT vehicle_key FROM vehicle_staging WHERE kwh_register_dc IS 
 -- Same as book_meter_registers; a new reading's row carries its stored temperature, a
 -- correction none. $1: the cap of a vehicle's DC power (kW).
 WITH own AS (
-    SELECT vehicle_key, min(ts) AS first_ts, max(ts) AS last_ts
-    FROM vehicle_staging
-    WHERE kwh_register_dc IS NOT NULL
-    GROUP BY vehicle_key
+    SELECT s.vehicle_key, min(s.ts) AS first_ts, max(s.ts) AS last_ts, count(*) AS readings,
+           min(s.kwh_register_dc)::numeric AS register,
+           min(s.kwh_delivered_dc)::numeric AS interval_kwh,
+           min(h.battery_temp) AS battery_temp
+    FROM vehicle_staging AS s
+    JOIN vehicle_readings AS h
+        ON h.vehicle_key = s.vehicle_key AND h.ts = s.ts AND h.xmin = pg_current_xact_id()::xid
+    WHERE s.kwh_register_dc IS NOT NULL
+    GROUP BY s.vehicle_key
+), quick AS MATERIALIZED (
+    SELECT own.vehicle_key, own.last_ts AS ts, own.battery_temp,
+           CASE WHEN previous.p1_ts IS NULL THEN coalesce(own.interval_kwh, 0)
+                ELSE own.register - previous.p1 END AS kwh
+    FROM own
+    CROSS JOIN LATERAL (
+        SELECT (array_agg(last_two.ts ORDER BY last_two.ts DESC))[1] AS p1_ts,
+               (array_agg(last_two.reg ORDER BY last_two.ts DESC))[1] AS p1,
+               (array_agg(last_two.ts ORDER BY last_two.ts DESC))[2] AS p2_ts,
+               (array_agg(last_two.reg ORDER BY last_two.ts DESC))[2] AS p2
+        FROM (SELECT h.ts, h.kwh_register_dc::numeric AS reg FROM vehicle_readings AS h
+              WHERE h.vehicle_key = own.vehicle_key AND h.ts < own.first_ts
+              ORDER BY h.ts DESC LIMIT 2) AS last_two
+    ) AS previous
+    WHERE own.readings = 1
+      AND NOT EXISTS (SELECT FROM vehicle_readings AS h
+                      WHERE h.vehicle_key = own.vehicle_key AND h.ts > own.last_ts)
+      AND (previous.p1_ts IS NULL
+           OR (previous.p1 IS NOT NULL
+               AND own.register - previous.p1
+                   BETWEEN 0 AND $1 * extract(epoch FROM own.last_ts - previous.p1_ts) / 3600
+               AND (previous.p2_ts IS NULL
+                    OR previous.p1 - previous.p2
+                       BETWEEN 0 AND $1 * extract(epoch FROM previous.p1_ts - previous.p2_ts)
+                                     / 3600)))
 ), span AS (
     SELECT own.vehicle_key,
            coalesce((SELECT min(ts) FROM (SELECT h.ts FROM vehicle_readings AS h
@@ -191,6 +257,7 @@ WITH own AS (
                                           ORDER BY h.ts LIMIT 4) AS after_last),
                     own.last_ts) AS hi
     FROM own
+    WHERE own.vehicle_key NOT IN (SELECT vehicle_key FROM quick)
 ), chain AS MATERIALIZED (
     SELECT span.vehicle_key, h.ts, h.kwh_delivered_dc, h.kwh_register_dc, h.battery_temp,
            h.xmin = pg_current_xact_id()::xid AND h.kwh_register_dc IS NOT NULL AS new
@@ -215,6 +282,8 @@ WITH own AS (
         AS without_new
 )
 INSERT INTO vehicle_rollup_inbox (ts, kwh_delivered_dc, battery_temp, vehicle_key, readings)
+SELECT ts, kwh, battery_temp, vehicle_key, 1 FROM quick
+UNION ALL
 SELECT booked.ts, booked.kwh - coalesce(booked_before.kwh, 0),
        CASE WHEN chain.new THEN chain.battery_temp END, booked.vehicle_key,
        CASE WHEN chain.new THEN 1 ELSE 0 END
