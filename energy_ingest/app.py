@@ -45,6 +45,7 @@ from energy_ingest.telemetry.logs import configure_logging
 from energy_ingest.telemetry.metrics import EngineMetrics
 from energy_ingest.telemetry.middleware import RequestContextMiddleware
 from energy_ingest.web.http import error_response, json_response
+from energy_ingest.web.read_source import ReadSourceMiddleware
 from energy_ingest.web.security import WebSecurityMiddleware
 from energy_ingest.web.state import EngineState
 from energy_ingest.writer import WriterFactory
@@ -244,6 +245,7 @@ def create_app(settings: Settings, *, writer_factory: WriterFactory | None = Non
     )
     app.state.settings = settings
     app.state.metrics = metrics = EngineMetrics()
+    app.add_middleware(ReadSourceMiddleware)
     # Inside the request context: its refusals are logged and counted like any answer.
     app.add_middleware(WebSecurityMiddleware, settings=settings)
     app.add_middleware(

@@ -262,6 +262,26 @@ class Settings(LoggingSettings):
         ),
     )
     read_pool_size: int = Field(default=8, ge=1)
+    read_database_url: str | None = Field(
+        default=None,
+        description="A streaming replica of the database for the read endpoints and the "
+        "dashboard; unset, they read the primary. Writes, key checks and probes always use "
+        "the primary.",
+    )
+    read_max_staleness_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        description="An answer read on the replica misses at most this much of what the "
+        "primary committed; a replica further behind (or unreachable) is passed over for the "
+        "primary, and the answer's Read-Source header says so.",
+    )
+    read_replica_check_seconds: float = Field(
+        default=0.5,
+        gt=0,
+        le=60,
+        description="How often each engine notes the primary's WAL position and asks the "
+        "replica how far it has replayed (the staleness it reports includes this interval).",
+    )
     admin_pool_size: int = Field(
         default=2,
         ge=1,
@@ -357,6 +377,15 @@ class Settings(LoggingSettings):
             raise ValueError(
                 "retention_days must exceed max_backfill: a back-filled reading would otherwise"
                 " land in a day that retention drops"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _replica_checked_within_its_bound(self) -> Settings:
+        if self.read_replica_check_seconds >= self.read_max_staleness_seconds:
+            raise ValueError(
+                "read_replica_check_seconds must be below read_max_staleness_seconds: the"
+                " staleness an engine knows includes the time since its last check"
             )
         return self
 

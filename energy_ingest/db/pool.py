@@ -1,9 +1,11 @@
-"""Connection pools: read-only for queries, one for the writer, a small one for admin changes."""
+"""Connection pools: read-only for queries, one for the writer, a small one for admin changes,
+and, when configured, a read-only one on a streaming replica for the read endpoints."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, NewType
 
@@ -11,8 +13,11 @@ import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
 from energy_ingest.config import Settings
+from energy_ingest.db.replica import ReadSource, ReplicaWatch, watch_replica
 from energy_ingest.db.sql import sql
 from energy_ingest.errors import DatabaseUnavailable
+
+logger = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     PooledConnection = PoolConnectionProxy[asyncpg.Record]
@@ -93,12 +98,47 @@ class Database:
     write_pool: asyncpg.Pool
     admin_pool: asyncpg.Pool
     retry_after_seconds: int = 1
+    replica_pool: asyncpg.Pool | None = None
+    replica: ReplicaWatch | None = None
+    max_staleness_seconds: float = 5.0
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[ReadConnection]:
-        """A read-only connection for one request."""
+        """A read-only connection of the primary (key checks, probes, the CLI's reports)."""
         async with _borrow(self.read_pool, self.retry_after_seconds) as connection:
             yield ReadConnection(connection)
+
+    @asynccontextmanager
+    async def read_answer(self) -> AsyncIterator[tuple[ReadConnection, ReadSource | None]]:
+        """A read-only connection for one read endpoint's answer: the replica's when one is
+        configured and no further behind than the bound, else the primary's; with where it
+        came from (None: no replica configured)."""
+        if self.replica_pool is None or self.replica is None:
+            async with self.read() as connection:
+                yield connection, None
+            return
+        staleness = self.replica.staleness()
+        if staleness is None or staleness > self.max_staleness_seconds:
+            async with self.read() as connection:
+                yield connection, ReadSource(False, staleness, "replica-behind")
+            return
+        try:
+            borrowed = await self.replica_pool.acquire(timeout=_REPLICA_ACQUIRE_SECONDS)
+        except Exception as exc:
+            logger.warning("read replica unavailable, reading the primary: %r", exc)
+            async with self.read() as connection:
+                yield connection, ReadSource(False, None, "replica-unavailable")
+            return
+        try:
+            yield ReadConnection(borrowed), ReadSource(True, staleness)
+        except Exception as exc:
+            if is_outage(exc):
+                raise DatabaseUnavailable(
+                    "the read replica's connection was lost; retry later", self.retry_after_seconds
+                ) from exc
+            raise
+        finally:
+            await self.replica_pool.release(borrowed)
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[WriteConnection]:
@@ -112,6 +152,35 @@ class Database:
         request's body is read and valid: nothing may hold a connection while a client sends."""
         async with _borrow(self.admin_pool, self.retry_after_seconds) as connection:
             yield WriteConnection(connection)
+
+
+# Server settings of every read-only pool (the primary's and the replica's).
+_READ_SETTINGS = {
+    "default_transaction_read_only": "on",
+    # Every read is a handful of index range scans. The planner cannot know which
+    # partitions a span's scan will skip, so a many-span statement looks costly
+    # enough to JIT-compile: half a second of compiling for milliseconds of work.
+    "jit": "off",
+}
+# A replica that cannot hand out a connection this fast is passed over for the primary.
+_REPLICA_ACQUIRE_SECONDS = 2.0
+
+
+@asynccontextmanager
+async def _replica_pool(url: str, settings: Settings) -> AsyncIterator[asyncpg.Pool]:
+    # min_size=0: the engine starts (and writes) whether or not the replica is up; the watch
+    # and the first reads connect when it is.
+    pool = await asyncpg.create_pool(
+        url,
+        min_size=0,
+        max_size=settings.read_pool_size,
+        command_timeout=settings.statement_timeout_seconds,
+        server_settings={"application_name": "energy-ingest replica reader", **_READ_SETTINGS},
+    )
+    try:
+        yield pool
+    finally:
+        await pool.close()
 
 
 @asynccontextmanager
@@ -131,14 +200,7 @@ async def open_database(url: str, settings: Settings) -> AsyncIterator[Database]
             min_size=1,
             max_size=settings.read_pool_size,
             command_timeout=settings.statement_timeout_seconds,
-            server_settings={
-                "application_name": "energy-ingest reader",
-                "default_transaction_read_only": "on",
-                # Every read is a handful of index range scans. The planner cannot know which
-                # partitions a span's scan will skip, so a many-span statement looks costly
-                # enough to JIT-compile: half a second of compiling for milliseconds of work.
-                "jit": "off",
-            },
+            server_settings={"application_name": "energy-ingest reader", **_READ_SETTINGS},
         )
         try:
             # Admin changes are rare: no connection is kept open while none runs.
@@ -150,13 +212,28 @@ async def open_database(url: str, settings: Settings) -> AsyncIterator[Database]
                 server_settings={"application_name": "energy-ingest admin"},
             )
             try:
-                yield Database(
-                    url=url,
-                    read_pool=read_pool,
-                    write_pool=write_pool,
-                    admin_pool=admin_pool,
-                    retry_after_seconds=settings.retry_after_seconds,
-                )
+                async with AsyncExitStack() as replica:
+                    database = Database(
+                        url=url,
+                        read_pool=read_pool,
+                        write_pool=write_pool,
+                        admin_pool=admin_pool,
+                        retry_after_seconds=settings.retry_after_seconds,
+                        max_staleness_seconds=settings.read_max_staleness_seconds,
+                    )
+                    if settings.read_database_url is not None:
+                        database.replica_pool = await replica.enter_async_context(
+                            _replica_pool(settings.read_database_url, settings)
+                        )
+                        database.replica = await replica.enter_async_context(
+                            watch_replica(
+                                read_pool,
+                                database.replica_pool,
+                                check_seconds=settings.read_replica_check_seconds,
+                                bound_seconds=settings.read_max_staleness_seconds,
+                            )
+                        )
+                    yield database
             finally:
                 await admin_pool.close()
         finally:

@@ -17,6 +17,7 @@ from energy_ingest.auth.guard import Principal
 from energy_ingest.auth.keys import Scope
 from energy_ingest.config import Settings
 from energy_ingest.db.pool import ReadConnection, WriteConnection
+from energy_ingest.web.read_source import STATE_KEY
 from energy_ingest.web.state import EngineState
 
 # Dependencies are `async def` even when they do not await: FastAPI runs a plain `def` one in
@@ -35,8 +36,14 @@ async def get_settings(engine: EngineDep) -> Settings:
     return engine.settings
 
 
-async def read_connection(engine: EngineDep) -> AsyncIterator[ReadConnection]:
-    async with engine.database.read() as connection:
+async def read_connection(request: Request, engine: EngineDep) -> AsyncIterator[ReadConnection]:
+    # The read replica's when one is configured and close enough behind; the answer's
+    # Read-Source header says which (web/read_source.py).
+    async with engine.database.read_answer() as (connection, source):
+        if source is not None:
+            request.scope.setdefault("state", {})[STATE_KEY] = source.header(
+                engine.settings.read_max_staleness_seconds
+            )
         yield connection
 
 
