@@ -320,3 +320,30 @@ WITH stored AS (
     RETURNING 1
 )
 SELECT count(*) AS stored, 0 AS registers FROM stored;
+
+-- name: measure_rollup_storage
+-- Bytes and rows of each rollup table's partitions that hold rows (after ANALYZE: the days
+-- created ahead, still empty, would add their empty indexes' pages to a handful of rows).
+SELECT parent.relname AS rollup_table,
+       coalesce(sum(pg_total_relation_size(child.oid)), 0) AS total_bytes,
+       coalesce(sum(child.reltuples), 0)::bigint AS estimated_rows
+FROM pg_inherits
+JOIN pg_class AS parent ON parent.oid = pg_inherits.inhparent
+JOIN pg_class AS child ON child.oid = pg_inherits.inhrelid
+JOIN pg_namespace AS ns ON ns.oid = parent.relnamespace
+WHERE parent.relname = ANY($1::text[])
+  AND ns.nspname = current_schema()
+  AND child.reltuples > 0
+GROUP BY parent.relname
+ORDER BY parent.relname;
+
+-- name: count_rollup_rows
+SELECT (SELECT count(*) FROM meter_rollups) AS meter_rollups,
+       (SELECT count(*) FROM vehicle_rollups) AS vehicle_rollups,
+       (SELECT count(*) FROM meter_rollup_days) AS meter_rollup_days,
+       (SELECT count(*) FROM vehicle_rollup_days) AS vehicle_rollup_days,
+       (SELECT count(*) FROM meter_rollup_inbox) + (SELECT count(*) FROM vehicle_rollup_inbox)
+           AS inbox;
+
+-- name: backend_pid
+SELECT pg_backend_pid();
