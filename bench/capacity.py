@@ -42,6 +42,7 @@ import orjson
 
 from bench.database import admin_server, install_key, prepare_schema, scratch_database
 from bench.http_load import drive, post_calls
+from bench.machine import engine_version, machine_facts
 from bench.readings import batch_bodies, generate_timeline, single_bodies
 from bench.servers import HOST, engine_command, free_port, running_server
 from bench.sql import bench_sql
@@ -214,6 +215,8 @@ async def measure(options: argparse.Namespace) -> dict[str, Any]:
             "command": " ".join(["python -m bench.capacity", *sys.argv[1:]]),
             "measured_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
             "database": where,
+            "engine_version": engine_version(Path(__file__).resolve().parents[1]),
+            "machine": machine_facts(),
             "devices": options.devices,
             "engine_workers": 1,
         }
@@ -304,7 +307,8 @@ class Figures:
             bytes_per_day_row=rollups["bytes_per_day_row"],
             sources=[
                 f"results/capacity.json: {capacity['command']} ({capacity['measured_at']}, "
-                f"{capacity['database']}, engine with {capacity['engine_workers']} worker)",
+                f"{capacity['database']}, engine with {capacity['engine_workers']} worker, commit"
+                f" {capacity['engine_version']['commit']}, {capacity['machine']['cores']} cores)",
                 f"results/latest.json: {latest['command']} ({latest['started_at']}, "
                 f"engine commit {latest['engine_version']['commit']})",
             ],
