@@ -47,7 +47,8 @@ from bench.readings import batch_bodies, generate_timeline, single_bodies
 from bench.servers import HOST, engine_command, free_port, running_server
 from bench.sql import bench_sql
 
-RESULTS = Path(__file__).resolve().parent / "results"
+REPOSITORY = Path(__file__).resolve().parents[1]
+RESULTS = REPOSITORY / "bench" / "results"
 PATHS = ("http batch", "http single", "mqtt single")
 _TICKS_PER_SECOND = os.sysconf("SC_CLK_TCK")
 _PROC = Path("/proc")
@@ -215,7 +216,7 @@ async def measure(options: argparse.Namespace) -> dict[str, Any]:
             "command": " ".join(["python -m bench.capacity", *sys.argv[1:]]),
             "measured_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
             "database": where,
-            "engine_version": engine_version(Path(__file__).resolve().parents[1]),
+            "engine_version": engine_version(REPOSITORY),
             "machine": machine_facts(),
             "devices": options.devices,
             "engine_workers": 1,
