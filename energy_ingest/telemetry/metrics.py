@@ -71,6 +71,17 @@ class EngineMetrics:
             "eie_pool_connections", "Database connections by pool and state (in use, idle).",
             ["pool", "state"], registry=registry, multiprocess_mode="livesum",
         )  # fmt: skip
+        # Read replica (only with EIE_READ_DATABASE_URL).
+        self.read_answers = Counter(
+            "eie_read_answers", "Read answers by where they were read (replica, primary) and,"
+            " on the primary, why (replica-behind, replica-unavailable).", ["source", "reason"],
+            registry=registry,
+        )  # fmt: skip
+        self.replica_staleness = Gauge(
+            "eie_read_replica_staleness_seconds", "How far behind the read replica may be, as"
+            " this engine last measured it (+Inf while unknown).", registry=registry,
+            multiprocess_mode="livemax",
+        )  # fmt: skip
         self.http_seconds = Histogram(
             "eie_http_request_duration_seconds", "HTTP requests by method, route and status.",
             ["method", "route", "status"], buckets=_SECONDS_BUCKETS, registry=registry,

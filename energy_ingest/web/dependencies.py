@@ -44,6 +44,9 @@ async def read_connection(request: Request, engine: EngineDep) -> AsyncIterator[
             request.scope.setdefault("state", {})[STATE_KEY] = source.header(
                 engine.settings.read_max_staleness_seconds
             )
+            engine.metrics.read_answers.labels(
+                "replica" if source.replica else "primary", source.reason or ""
+            ).inc()
         yield connection
 
 

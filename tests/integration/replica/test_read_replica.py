@@ -130,6 +130,10 @@ async def test_reads_on_the_replica_within_the_bound_else_on_the_primary(
                 seen,
             )
             assert answer.json()["lastUpdatedAt"] == format_timestamp(at + timedelta(minutes=1))
+            metrics = (await client.get("/metrics")).text
+            assert 'eie_read_answers_total{reason="",source="replica"}' in metrics
+            assert 'eie_read_answers_total{reason="replica-behind",source="primary"}' in metrics
+            assert "eie_read_replica_staleness_seconds " in metrics
     finally:
         await standby.close()
 
