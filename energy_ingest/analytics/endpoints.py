@@ -1,4 +1,4 @@
-"""GET /v1/analytics/performance/{vehicleId}?from=&to= and /vehicle/{vehicleId}/series."""
+"""GET /v1/analytics/performance/{vehicleId}, /vehicle/{vehicleId}/series and …/sessions."""
 
 from __future__ import annotations
 
@@ -7,9 +7,14 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 
-from energy_ingest.analytics.schemas import Performance, Series
+from energy_ingest.analytics.schemas import Performance, Series, Session
 from energy_ingest.analytics.series import MAX_BUCKETS, parse_step, parse_zone, vehicle_series
-from energy_ingest.analytics.service import resolve_window, vehicle_performance
+from energy_ingest.analytics.service import (
+    Judging,
+    resolve_window,
+    vehicle_performance,
+    vehicle_sessions,
+)
 from energy_ingest.readings import DeviceKind
 from energy_ingest.web.dependencies import ReadConn, ReadKey, SettingsDep
 from energy_ingest.web.http import json_response, parse_query_timestamps
@@ -42,8 +47,61 @@ async def performance(
     window = resolve_window(
         parsed["from"], parsed["to"], datetime.now(UTC), settings.max_analytics_span
     )
-    answer = await vehicle_performance(
-        connection, vehicleId, window, settings.efficiency_threshold, settings.register_rules
+    judging = Judging(
+        threshold=settings.efficiency_threshold,
+        threshold_mode=settings.threshold_mode,
+        session_gap_minutes=settings.session_gap_minutes,
+        rules=settings.register_rules,
+    )
+    answer = await vehicle_performance(connection, vehicleId, window, judging)
+    return json_response(answer)
+
+
+_SESSIONS_DESCRIPTION = """
+The vehicle's charging sessions in the window [from, to) (default: the 24 hours ending now),
+in time order.
+
+* A charging minute is a UTC minute in which the vehicle's readings deliver DC > 0. A session is
+  a run of charging minutes with at most `EIE_SESSION_GAP_MINUTES` (5) minutes without DC
+  between two of them, fed by one meter: when the vehicle moves to another meter mid-charge, the
+  session ends and another begins (`meterId` null: no meter fed the vehicle then).
+* Meters are found as for `/v1/analytics/performance/{vehicleId}`. A session's energies are those
+  of its charging minutes (the meters' readings in them, the vehicle's), so the sessions add up
+  to that answer's `charging` exactly; gap minutes count as standby.
+* `start` and `end` are minute bounds, cut to the window. `averagePowerKw` is the AC over
+  end − start, `peakPowerKw` the highest AC of one minute (both the grid side).
+* A window of at most 31 days (422 naming `to`).
+"""
+
+
+@router.get(
+    "/vehicle/{vehicleId}/sessions",
+    response_model=list[Session],
+    description=_SESSIONS_DESCRIPTION,
+    responses={
+        403: {"description": "A device-bound key of another device."},
+        404: {"description": "The vehicle never reported and has no meter assignment."},
+        422: {"description": "Malformed from/to, from ≥ to, or a span beyond the limit."},
+    },
+)
+async def sessions(
+    principal: ReadKey,
+    vehicleId: str,
+    connection: ReadConn,
+    settings: SettingsDep,
+    start: Annotated[
+        str | None, Query(alias="from", description="ISO 8601; default to − 24 h")
+    ] = None,
+    end: Annotated[str | None, Query(alias="to", description="ISO 8601; default now")] = None,
+) -> Response:
+    principal.require_device(DeviceKind.VEHICLE, vehicleId)
+    require_device_id("vehicleId", vehicleId)
+    parsed = parse_query_timestamps(**{"from": start, "to": end})
+    window = resolve_window(
+        parsed["from"], parsed["to"], datetime.now(UTC), settings.max_analytics_span
+    )
+    answer = await vehicle_sessions(
+        connection, vehicleId, window, settings.session_gap_minutes, settings.register_rules
     )
     return json_response(answer)
 

@@ -101,3 +101,19 @@ class GapDelta(Row):
     ts: datetime
     elapsed_seconds: float
     kwh: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class SessionRow(Row):
+    """One charging session of a window (null session columns: the window has none), with the
+    window's standby sums, the same on every row."""
+
+    starts_at: datetime | None
+    ends_at: datetime | None
+    meter_id: str | None
+    kwh_consumed_ac: Decimal | None
+    kwh_delivered_dc: Decimal | None
+    minutes: int | None
+    peak_kw: Decimal | None
+    standby_kwh_consumed_ac: Decimal
+    standby_minutes: int

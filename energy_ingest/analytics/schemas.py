@@ -49,6 +49,27 @@ class DataQuality(BaseModel):
     dcReconciliationKwh: float | None = Field(description="The same for the vehicle's DC alone.")
 
 
+ThresholdRule = Literal["flat", "socket", "wallbox", "fast"]
+
+
+class Charging(BaseModel):
+    """The window's charging minutes: UTC minutes in which the vehicle took DC."""
+
+    energyConsumedAc: float = Field(description="kWh of the feeding meter(s) in charging minutes.")
+    energyDeliveredDc: float = Field(description="kWh delivered to the battery while charging.")
+    efficiency: float | None = Field(description="DC/AC of the charging minutes; null without AC.")
+    minutes: int = Field(description="Charging minutes.")
+    sessions: int = Field(description="Charging sessions (as /vehicle/{vehicleId}/sessions).")
+
+
+class Standby(BaseModel):
+    """AC the feeding meter(s) drew in minutes the vehicle took no DC."""
+
+    energyConsumedAc: float = Field(description="kWh of meter readings outside charging minutes.")
+    minutes: int = Field(description="Minutes with a meter reading and no DC.")
+    averagePowerW: float | None = Field(description="Standby AC over those minutes; null if 0.")
+
+
 class Performance(BaseModel):
     """Efficiency of one vehicle over a window (default: the 24 hours ending now)."""
 
@@ -69,8 +90,31 @@ class Performance(BaseModel):
     dataPoints: DataPoints
     meterIds: list[str]
     correlation: Correlation
-    status: Status
+    status: Status = Field(
+        description="The charging minutes' DC/AC against `threshold`; the whole window's when"
+        " the window has no charging minute that drew AC."
+    )
     dataQuality: DataQuality
+    charging: Charging
+    standby: Standby
+    threshold: float = Field(description="The efficiency threshold the status applied.")
+    thresholdRule: ThresholdRule = Field(
+        description="flat (EIE_EFFICIENCY_THRESHOLD), or the power class of the charging minutes'"
+        " average AC power (EIE_THRESHOLD_MODE=power-class)."
+    )
+
+
+class Session(BaseModel):
+    """A maximal run of charging minutes fed by one meter, short gaps without DC inside."""
+
+    start: datetime = Field(description="Its first charging minute (cut to the window).")
+    end: datetime = Field(description="The end of its last charging minute (cut to the window).")
+    meterId: str | None = Field(description="The meter feeding the vehicle; null: none.")
+    energyConsumedAc: float = Field(description="kWh of the meter(s) in its charging minutes.")
+    energyDeliveredDc: float = Field(description="kWh delivered to the battery.")
+    efficiency: float | None = Field(description="DC/AC; null without AC.")
+    averagePowerKw: float = Field(description="AC kWh over end − start, in kW.")
+    peakPowerKw: float = Field(description="The highest AC kWh of one minute, × 60, in kW.")
 
 
 SeriesStep = Literal["1m", "5m", "15m", "1h", "1d"]

@@ -9,7 +9,8 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from energy_ingest.analytics import repository
+from energy_ingest.analytics import charging, repository
+from energy_ingest.analytics.charging import ThresholdMode
 from energy_ingest.analytics.rows import AssignmentSpan, Quality, VehiclePresence
 from energy_ingest.analytics.schemas import Correlation, Status
 from energy_ingest.config import DEFAULT_REGISTER_RULES, RegisterRules
@@ -91,20 +92,44 @@ def classify(
     return "ok"
 
 
+@dataclass(frozen=True, slots=True)
+class Judging:
+    """How a vehicle's charging is split into sessions and judged (settings of the engine)."""
+
+    threshold: float
+    threshold_mode: ThresholdMode = "flat"
+    session_gap_minutes: int = 5
+    rules: RegisterRules = DEFAULT_REGISTER_RULES
+
+
 async def vehicle_performance(
-    connection: ReadConnection,
-    vehicle_id: str,
-    window: Window,
-    threshold: float,
-    rules: RegisterRules = DEFAULT_REGISTER_RULES,
+    connection: ReadConnection, vehicle_id: str, window: Window, judging: Judging
 ) -> dict[str, Any]:
-    """AC booked over each assignment overlapping the window, clipped to it, against DC.
+    """AC booked over each assignment overlapping the window, clipped to it, against DC; the
+    same AC split into charging and standby.
 
     All statements read one snapshot, so a batch committed meanwhile is counted on both sides
     or on neither.
     """
     async with connection.transaction(isolation="repeatable_read", readonly=True):
-        return await _vehicle_performance(connection, vehicle_id, window, threshold, rules)
+        return await _vehicle_performance(connection, vehicle_id, window, judging)
+
+
+async def vehicle_sessions(
+    connection: ReadConnection,
+    vehicle_id: str,
+    window: Window,
+    gap_minutes: int,
+    rules: RegisterRules = DEFAULT_REGISTER_RULES,
+) -> list[dict[str, Any]]:
+    """The vehicle's charging sessions in the window, in time order, fed by the meters the
+    performance answer finds (404 as it does)."""
+    async with connection.transaction(isolation="repeatable_read", readonly=True):
+        feed = await find_meter_feed(connection, vehicle_id, window)
+        rows = await repository.summarize_vehicle_sessions(
+            connection, vehicle_id, window.start, window.end, feed.spans, gap_minutes, rules
+        )
+    return [charging.session_answer(session) for session in charging.split_of(rows).sessions]
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,37 +162,60 @@ async def find_meter_feed(connection: ReadConnection, vehicle_id: str, window: W
 
 
 async def _vehicle_performance(
-    connection: ReadConnection,
-    vehicle_id: str,
-    window: Window,
-    threshold: float,
-    rules: RegisterRules,
+    connection: ReadConnection, vehicle_id: str, window: Window, judging: Judging
 ) -> dict[str, Any]:
     feed = await find_meter_feed(connection, vehicle_id, window)
     correlation, spans = feed.correlation, feed.spans
 
     vehicle = await repository.summarize_vehicle_window(
-        connection, vehicle_id, window.start, window.end, rules
+        connection, vehicle_id, window.start, window.end, judging.rules
     )
 
-    meter = await repository.summarize_meter_spans(connection, spans, rules)
+    meter = await repository.summarize_meter_spans(connection, spans, judging.rules)
+    split = charging.split_of(
+        await repository.summarize_vehicle_sessions(
+            connection,
+            vehicle_id,
+            window.start,
+            window.end,
+            spans,
+            judging.session_gap_minutes,
+            judging.rules,
+        )
+    )
+    numbers = performance_numbers(
+        ac=meter.kwh_consumed_ac,
+        dc=vehicle.kwh_delivered_dc,
+        vehicle_points=vehicle.data_points,
+        meter_points=meter.data_points,
+        average_battery_temp=vehicle.average_battery_temp,
+        threshold=judging.threshold,
+    )
+    threshold, rule = charging.threshold_for(judging.threshold_mode, judging.threshold, split)
+    if split.meaningful:
+        # The charging minutes are judged; without them (no DC, or no AC while charging) the
+        # whole window is, exactly as the seed judged it.
+        numbers["status"] = classify(
+            split.kwh_consumed_ac,
+            split.kwh_delivered_dc,
+            vehicle.data_points,
+            meter.data_points,
+            threshold,
+        )
     return {
         "vehicleId": vehicle_id,
         "period": {"start": window.start, "end": window.end},
-        **performance_numbers(
-            ac=meter.kwh_consumed_ac,
-            dc=vehicle.kwh_delivered_dc,
-            vehicle_points=vehicle.data_points,
-            meter_points=meter.data_points,
-            average_battery_temp=vehicle.average_battery_temp,
-            threshold=threshold,
-        ),
+        **numbers,
         "minBatteryTemp": _number(vehicle.min_battery_temp),
         "maxBatteryTemp": _number(vehicle.max_battery_temp),
         "dataPoints": {"vehicle": vehicle.data_points, "meter": meter.data_points},
         "meterIds": meter_ids_of(spans),
         "correlation": correlation,
         "dataQuality": data_quality(meter, vehicle),
+        "charging": charging.charging_answer(split),
+        "standby": charging.standby_answer(split),
+        "threshold": threshold,
+        "thresholdRule": rule,
     }
 
 
