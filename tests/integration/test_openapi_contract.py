@@ -112,6 +112,10 @@ CASES: dict[tuple[str, str, str], Case | tuple[Case, ...]] = {
         _get(f"/v1/analytics/vehicle/{VEHICLE}/series"),
         _get(f"/v1/analytics/vehicle/{VEHICLE}/series", step="1d", tz="Europe/Berlin"),
     ),
+    ("get", "/v1/analytics/vehicle/{vehicleId}/sessions", "200"): (
+        _get(f"/v1/analytics/vehicle/{VEHICLE}/sessions"),
+        _get(f"/v1/analytics/vehicle/{VEHICLE}/sessions", **{"from": iso(minute(-5))}),  # none
+    ),
     ("get", "/v1/analytics/fleet/devices", "200"): (
         _get("/v1/analytics/fleet/devices"),
         _get("/v1/analytics/fleet/devices", limit="1"),

@@ -82,6 +82,7 @@ _INDEX_NODES = frozenset({"Index Scan", "Index Only Scan", "Bitmap Heap Scan", "
 
 Statement = tuple[str, tuple[object, ...]]
 RULES = (1000.0, 150.0)  # the power cap (kW) and the gap (s) the register rules read
+POWER_CAPS = (1000.0, 1000.0)  # the vehicles' and the meters' power caps (kW)
 
 
 def the_window() -> tuple[datetime, datetime]:
@@ -137,6 +138,9 @@ async def endpoint_statements(
         ("list_assignments_in_window", (vehicle_id, start, end)),
         # One statement for every span: parallel arrays of meter ids, starts and ends.
         ("summarize_meter_spans", (*span_arrays, *RULES)),
+        # Charging sessions and standby: the vehicle's window and the same spans, one statement
+        # ($7 the session gap in minutes, then the vehicle's and the meters' power caps).
+        ("summarize_vehicle_sessions", (vehicle_id, start, end, *span_arrays, 5, *POWER_CAPS)),
         ("summarize_vehicle_series", (vehicle_id, start, end, thresholds, RULES[0])),
         ("summarize_meter_series", (*span_arrays, thresholds, RULES[0])),
         # Buckets on whole hours: whole hours from the rollups, partial ones from history.
@@ -180,6 +184,17 @@ def expected_partitions(name: str, arguments: tuple[object, ...]) -> set[str]:
         assert isinstance(start, datetime)
         assert isinstance(end, datetime)
         return partitions_between("vehicle_readings", start, end)
+    if name == "summarize_vehicle_sessions":
+        start, end, starts, ends = arguments[1], arguments[2], arguments[4], arguments[5]
+        assert isinstance(start, datetime)
+        assert isinstance(end, datetime)
+        assert isinstance(starts, list)
+        assert isinstance(ends, list)
+        return partitions_between("vehicle_readings", start, end) | {
+            partition
+            for span_start, span_end in zip(starts, ends, strict=True)
+            for partition in partitions_between("meter_readings", span_start, span_end)
+        }
     if name in (
         "summarize_meter_spans",
         "summarize_meter_series",
@@ -212,7 +227,7 @@ def _literal(value: object) -> str:
         return f"ARRAY[{', '.join(_literal(item) for item in value)}]::{kind}[]"
     if isinstance(value, datetime):
         return quote_literal(value.isoformat())
-    if isinstance(value, float):
+    if isinstance(value, int | float):
         return repr(value)
     assert isinstance(value, str)
     return quote_literal(value)
@@ -347,6 +362,12 @@ async def test_answering_many_requests_never_seq_scans_history(
             )
             assert response.status_code == 200, response.text
             assert sum(bucket["dataPoints"]["meter"] for bucket in response.json()["buckets"]) > 0
+            response = await engine.client.get(
+                f"/v1/analytics/vehicle/{vehicle_id}/sessions",
+                params={"from": iso(start), "to": iso(end)},
+            )
+            assert response.status_code == 200, response.text
+            assert response.json()  # every reading delivers DC: sessions, one per 10 minutes
         await flush_statistics(engine.state.database.read_pool)
         await flush_statistics(engine.state.database.write_pool)
         after = await history_scan_counters(db)

@@ -124,9 +124,21 @@ async def test_the_answer_has_the_seeds_fields_and_ours(
         "correlation",
         "dataQuality",
         "status",
+        "charging",
+        "standby",
+        "threshold",
+        "thresholdRule",
     }
     assert set(body["period"]) == {"start", "end"}
     assert set(body["dataPoints"]) == {"vehicle", "meter"}
+    assert set(body["charging"]) == {
+        "energyConsumedAc",
+        "energyDeliveredDc",
+        "efficiency",
+        "minutes",
+        "sessions",
+    }
+    assert set(body["standby"]) == {"energyConsumedAc", "minutes", "averagePowerW"}
 
 
 async def test_a_vehicle_without_assignment_uses_the_meter_with_its_id(
@@ -660,4 +672,5 @@ async def test_thousands_of_assignments_cost_the_statements_of_one(
     assert len(body["meterIds"]) == MANY
     assert many == few
     assert many["summarize_meter_spans"] == 1
-    assert sum(count for name, count in many.items() if name != "other") == 4
+    assert many["summarize_vehicle_sessions"] == 1  # the charging and standby split
+    assert sum(count for name, count in many.items() if name != "other") == 5

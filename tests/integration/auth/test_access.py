@@ -48,6 +48,13 @@ ENDPOINTS: list[tuple[str, str, str, Any, str]] = [
         None,
         "read",
     ),
+    (
+        "GET",
+        "/v1/analytics/vehicle/{vehicleId}/sessions",
+        "/v1/analytics/vehicle/V9/sessions",
+        None,
+        "read",
+    ),
     ("GET", "/v1/analytics/fleet/devices", "/v1/analytics/fleet/devices", None, "read"),
     (
         "GET",
@@ -189,6 +196,7 @@ async def test_401_and_403_never_tell_whether_a_device_exists(
         "/v1/analytics/vehicle/{}/live",
         "/v1/analytics/performance/{}",
         "/v1/analytics/vehicle/{}/series",
+        "/v1/analytics/vehicle/{}/sessions",
         "/v1/vehicles/{}/assignments",
     ):
         real, ghost = (template.format(v) for v in ("V-real", "V-ghost"))
