@@ -7,6 +7,11 @@ from dataclasses import dataclass
 from typing import Literal
 
 ChargerKind = Literal["ac", "dc"]
+EnergyFields = Literal["interval", "register", "both"]
+"""What a device reports: the energy since its last reading, its cumulative register, or both."""
+FieldsChoice = Literal["interval", "register", "both", "mixed"]
+"""A fleet's devices all report the same fields, or (`mixed`) each draws its own."""
+FIELDS_CHOICES: tuple[FieldsChoice, ...] = ("interval", "register", "both", "mixed")
 
 HEALTHY_EFFICIENCY = (0.88, 0.95)
 FAULTY_EFFICIENCY = (0.70, 0.82)
@@ -19,6 +24,12 @@ _MAX_DC_KW = (50.0, 100.0, 150.0, 200.0)
 # A first charging session starts this early at the latest, so even a short run sees every
 # vehicle charge at least once (a vehicle that never charges cannot be judged).
 _FIRST_CHARGE_WITHIN_MINUTES = 6 * 60
+# A register starts at the reading of a device installed some time ago (kWh since installation).
+REGISTER_BASE_KWH = (1_000.0, 50_000.0)
+# What an idle charger draws from the grid (W): a wall box's electronics and contactor a few
+# W, a DC fast charger's power stage, cooling and screen tens of W. At least 6 W, so that a
+# minute's draw shows in a reading's 0.1 Wh.
+STANDBY_W: dict[ChargerKind, tuple[float, float]] = {"ac": (6.0, 15.0), "dc": (20.0, 60.0)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +42,15 @@ class FleetSpec:
     dc_fast_share: float = 0.2
     prefix: str = "sim"
     seed: int = 1
+    energy_fields: FieldsChoice = "interval"
+    register_share: float = 0.5  # `mixed`: share of devices with a register (half send both)
+    standby: bool = False  # idle chargers draw standby power (STANDBY_W)
+
+    def __post_init__(self) -> None:
+        if self.energy_fields not in FIELDS_CHOICES:
+            raise ValueError(f"energy fields are one of {', '.join(FIELDS_CHOICES)}")
+        if not 0.0 <= self.register_share <= 1.0:
+            raise ValueError("the register share must be between 0 and 1")
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +63,14 @@ class Charger:
     efficiency: float
     faulty: bool
     nominal_voltage: float
+    fields: EnergyFields = "interval"
+    register_base: float = 0.0  # kWh on the register at the start of the run
+    standby_kw: float = 0.0  # drawn while no vehicle charges on it
+
+    @property
+    def has_register(self) -> bool:
+        """Whether the meter reports its cumulative import register."""
+        return self.fields != "interval"
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +94,13 @@ class Vehicle:
     charger: Charger
     first_charge_minute: int
     change: ChargerChange | None
+    fields: EnergyFields = "interval"
+    register_base: float = 0.0  # kWh delivered to the battery since the car was built
+
+    @property
+    def has_register(self) -> bool:
+        """Whether the vehicle reports its cumulative DC register."""
+        return self.fields != "interval"
 
     @property
     def faulty(self) -> bool:
@@ -107,12 +142,34 @@ def _weighted(rng: random.Random, choices: tuple[tuple[float, int], ...]) -> flo
     return rng.choices(values, weights)[0]
 
 
-def _charger(rng: random.Random, meter_id: str, *, faulty: bool, dc_fast_share: float) -> Charger:
-    kind: ChargerKind = "dc" if rng.random() < dc_fast_share else "ac"
+def _energy_rng(spec: FleetSpec, device_id: str) -> random.Random:
+    # A stream of its own: the fields and standby of a device never change the rest of it, so a
+    # seed draws the same chargers and vehicles whatever the energy options.
+    return random.Random(f"{spec.seed}/energy/{device_id}")
+
+
+def _fields(spec: FleetSpec, rng: random.Random) -> tuple[EnergyFields, float]:
+    """What the device reports, and its register's reading at the start of the run."""
+    fields: EnergyFields
+    if spec.energy_fields == "mixed":
+        has_register = rng.random() < spec.register_share
+        both = rng.random() < 0.5
+        fields = ("both" if both else "register") if has_register else "interval"
+    else:
+        fields = spec.energy_fields
+    base = round(rng.uniform(*REGISTER_BASE_KWH), 4) if fields != "interval" else 0.0
+    return fields, base
+
+
+def _charger(rng: random.Random, meter_id: str, *, faulty: bool, spec: FleetSpec) -> Charger:
+    kind: ChargerKind = "dc" if rng.random() < spec.dc_fast_share else "ac"
     rating = _weighted(rng, _DC_RATINGS if kind == "dc" else _AC_RATINGS)
     low, high = FAULTY_EFFICIENCY if faulty else HEALTHY_EFFICIENCY
     # Single-phase 230 V feeds a 7.4 kW wall box; bigger chargers sit on three-phase 400 V.
     voltage = 230.0 if rating < 10 else 400.0
+    energy = _energy_rng(spec, meter_id)
+    fields, base = _fields(spec, energy)
+    standby_kw = round(energy.uniform(*STANDBY_W[kind]) / 1000.0, 6) if spec.standby else 0.0
     return Charger(
         meter_id=meter_id,
         kind=kind,
@@ -120,6 +177,9 @@ def _charger(rng: random.Random, meter_id: str, *, faulty: bool, dc_fast_share: 
         efficiency=round(rng.uniform(low, high), 4),
         faulty=faulty,
         nominal_voltage=voltage,
+        fields=fields,
+        register_base=base,
+        standby_kw=standby_kw,
     )
 
 
@@ -155,9 +215,7 @@ def build_fleet(spec: FleetSpec, minutes: int) -> Fleet:
         # of the fleet around it.
         own = random.Random(f"{spec.seed}/vehicle/{number}")
         is_faulty = index in faulty
-        charger = _charger(
-            own, meter_id(spec, number), faulty=is_faulty, dc_fast_share=spec.dc_fast_share
-        )
+        charger = _charger(own, meter_id(spec, number), faulty=is_faulty, spec=spec)
         change = None
         if index in spare_numbers:
             # The spare has the health of the charger it replaces: a vehicle moved from a
@@ -166,12 +224,13 @@ def build_fleet(spec: FleetSpec, minutes: int) -> Fleet:
                 own,
                 meter_id(spec, spare_numbers[index] + 1),
                 faulty=is_faulty,
-                dc_fast_share=spec.dc_fast_share,
+                spec=spec,
             )
             change = ChargerChange(
                 at_minute=own.randint(minutes // 3, max(minutes // 3, 2 * minutes // 3)),
                 spare=spare,
             )
+        fields, base = _fields(spec, _energy_rng(spec, vehicle_id(spec, number)))
         vehicles.append(
             Vehicle(
                 vehicle_id=vehicle_id(spec, number),
@@ -185,6 +244,8 @@ def build_fleet(spec: FleetSpec, minutes: int) -> Fleet:
                     0, max(0, min(minutes // 2, _FIRST_CHARGE_WITHIN_MINUTES))
                 ),
                 change=change,
+                fields=fields,
+                register_base=base,
             )
         )
     return Fleet(spec=spec, minutes=minutes, vehicles=tuple(vehicles))

@@ -1,4 +1,5 @@
-"""What real devices do wrong: clock jitter, retries, late delivery, going silent."""
+"""What real devices do wrong: clock jitter, retries, late delivery, going silent, and the
+register faults of devices that report a cumulative register (reset, glitch, spike)."""
 
 from __future__ import annotations
 
@@ -17,19 +18,29 @@ RETRY_AFTER_MINUTES = (0, 2)
 
 @dataclass(frozen=True, slots=True)
 class MessRates:
-    """How often each kind of mess happens, per reading (silence: per device-minute)."""
+    """How often each kind of mess happens, per reading (silence: per device-minute).
+
+    `reset`, `glitch` and `spike` happen to register readings only (see `registers`): the
+    register restarts from a lower base and stays there, reads 0 once, or reads a value far over
+    what the device could have drawn once.
+    """
 
     jitter: float = 0.5
     max_jitter_seconds: int = 3
     retry: float = 0.01
     late: float = 0.01
     silence: float = 0.0005
+    reset: float = 0.0
+    glitch: float = 0.0
+    spike: float = 0.0
 
     def __post_init__(self) -> None:
-        for name in ("jitter", "retry", "late", "silence"):
+        for name in ("jitter", "retry", "late", "silence", "reset", "glitch", "spike"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"the {name} rate must be between 0 and 1, not {value}")
+        if self.reset + self.glitch + self.spike > 1.0:
+            raise ValueError("the reset, glitch and spike rates add up to more than 1")
         if self.silence >= 1.0:
             raise ValueError("the silence rate must be below 1: a device never heard from")
         # Jitter stays well inside the minute so that readings keep their minute's order and

@@ -14,6 +14,7 @@ from typing import Any
 from energy_ingest.simulator.fleet import Charger, ChargerChange, Fleet, Vehicle
 from energy_ingest.simulator.mess import ON_TIME, DeviceMess, Fate, MessRates
 from energy_ingest.simulator.physics import VehicleModel
+from energy_ingest.simulator.registers import Booking, DeviceLedger, Source, gap_minutes
 
 Payload = dict[str, Any]
 # Assignments start a little before the first reading, so that a reading whose clock runs a
@@ -21,6 +22,7 @@ Payload = dict[str, Any]
 ASSIGNMENT_LEAD = timedelta(minutes=5)
 _VOLTAGE_SIGMA = 0.008  # relative standard deviation of the grid voltage around nominal
 _VOLTAGE_SPREAD = 0.05  # a meter never reports further than this from nominal
+GAP_SECONDS = 150.0  # the engine's default: a longer silence between two readings is a gap
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,9 +59,15 @@ class Minute:
 class VehicleTruth:
     """What the simulator knows about one vehicle: its chargers and the energy it sent.
 
-    `*_sent` sum the readings actually delivered (what the engine can see); `*_true` sum every
-    reading taken, delivered or lost. Meter energy is counted for the vehicle the meter fed
-    at the reading's timestamp, as the engine correlates it.
+    `*_sent` sum what the readings actually delivered should book (what the engine can see:
+    the interval values, or the register deltas by the engine's rules); `*_true` sum every
+    reading taken, delivered or lost. Meter energy and events are counted for the vehicle the
+    meter fed at the reading's timestamp, as the engine correlates them.
+
+    The data-quality counts are what the simulator injected into the readings booked for this
+    vehicle (its own and its meters'); `charging_ac` / `standby_ac` split the meter energy booked
+    by whether the vehicle booked DC in the reading's UTC minute (the engine's definition of a
+    charging minute), `standby_true` is the standby energy its meters really drew.
     """
 
     vehicle_id: str
@@ -73,11 +81,75 @@ class VehicleTruth:
     meter_points: int = 0
     charging_minutes: int = 0
     lost_while_charging: int = 0
+    resets: int = 0
+    glitches: int = 0
+    rejected: int = 0
+    gaps: int = 0
+    gap_minutes: float = 0.0
+    reconciliation: float | None = None
+    ac_sources: set[Source] = field(default_factory=set)
+    dc_sources: set[Source] = field(default_factory=set)
+    charging_ac: float = 0.0
+    standby_ac: float = 0.0
+    standby_true: float = 0.0
+    booked_charging_minutes: int = 0
+    # UTC minutes (epoch minutes) in which the vehicle booked DC, and meter energy booked in
+    # minutes not yet known to be charging or not; both kept only for the last two minutes.
+    _dc_minutes: set[int] = field(default_factory=set)
+    _ac_minutes: list[tuple[int, float]] = field(default_factory=list)
 
     @property
     def meter_ids(self) -> list[str]:
         """Every meter that fed the vehicle during the run, in order."""
         return [charger.meter_id for charger in self.chargers]
+
+    def book(self, booking: Booking, at_ms: int, *, meter: bool) -> None:
+        """Count one delivered reading of the vehicle or of a meter feeding it."""
+        minute = at_ms // 60_000
+        if meter:
+            self.ac_sent += booking.kwh
+            self.meter_points += 1
+            self.ac_sources.add(booking.source)
+            self._ac_minutes.append((minute, booking.kwh))
+        else:
+            self.dc_sent += booking.kwh
+            self.vehicle_points += 1
+            self.dc_sources.add(booking.source)
+            if booking.kwh > 0.0 and minute not in self._dc_minutes:
+                self._dc_minutes.add(minute)
+                self.booked_charging_minutes += 1
+        if booking.event == "reset":
+            self.resets += 1
+        elif booking.event == "glitch":
+            self.glitches += 1
+        elif booking.event == "rejected":
+            self.rejected += 1
+        if booking.gap_ms is not None:
+            self.gaps += 1
+            self.gap_minutes += gap_minutes(booking.gap_ms)
+        if booking.reconciliation is not None:
+            self.reconciliation = (self.reconciliation or 0.0) + booking.reconciliation
+
+    def settle(self, through_minute: int) -> None:
+        """Split the meter energy booked up to UTC minute `through_minute` (epoch minutes).
+
+        Called once no reading of the vehicle can land in that minute or before any more.
+        """
+        keep = []
+        for minute, kwh in self._ac_minutes:
+            if minute > through_minute:
+                keep.append((minute, kwh))
+            elif minute in self._dc_minutes:
+                self.charging_ac += kwh
+            else:
+                self.standby_ac += kwh
+        self._ac_minutes = keep
+        self._dc_minutes = {minute for minute in self._dc_minutes if minute > through_minute}
+
+    @property
+    def charging_dc(self) -> float:
+        """DC booked in charging minutes: all of it (a minute booking DC is a charging minute)."""
+        return self.dc_sent
 
 
 @dataclass(slots=True)
@@ -89,6 +161,9 @@ class GenerationCounts:
     jittered: int = 0
     late: int = 0
     retries: int = 0
+    resets: int = 0
+    glitches: int = 0
+    spikes: int = 0
 
     @property
     def unique_delivered(self) -> int:
@@ -129,6 +204,7 @@ class _MeterState:
     charger: Charger
     grid: random.Random
     mess: DeviceMess
+    ledger: DeviceLedger
     # (from ms, to ms, vehicle) for each time the meter fed a vehicle.
     spans: list[tuple[int, int, VehicleTruth]] = field(default_factory=list)
 
@@ -160,9 +236,12 @@ class FleetSimulation:
     streams seeded by the fleet's seed and the device.
     """
 
-    def __init__(self, fleet: Fleet, mess: MessRates, start: datetime) -> None:
+    def __init__(
+        self, fleet: Fleet, mess: MessRates, start: datetime, *, gap_seconds: float = GAP_SECONDS
+    ) -> None:
         self.fleet = fleet
         self.mess = mess
+        self.gap_seconds = gap_seconds
         self.start = minute_floor(start)
         self.counts = GenerationCounts()
         self.truths: dict[str, VehicleTruth] = {}
@@ -212,6 +291,7 @@ class _VehicleState:
     vehicle: Vehicle
     model: VehicleModel
     mess: DeviceMess
+    ledger: DeviceLedger
     truth: VehicleTruth
 
 
@@ -235,6 +315,13 @@ class _Run:
                     vehicle,
                     VehicleModel(vehicle, random.Random(f"{seed}/physics/{vehicle.vehicle_id}")),
                     DeviceMess(simulation.mess, random.Random(f"{seed}/mess/{vehicle.vehicle_id}")),
+                    DeviceLedger(
+                        vehicle.fields,
+                        vehicle.register_base,
+                        simulation.mess,
+                        random.Random(f"{seed}/faults/{vehicle.vehicle_id}"),
+                        simulation.gap_seconds,
+                    ),
                     truth,
                 )
             )
@@ -243,9 +330,18 @@ class _Run:
                 charger,
                 random.Random(f"{seed}/grid/{charger.meter_id}"),
                 DeviceMess(simulation.mess, random.Random(f"{seed}/mess/{charger.meter_id}")),
+                DeviceLedger(
+                    charger.fields,
+                    charger.register_base,
+                    simulation.mess,
+                    random.Random(f"{seed}/faults/{charger.meter_id}"),
+                    simulation.gap_seconds,
+                ),
             )
             for charger in fleet.chargers
         ]
+        # What each meter draws in a minute nobody charges on it.
+        self.standby = [meter.charger.standby_kw / 60.0 for meter in self.meters]
         self.meter_index = {meter.charger.meter_id: i for i, meter in enumerate(self.meters)}
         assigned_ms = _epoch_ms(simulation.assignments_start)
         for state in self.vehicles:
@@ -267,12 +363,18 @@ class _Run:
             changes=[],
         )
         self.timestamp.next_minute()
-        # AC kWh each meter draws this minute: only a meter feeding a charging car draws.
-        drawn = [0.0] * len(self.meters)
+        # AC kWh each meter draws this minute: the charging car's AC, or its standby draw.
+        drawn = self.standby.copy()
+        charging = [False] * len(self.meters)
         for state in self.vehicles:
-            self._vehicle(state, out, minute_ms, drawn)
-        for meter, ac in zip(self.meters, drawn, strict=True):
-            self._meter(meter, ac, out, minute_ms)
+            self._vehicle(state, out, minute_ms, drawn, charging)
+        for meter, ac, feeding in zip(self.meters, drawn, charging, strict=True):
+            self._meter(meter, ac, feeding, out, minute_ms)
+        # No reading taken from the next minute on lands in the minute before this one (clocks
+        # are off by 20 s at most): that minute's meter energy is charging or standby for good.
+        through = minute_ms // 60_000 - 1
+        for state in self.vehicles:
+            state.truth.settle(through)
         while self.pending and self.pending[0][0] <= index:
             _, _, is_meter, payload = heapq.heappop(self.pending)
             (out.meters if is_meter else out.vehicles).append(payload)
@@ -288,6 +390,11 @@ class _Run:
             changes=[],
             final=True,
         )
+        for state in self.vehicles:
+            state.truth.settle(_FOREVER)
+            self._close(state.ledger, state.truth)
+        for meter in self.meters:
+            self._close(meter.ledger, meter.owner(meter.ledger.last_fault_ms))
         while self.pending:
             _, _, is_meter, payload = heapq.heappop(self.pending)
             (out.meters if is_meter else out.vehicles).append(payload)
@@ -306,8 +413,34 @@ class _Run:
             AssignmentChange(state.vehicle.vehicle_id, change.spare.meter_id, out.at)
         )
 
+    def _close(self, ledger: DeviceLedger, owner: VehicleTruth | None) -> None:
+        # A glitch with no reading after it never returns to the true level: a reset.
+        if ledger.open_glitch:
+            self.counts.glitches -= 1
+            self.counts.resets += 1
+            if owner is not None:
+                owner.glitches -= 1
+                owner.resets += 1
+
+    def _count(self, booking: Booking, charging: bool, owner: VehicleTruth | None) -> None:
+        counts = self.counts
+        if booking.event == "reset":
+            counts.resets += 1
+            if charging and owner is not None:
+                # The energy since the previous reading is lost with the old register.
+                owner.lost_while_charging += 1
+        elif booking.event == "glitch":
+            counts.glitches += 1
+        elif booking.event == "rejected":
+            counts.spikes += 1
+
     def _vehicle(
-        self, state: _VehicleState, out: Minute, minute_ms: int, drawn: list[float]
+        self,
+        state: _VehicleState,
+        out: Minute,
+        minute_ms: int,
+        drawn: list[float],
+        charging: list[bool],
     ) -> None:
         change = state.vehicle.change
         if change is not None and out.index == change.at_minute:
@@ -315,30 +448,39 @@ class _Run:
         model, truth, counts = state.model, state.truth, self.counts
         dc = model.step()
         if dc > 0.0:
-            drawn[self.meter_index[model.charger.meter_id]] = dc / model.charger.efficiency
+            meter = self.meter_index[model.charger.meter_id]
+            drawn[meter] = dc / model.charger.efficiency
+            charging[meter] = True
             truth.charging_minutes += 1
         dc_sent = round(dc, 4)
         truth.dc_true += dc_sent
         counts.taken += 1
         fate = state.mess.fate(out.index)
-        if fate is None:
+        at_ms = minute_ms + fate.jitter_ms if fate is not None else None
+        booking = state.ledger.take(dc, at_ms)
+        if booking is None or at_ms is None or fate is None:
             counts.lost += 1
             if dc > 0.0:
                 truth.lost_while_charging += 1
             return
-        truth.dc_sent += dc_sent
-        truth.vehicle_points += 1
-        payload = {
+        truth.book(booking, at_ms, meter=False)
+        self._count(booking, dc > 0.0, truth)
+        payload: Payload = {
             "vehicleId": state.vehicle.vehicle_id,
             # Rounded down: 100.00 only once the battery is really full.
             "soc": math.floor(model.soc * 100.0) / 100.0,
-            "kwhDeliveredDc": dc_sent,
-            "batteryTemp": round(model.temperature, 1),
-            "timestamp": self.timestamp(minute_ms + fate.jitter_ms),
         }
+        if booking.interval is not None:
+            payload["kwhDeliveredDc"] = booking.interval
+        if booking.register is not None:
+            payload["kwhRegisterDc"] = booking.register
+        payload["batteryTemp"] = round(model.temperature, 1)
+        payload["timestamp"] = self.timestamp(at_ms)
         self._deliver(out, fate, False, payload)
 
-    def _meter(self, meter: _MeterState, ac: float, out: Minute, minute_ms: int) -> None:
+    def _meter(
+        self, meter: _MeterState, ac: float, charging: bool, out: Minute, minute_ms: int
+    ) -> None:
         counts = self.counts
         ac_sent = round(ac, 4)
         # Drawn whether or not the reading gets through: the mess never changes the grid.
@@ -346,23 +488,28 @@ class _Run:
         deviation = max(-_VOLTAGE_SPREAD, min(_VOLTAGE_SPREAD, deviation))
         counts.taken += 1
         fate = meter.mess.fate(out.index)
-        owner = meter.owner(minute_ms + (fate.jitter_ms if fate else 0))
+        at_ms = minute_ms + (fate.jitter_ms if fate else 0)
+        owner = meter.owner(at_ms)
         if owner is not None:
             owner.ac_true += ac_sent
-        if fate is None:
+            if not charging:
+                owner.standby_true += ac_sent
+        booking = meter.ledger.take(ac, at_ms if fate is not None else None)
+        if booking is None or fate is None:
             counts.lost += 1
-            if ac > 0.0 and owner is not None:
+            if charging and owner is not None:
                 owner.lost_while_charging += 1
             return
         if owner is not None:
-            owner.ac_sent += ac_sent
-            owner.meter_points += 1
-        payload = {
-            "meterId": meter.charger.meter_id,
-            "kwhConsumedAc": ac_sent,
-            "voltage": round(meter.charger.nominal_voltage * (1.0 + deviation), 1),
-            "timestamp": self.timestamp(minute_ms + fate.jitter_ms),
-        }
+            owner.book(booking, at_ms, meter=True)
+        self._count(booking, charging, owner)
+        payload: Payload = {"meterId": meter.charger.meter_id}
+        if booking.interval is not None:
+            payload["kwhConsumedAc"] = booking.interval
+        if booking.register is not None:
+            payload["kwhRegisterAc"] = booking.register
+        payload["voltage"] = round(meter.charger.nominal_voltage * (1.0 + deviation), 1)
+        payload["timestamp"] = self.timestamp(at_ms)
         self._deliver(out, fate, True, payload)
 
     def _deliver(self, out: Minute, fate: Fate, is_meter: bool, payload: Payload) -> None:
