@@ -20,6 +20,7 @@ from energy_ingest.simulator.console import (
     ProgressView,
     make_console,
     print_detection,
+    print_quality,
     print_run,
     print_worst,
 )
@@ -34,7 +35,7 @@ from energy_ingest.simulator.runner import (
     realtime,
     realtime_start,
 )
-from energy_ingest.simulator.simulation import FleetSimulation, minute_floor
+from energy_ingest.simulator.simulation import GAP_SECONDS, FleetSimulation, minute_floor
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 EXIT_INTERRUPTED = 130
@@ -58,6 +59,7 @@ class RunOptions:
     batch_size: int = 5_000
     concurrency: int | None = None
     threshold: float = 0.85
+    gap_seconds: float = GAP_SECONDS  # the engine's gap setting, to count the gaps expected
     timeout_seconds: float = 60.0
     worst: int = 10
     api_key: str | None = None
@@ -106,7 +108,9 @@ def plan(options: RunOptions, now: datetime) -> FleetSimulation:
             )
     else:
         start = minute_floor(now) - timedelta(minutes=minutes)
-    return FleetSimulation(build_fleet(options.spec, minutes), options.mess, start)
+    return FleetSimulation(
+        build_fleet(options.spec, minutes), options.mess, start, gap_seconds=options.gap_seconds
+    )
 
 
 async def _preflight(client: EngineClient, options: RunOptions) -> None:
@@ -188,6 +192,14 @@ async def run(
         detection = await evaluate(client, simulation, threshold=options.threshold)
         console.print()
         print_detection(console, detection)
+        fleet = simulation.fleet
+        if (
+            detection.quality_reported
+            or fleet.spec.energy_fields != "interval"
+            or fleet.spec.standby
+        ):
+            console.print()
+            print_quality(console, detection)
         if options.worst:
             console.print()
             print_worst(console, detection, options.worst)

@@ -20,7 +20,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from energy_ingest.simulator.detection import Detection, Verdict
+from energy_ingest.simulator.detection import Detection, Quality, Verdict
 from energy_ingest.simulator.runner import Tally
 from energy_ingest.simulator.simulation import FleetSimulation
 
@@ -162,6 +162,18 @@ def print_run(console: Console, simulation: FleetSimulation, tally: Tally, mode:
         f"{counts.jittered:,} jittered, {counts.late:,} late, {counts.retries:,} re-sent, "
         f"{counts.lost:,} lost to silent devices",
     )
+    registers = sum(1 for vehicle in fleet.vehicles if vehicle.has_register)
+    registers += sum(1 for charger in fleet.chargers if charger.has_register)
+    if registers:
+        devices = len(fleet.vehicles) + len(fleet.chargers)
+        table.add_row(
+            "registers",
+            f"{registers:,}",
+            f"of {devices:,} devices report a register; {counts.resets:,} resets, "
+            f"{counts.glitches:,} glitches to 0, {counts.spikes:,} spikes over the cap",
+        )
+    if any(charger.standby_kw for charger in fleet.chargers):
+        table.add_row("standby", "", "idle chargers draw standby power")
     console.print(table)
     if tally.interrupted:
         console.print("[yellow]interrupted: the run stopped before its end[/]")
@@ -191,9 +203,12 @@ _OUTCOME_STYLE = {
 def print_detection(console: Console, detection: Detection) -> None:
     """Injected faults against the engine's underperforming flags: the confusion matrix."""
     judged = sum(1 for verdict in detection.verdicts if verdict.judged)
+    charging = any(verdict.charging_efficiency for verdict in detection.verdicts)
     console.print(
-        f"[bold]Detection[/] (status underperforming = efficiency below "
-        f"{detection.threshold:.0%}), {judged:,} of {len(detection.verdicts):,} vehicles judged:"
+        "[bold]Detection[/] (status underperforming = "
+        + ("charging efficiency below the threshold the engine applied" if charging else "")
+        + (f"efficiency below {detection.threshold:.0%}" if not charging else "")
+        + f"), {judged:,} of {len(detection.verdicts):,} vehicles judged:"
     )
     table = Table(box=None, padding=(0, 2))
     table.add_column("")
@@ -235,6 +250,72 @@ def print_detection(console: Console, detection: Detection) -> None:
         )
 
 
+def _figure(value: float | None, unit: str = "") -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return f"{value:,.4f}{unit}" if unit else f"{value:,.2f}"
+
+
+_QUALITY_ROWS: tuple[tuple[str, str, str], ...] = (
+    ("resets", "resets", ""),
+    ("glitches", "glitches", ""),
+    ("rejected_deltas", "rejected deltas", ""),
+    ("gaps", "gaps", ""),
+    ("gap_minutes", "gap minutes", ""),
+    ("reconciliation_kwh", "reconciliation", " kWh"),
+    ("charging_ac", "charging AC", " kWh"),
+    ("standby_ac", "standby AC", " kWh"),
+)
+
+
+def print_quality(console: Console, detection: Detection) -> None:
+    """What the simulator injected into the readings against what the engine reports finding."""
+    injected, reported = detection.injected, detection.quality_reported
+    found: Quality | None = detection.found if reported else None
+    console.print(
+        "[bold]Data quality[/] over the vehicles' answers (meters and vehicles together): "
+        + ("injected → found by the engine" if reported else "injected")
+    )
+    wrong = {name for v in detection.verdicts for name in v.quality_differences}
+    table = Table(box=None, padding=(0, 2), show_header=False)
+    table.add_column()
+    table.add_column(justify="right")
+    table.add_column(justify="right")
+    table.add_column()
+    for name, label, unit in _QUALITY_ROWS:
+        expected = getattr(injected, name)
+        got = getattr(found, name) if found is not None else None
+        if name in ("charging_ac", "standby_ac") and got is None:
+            continue  # the engine does not split charging from standby
+        mark = ""
+        if found is not None:
+            mark = "[red]✗[/]" if name in wrong else "[green]✓[/]"
+        table.add_row(label, _figure(expected, unit), _figure(got, unit) if found else "", mark)
+    console.print(table)
+    drawn = sum(verdict.standby_drawn for verdict in detection.verdicts)
+    if drawn:
+        console.print(
+            f"standby drawn by idle chargers while feeding a vehicle: {drawn:,.4f} kWh "
+            "(standby AC also counts meter energy in minutes the vehicle booked no DC)"
+        )
+    if not reported:
+        console.print("[yellow]the engine's answers carry no dataQuality: nothing to compare[/]")
+        return
+    disagreeing = detection.quality_disagreements
+    style = "green" if not disagreeing else "red"
+    console.print(
+        f"[{style}]vehicles whose data quality the engine reports as injected: "
+        f"{len(detection.verdicts) - len(disagreeing):,}/{len(detection.verdicts):,}[/]"
+    )
+    for verdict in disagreeing[:5]:
+        console.print(
+            f"  [red]{verdict.vehicle_id}: {', '.join(verdict.quality_differences)} "
+            f"differ (injected {verdict.injected}, engine {verdict.found})[/]"
+        )
+
+
 def worst(detection: Detection, limit: int) -> list[Verdict]:
     """The `limit` vehicles with the lowest efficiency (vehicles without one come last)."""
     return sorted(
@@ -245,8 +326,10 @@ def worst(detection: Detection, limit: int) -> list[Verdict]:
 
 def print_worst(console: Console, detection: Detection, limit: int) -> None:
     """A table of the worst vehicles by efficiency, the engine's status beside the truth."""
+    charging = any(verdict.charging_efficiency for verdict in detection.verdicts)
     table = Table(
-        title=f"The {limit} vehicles with the lowest efficiency (DC/AC)",
+        title=f"The {limit} vehicles with the lowest efficiency "
+        + ("(DC/AC while charging)" if charging else "(DC/AC)"),
         box=box.SIMPLE_HEAD,
         padding=(0, 1),
     )

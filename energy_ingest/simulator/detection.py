@@ -12,14 +12,22 @@ charged before or after the change. A verdict is only judged when the engine cou
 
 Independently of the truth, each engine status is compared with the status the delivered
 readings call for (same rule, computed here): any disagreement is an engine (or simulator)
-bug, not noise.
+bug, not noise. When the engine judges the charging efficiency (its answer has `charging`),
+so does the expected status, with the threshold the answer says it applied.
+
+Each vehicle's data quality is compared the same way: the register resets, glitches and
+rejected deltas, the gaps and their minutes, the reconciliation of interval and register, and
+the split of the meter's energy into charging and standby that the simulator injected into
+the readings booked for the vehicle, against the engine's `dataQuality`, `charging` and
+`standby` blocks.
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any, Literal
 
 from energy_ingest.simulator.client import EngineClient
@@ -30,15 +38,108 @@ Outcome = Literal["true positive", "false positive", "false negative", "true neg
 UNDERPERFORMING = "underperforming"
 
 
-def expected_status(truth: VehicleTruth, threshold: float) -> str:
-    """The status the readings delivered for this vehicle call for (the engine's rule)."""
-    if truth.vehicle_points == 0 or truth.meter_points == 0 or truth.ac_sent <= 0:
+def expected_status(truth: VehicleTruth, threshold: float, *, charging: bool = False) -> str:
+    """The status the readings delivered for this vehicle call for (the engine's rule).
+
+    `charging`: the engine judges the energy of charging minutes, not the whole window's.
+    """
+    ac, dc = (truth.charging_ac, truth.charging_dc) if charging else (truth.ac_sent, truth.dc_sent)
+    # Sums of 0.1 Wh steps: rounded so that float noise never decides a comparison.
+    ac, dc = round(ac, 6), round(dc, 6)
+    if truth.vehicle_points == 0 or truth.meter_points == 0 or ac <= 0:
         return "insufficient-data"
-    if truth.dc_sent > truth.ac_sent:
+    if dc > ac:
         return "implausible"
-    if truth.dc_sent / truth.ac_sent < threshold:
+    if dc / ac < threshold:
         return UNDERPERFORMING
     return "ok"
+
+
+# How close an engine figure must be to the injected one: kWh sums of 0.1 Wh steps and gap
+# minutes of whole milliseconds, each within rounding of the answer.
+_KWH_TOLERANCE = 1e-4
+_MINUTES_TOLERANCE = 1e-3
+
+
+@dataclass(frozen=True, slots=True)
+class Quality:
+    """The data quality of one vehicle's readings (or of the fleet's, summed).
+
+    `charging_ac` / `standby_ac` are None when the engine does not split them.
+    """
+
+    resets: int = 0
+    glitches: int = 0
+    rejected_deltas: int = 0
+    gaps: int = 0
+    gap_minutes: float = 0.0
+    reconciliation_kwh: float | None = None
+    charging_ac: float | None = None
+    standby_ac: float | None = None
+
+    def differences(self, found: Quality) -> tuple[str, ...]:
+        """The names of the figures `found` gets wrong (None in `found`: not compared)."""
+        wrong = []
+        for spec in fields(self):
+            expected, got = getattr(self, spec.name), getattr(found, spec.name)
+            if spec.name in ("charging_ac", "standby_ac") and got is None:
+                continue
+            if expected is None or got is None:
+                if expected is not got:
+                    wrong.append(spec.name)
+                continue
+            tolerance = _MINUTES_TOLERANCE if spec.name == "gap_minutes" else _KWH_TOLERANCE
+            if not math.isclose(float(expected), float(got), rel_tol=0.0, abs_tol=tolerance):
+                wrong.append(spec.name)
+        return tuple(wrong)
+
+    def __add__(self, other: Quality) -> Quality:
+        def add(a: float | None, b: float | None) -> float | None:
+            return None if a is None and b is None else (a or 0.0) + (b or 0.0)
+
+        return Quality(
+            resets=self.resets + other.resets,
+            glitches=self.glitches + other.glitches,
+            rejected_deltas=self.rejected_deltas + other.rejected_deltas,
+            gaps=self.gaps + other.gaps,
+            gap_minutes=self.gap_minutes + other.gap_minutes,
+            reconciliation_kwh=add(self.reconciliation_kwh, other.reconciliation_kwh),
+            charging_ac=add(self.charging_ac, other.charging_ac),
+            standby_ac=add(self.standby_ac, other.standby_ac),
+        )
+
+
+def injected_quality(truth: VehicleTruth) -> Quality:
+    """What the simulator put into the readings booked for the vehicle."""
+    return Quality(
+        resets=truth.resets,
+        glitches=truth.glitches,
+        rejected_deltas=truth.rejected,
+        gaps=truth.gaps,
+        gap_minutes=truth.gap_minutes,
+        reconciliation_kwh=truth.reconciliation,
+        charging_ac=truth.charging_ac,
+        standby_ac=truth.standby_ac,
+    )
+
+
+def found_quality(answer: dict[str, Any]) -> Quality | None:
+    """What the engine's performance answer says about the data; None if it does not say."""
+    quality = answer.get("dataQuality")
+    if not isinstance(quality, dict):
+        return None
+    charging, standby = answer.get("charging"), answer.get("standby")
+    reconciliation = quality.get("reconciliationKwh")
+    return Quality(
+        resets=int(quality["resets"]),
+        glitches=int(quality["glitches"]),
+        rejected_deltas=int(quality["rejectedDeltas"]),
+        gaps=int(quality["gaps"]),
+        gap_minutes=float(quality["gapMinutes"]),
+        reconciliation_kwh=None if reconciliation is None else float(reconciliation),
+        charging_ac=float(charging["energyConsumedAc"]) if isinstance(charging, dict) else None,
+        standby_ac=float(standby["energyConsumedAc"]) if isinstance(standby, dict) else None,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +158,15 @@ class Verdict:
     energy_ac: float
     energy_dc: float
     average_battery_temp: float | None
+    injected: Quality = Quality()
+    found: Quality | None = None
+    standby_drawn: float = 0.0  # kWh the vehicle's meters drew on standby while feeding it
+    charging_efficiency: bool = False  # `efficiency` and the status are of charging minutes
+
+    @property
+    def quality_differences(self) -> tuple[str, ...]:
+        """The data-quality figures the engine gets wrong (none when it reports none)."""
+        return () if self.found is None else self.injected.differences(self.found)
 
     @property
     def judged(self) -> bool:
@@ -133,8 +243,39 @@ class Detection:
         """Every judged verdict right and every status consistent with the data sent."""
         return not (self.false_positives or self.false_negatives or self.disagreements)
 
+    @property
+    def quality_reported(self) -> bool:
+        """Whether the engine's answers carry a `dataQuality` block."""
+        return any(verdict.found is not None for verdict in self.verdicts)
+
+    @property
+    def injected(self) -> Quality:
+        """Everything injected into the readings booked for the fleet's vehicles."""
+        return sum((verdict.injected for verdict in self.verdicts), Quality())
+
+    @property
+    def found(self) -> Quality:
+        """Everything the engine's answers report."""
+        return sum((v.found for v in self.verdicts if v.found is not None), Quality())
+
+    @property
+    def quality_disagreements(self) -> tuple[Verdict, ...]:
+        """Vehicles whose data quality the engine reports otherwise than it was injected."""
+        return tuple(verdict for verdict in self.verdicts if verdict.quality_differences)
+
+    @property
+    def found_what_was_injected(self) -> bool:
+        """The engine reports data quality, and exactly what was injected, for every vehicle."""
+        return self.quality_reported and not self.quality_disagreements
+
 
 def _verdict(truth: VehicleTruth, answer: dict[str, Any], threshold: float) -> Verdict:
+    charging = answer.get("charging")
+    judged_charging = isinstance(charging, dict)
+    applied = answer.get("threshold")
+    if isinstance(applied, int | float) and not isinstance(applied, bool):
+        threshold = float(applied)
+    efficiency = charging.get("efficiency") if isinstance(charging, dict) else None
     return Verdict(
         vehicle_id=truth.vehicle_id,
         meter_ids=tuple(truth.meter_ids),
@@ -142,12 +283,16 @@ def _verdict(truth: VehicleTruth, answer: dict[str, Any], threshold: float) -> V
         charger_efficiencies=tuple(charger.efficiency for charger in truth.chargers),
         charged=truth.charging_minutes > 0,
         data_lost=truth.lost_while_charging > 0,
-        expected_status=expected_status(truth, threshold),
+        expected_status=expected_status(truth, threshold, charging=judged_charging),
         status=str(answer["status"]),
-        efficiency=answer.get("efficiency"),
+        efficiency=efficiency if judged_charging else answer.get("efficiency"),
         energy_ac=float(answer["energyConsumedAc"]),
         energy_dc=float(answer["energyDeliveredDc"]),
         average_battery_temp=answer.get("averageBatteryTemp"),
+        injected=injected_quality(truth),
+        found=found_quality(answer),
+        standby_drawn=truth.standby_true,
+        charging_efficiency=judged_charging,
     )
 
 

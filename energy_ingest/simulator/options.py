@@ -45,7 +45,7 @@ def fleet_options(defaults: dict[str, Any], envvar_prefix: str) -> Callable[[F],
     """Options shared by simulate and demo: the fleet, the mess, the load."""
 
     def option(name: str, **kwargs: Any) -> Callable[[F], F]:
-        key = name.lstrip("-").replace("-", "_")
+        key = name.split("/")[0].lstrip("-").replace("-", "_")
         kwargs.setdefault("default", defaults.get(key))
         kwargs.setdefault("envvar", f"{envvar_prefix}{key.upper()}")
         return click.option(name, show_default=True, show_envvar=True, **kwargs)
@@ -75,6 +75,45 @@ def fleet_options(defaults: dict[str, Any], envvar_prefix: str) -> Callable[[F],
             "--silence-rate",
             type=click.FloatRange(0.0, 1.0, max_open=True),
             help="Share of device-minutes lost to devices going silent (5–60 min at a time).",
+        ),
+        option(
+            "--energy-fields",
+            type=click.Choice(["interval", "register", "both", "mixed"]),
+            help="What devices report: the energy since the last reading (kwhConsumedAc, "
+            "kwhDeliveredDc), their cumulative register (kwhRegisterAc, kwhRegisterDc, from a "
+            "base of 1,000–50,000 kWh), both, or mixed: each device draws (--register-share).",
+        ),
+        option(
+            "--register-share",
+            type=_SHARE,
+            help="With --energy-fields mixed: share of devices with a register (half of them "
+            "send the interval value too).",
+        ),
+        option(
+            "--reset-rate",
+            type=_SHARE,
+            help="Share of register readings where the register restarts from 0 or a lower base "
+            "and stays there (a rebooted or replaced device).",
+        ),
+        option(
+            "--glitch-rate",
+            type=_SHARE,
+            help="Share of register readings that read 0 once, the next back at the true level.",
+        ),
+        option(
+            "--spike-rate",
+            type=_SHARE,
+            help="Share of register readings 1 GWh too high once (over any physical cap).",
+        ),
+        option(
+            "--standby/--no-standby",
+            help="Idle chargers draw standby power: 6–15 W (AC wall box), 20–60 W (DC charger).",
+        ),
+        option(
+            "--gap-seconds",
+            type=click.FloatRange(60.0, min_open=True),
+            envvar=[f"{envvar_prefix}GAP_SECONDS", "EIE_GAP_SECONDS"],
+            help="The engine's gap setting, to count the gaps expected.",
         ),
         option("--seed", type=int, help="Same seed, same fleet and readings."),
         option(
@@ -131,6 +170,9 @@ def run_options(
             dc_fast_share=options["dc_fast_share"],
             prefix=prefix,
             seed=options["seed"],
+            energy_fields=options["energy_fields"],
+            register_share=options["register_share"],
+            standby=options["standby"],
         ),
         mess=MessRates(
             jitter=options["jitter_rate"],
@@ -138,12 +180,16 @@ def run_options(
             retry=options["retry_rate"],
             late=options["late_rate"],
             silence=options["silence_rate"],
+            reset=options["reset_rate"],
+            glitch=options["glitch_rate"],
+            spike=options["spike_rate"],
         ),
         speedup=options.get("speedup", 1.0),
         start=options.get("start"),
         batch_size=options["batch_size"],
         concurrency=options["concurrency"],
         threshold=options["threshold"],
+        gap_seconds=options["gap_seconds"],
         timeout_seconds=options["timeout"],
         worst=options["worst"],
         api_key=options.get("api_key"),
@@ -161,6 +207,13 @@ FLEET_DEFAULTS: dict[str, Any] = {
     "retry_rate": 0.01,
     "late_rate": 0.01,
     "silence_rate": 0.0005,
+    "energy_fields": "interval",
+    "register_share": 0.5,
+    "reset_rate": 0.0001,
+    "glitch_rate": 0.001,
+    "spike_rate": 0.0005,
+    "standby": False,
+    "gap_seconds": 150.0,
     "seed": 1,
     "prefix": "sim",
     "batch_size": 5_000,

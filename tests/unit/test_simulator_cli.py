@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -12,8 +13,16 @@ from click.testing import CliRunner
 from energy_ingest.cli.simulate import simulate
 from energy_ingest.simulator.command import RunOptions, SimulationAborted, parse_duration, plan
 from energy_ingest.simulator.demo import MARKER, DemoFailed, prepare_folder
-from energy_ingest.simulator.detection import Detection, Verdict, expected_status
+from energy_ingest.simulator.detection import (
+    Detection,
+    Quality,
+    Verdict,
+    expected_status,
+    found_quality,
+)
 from energy_ingest.simulator.fleet import Charger, FleetSpec, build_fleet, share_count
+from energy_ingest.simulator.mess import MessRates
+from energy_ingest.simulator.options import FLEET_DEFAULTS, run_options
 from energy_ingest.simulator.simulation import VehicleTruth
 from energy_ingest.wire import is_device_id
 
@@ -184,3 +193,82 @@ def test_simulate_refuses_a_prefix_that_makes_bad_ids() -> None:
     result = CliRunner().invoke(simulate, ["--backfill", "1h", "--prefix", "a b"])
     assert result.exit_code == 2
     assert "--prefix" in result.output
+
+
+def test_expected_status_judges_charging_minutes_when_the_engine_does() -> None:
+    truth = _truth(9.0, 10.5)  # whole window: 0.857, ok
+    truth.charging_ac, truth.standby_ac = 10.0, 0.5
+    assert expected_status(truth, 0.85) == "ok"
+    assert expected_status(truth, 0.85, charging=True) == "ok"
+    assert expected_status(truth, 0.91, charging=True) == "underperforming"
+    truth.charging_ac = 8.0  # DC booked in minutes whose AC went to standby
+    assert expected_status(truth, 0.85, charging=True) == "implausible"
+
+
+def _answer(**quality: Any) -> dict[str, Any]:
+    block = {
+        "acSource": "register",
+        "dcSource": "interval",
+        "gaps": 2,
+        "gapMinutes": 17.5,
+        "resets": 1,
+        "glitches": 3,
+        "rejectedDeltas": 1,
+        "reconciliationKwh": None,
+    }
+    return {"dataQuality": {**block, **quality}}
+
+
+def test_the_engines_data_quality_is_compared_with_what_was_injected() -> None:
+    injected = Quality(resets=1, glitches=3, rejected_deltas=1, gaps=2, gap_minutes=17.5)
+    assert found_quality({"status": "ok"}) is None
+    found = found_quality(_answer())
+    assert found is not None
+    assert injected.differences(found) == ()
+    wrong = found_quality(_answer(glitches=2, gapMinutes=18.0, reconciliationKwh=0.5))
+    assert wrong is not None
+    assert injected.differences(wrong) == ("glitches", "gap_minutes", "reconciliation_kwh")
+    # Charging and standby are compared only when the engine splits them.
+    split = Quality(charging_ac=10.0, standby_ac=0.25)
+    assert split.differences(Quality()) == ()
+    assert split.differences(Quality(charging_ac=10.0, standby_ac=0.5)) == ("standby_ac",)
+    assert (injected + split).glitches == 3
+    assert (injected + split).standby_ac == 0.25
+
+
+def test_the_energy_options_reach_the_fleet_and_the_mess() -> None:
+    options = {
+        **FLEET_DEFAULTS,
+        "energy_fields": "mixed",
+        "register_share": 0.3,
+        "reset_rate": 0.01,
+        "glitch_rate": 0.02,
+        "spike_rate": 0.03,
+        "standby": True,
+        "gap_seconds": 300.0,
+    }
+    run = run_options(options, duration=timedelta(hours=1), realtime=False, url="http://x/")
+    assert (run.spec.energy_fields, run.spec.register_share, run.spec.standby) == (
+        "mixed",
+        0.3,
+        True,
+    )
+    assert (run.mess.reset, run.mess.glitch, run.mess.spike) == (0.01, 0.02, 0.03)
+    assert plan(run, NOW).gap_seconds == 300.0
+    fleet = build_fleet(run.spec, 60)
+    fields = {v.fields for v in fleet.vehicles} | {c.fields for c in fleet.chargers}
+    assert fields == {"interval", "register", "both"}
+    assert all(charger.standby_kw > 0 for charger in fleet.chargers)
+
+
+def test_simulate_reads_the_energy_options_from_the_environment() -> None:
+    env = {
+        "EIE_SIM_URL": "http://127.0.0.1:9",
+        "EIE_SIM_BACKFILL": "1h",
+        "EIE_SIM_ENERGY_FIELDS": "registers",  # not a choice
+    }
+    result = CliRunner().invoke(simulate, [], env=env)
+    assert result.exit_code == 2
+    assert "--energy-fields" in result.output
+    with pytest.raises(ValueError, match="add up to more than 1"):
+        MessRates(reset=0.5, glitch=0.4, spike=0.2)
