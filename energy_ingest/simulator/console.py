@@ -287,7 +287,7 @@ def print_quality(console: Console, detection: Detection) -> None:
     for name, label, unit in _QUALITY_ROWS:
         expected = getattr(injected, name)
         got = getattr(found, name) if found is not None else None
-        if name in ("charging_ac", "standby_ac") and got is None:
+        if found is not None and name in ("charging_ac", "standby_ac") and got is None:
             continue  # the engine does not split charging from standby
         mark = ""
         if found is not None:
