@@ -95,10 +95,12 @@ class DeviceLedger:
     def take(self, energy: float, at_ms: int | None) -> Booking | None:
         """The reading of a minute in which the device drew (or delivered) `energy` kWh."""
         interval = round(energy, 4)
-        if self.fields == "interval":
+        if self.fields == "interval":  # most devices: the gap check inlined
             if at_ms is None:
                 return None
-            return Booking(interval, None, interval, "interval", None, self._gap(at_ms), None)
+            last, self._last_ms = self._last_ms, at_ms
+            gap = None if last is None or at_ms - last <= self._gap_ms else at_ms - last
+            return Booking(interval, None, interval, "interval", None, gap, None)
         self._level += energy
         # Drawn for every reading taken, lost or not: the faults do not depend on the silence.
         draw = self._rng.random()

@@ -94,7 +94,7 @@ class VehicleTruth:
     standby_true: float = 0.0
     booked_charging_minutes: int = 0
     # UTC minutes (epoch minutes) in which the vehicle booked DC, and meter energy booked in
-    # minutes not yet known to be charging or not; both kept only for the last two minutes.
+    # minutes not yet known to be charging or not; both kept only until `settle` splits them.
     _dc_minutes: set[int] = field(default_factory=set)
     _ac_minutes: list[tuple[int, float]] = field(default_factory=list)
 
@@ -216,6 +216,7 @@ class _MeterState:
 
 
 _FOREVER = 2**62
+_SETTLE_EVERY = 30  # minutes between splits of the meter energy into charging and standby
 
 
 def _epoch_ms(moment: datetime) -> int:
@@ -372,9 +373,10 @@ class _Run:
             self._meter(meter, ac, feeding, out, minute_ms)
         # No reading taken from the next minute on lands in the minute before this one (clocks
         # are off by 20 s at most): that minute's meter energy is charging or standby for good.
-        through = minute_ms // 60_000 - 1
-        for state in self.vehicles:
-            state.truth.settle(through)
+        if index % _SETTLE_EVERY == 0:
+            through = minute_ms // 60_000 - 1
+            for state in self.vehicles:
+                state.truth.settle(through)
         while self.pending and self.pending[0][0] <= index:
             _, _, is_meter, payload = heapq.heappop(self.pending)
             (out.meters if is_meter else out.vehicles).append(payload)
@@ -464,7 +466,8 @@ class _Run:
                 truth.lost_while_charging += 1
             return
         truth.book(booking, at_ms, meter=False)
-        self._count(booking, dc > 0.0, truth)
+        if booking.event is not None:
+            self._count(booking, dc > 0.0, truth)
         payload: Payload = {
             "vehicleId": state.vehicle.vehicle_id,
             # Rounded down: 100.00 only once the battery is really full.
@@ -502,7 +505,8 @@ class _Run:
             return
         if owner is not None:
             owner.book(booking, at_ms, meter=True)
-        self._count(booking, charging, owner)
+        if booking.event is not None:
+            self._count(booking, charging, owner)
         payload: Payload = {"meterId": meter.charger.meter_id}
         if booking.interval is not None:
             payload["kwhConsumedAc"] = booking.interval
