@@ -15,8 +15,8 @@ A fault needs two clean readings before it (the engine judges a reading against 
 it and the one after), so faults never touch; a reset needs a register of at least
 `RESET_FROM_KWH`, so that the readings after it stay below the level before it whatever the
 gap. A glitch to 0 needs a register above what the physical cap (1,000 kW by default) allows in
-three hours: the engine judges the second reading after a glitch against the glitch itself, and
-a small register read after a long silence would pass for a plausible climb from 0.
+three hours, so that no reading after it could pass for a plausible climb from 0 (a rule that
+judges a reading against the two before it would otherwise take the glitch for a base).
 
 A glitch that turns out to be the device's last reading is a reset to the engine (nothing
 follows to return to the true level); `DeviceLedger.open_glitch` says so at the end of a run.
