@@ -16,6 +16,7 @@ from typing import Any
 import orjson
 import pytest
 
+from energy_ingest.readings import ValidMeterReading, ValidVehicleReading
 from energy_ingest.simulator.fleet import (
     REGISTER_BASE_KWH,
     STANDBY_W,
@@ -26,7 +27,7 @@ from energy_ingest.simulator.fleet import (
 from energy_ingest.simulator.mess import MessRates
 from energy_ingest.simulator.registers import SPIKE_KWH
 from energy_ingest.simulator.simulation import FleetSimulation, Minute
-from energy_ingest.wire import parse_timestamp
+from energy_ingest.wire import parse_timestamp, reading_body
 
 START = datetime(2026, 11, 20, 6, 0, tzinfo=UTC)
 MAX_KW = 1000.0
@@ -309,3 +310,33 @@ def test_the_same_seed_gives_the_same_register_readings() -> None:
         ]
 
     assert sent() == sent()
+
+
+def test_register_bodies_are_the_engines_wire_format_of_the_same_reading() -> None:
+    spec = FleetSpec(vehicles=12, seed=5, energy_fields="mixed", standby=True)
+    _, minutes = _run(spec, 60, FAULTS)
+    bodies = [body for m in minutes for body in [*m.meters, *m.vehicles]]
+    assert {"kwhRegisterAc", "kwhRegisterDc", "kwhConsumedAc", "kwhDeliveredDc"} <= {
+        name for body in bodies for name in body
+    }
+    for body in bodies:
+        at = parse_timestamp(body["timestamp"])
+        reading = (
+            ValidMeterReading(
+                body["meterId"],
+                body.get("kwhConsumedAc"),
+                body["voltage"],
+                at,
+                body.get("kwhRegisterAc"),
+            )
+            if "meterId" in body
+            else ValidVehicleReading(
+                body["vehicleId"],
+                body["soc"],
+                body.get("kwhDeliveredDc"),
+                body["batteryTemp"],
+                at,
+                body.get("kwhRegisterDc"),
+            )
+        )
+        assert reading_body(reading) == body
