@@ -20,7 +20,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from energy_ingest.simulator.detection import Detection, Quality, Verdict
+from energy_ingest.simulator.detection import OPTIONAL_FIGURES, Detection, Quality, Verdict
 from energy_ingest.simulator.runner import Tally
 from energy_ingest.simulator.simulation import FleetSimulation
 
@@ -265,6 +265,8 @@ _QUALITY_ROWS: tuple[tuple[str, str, str], ...] = (
     ("gaps", "gaps", ""),
     ("gap_minutes", "gap minutes", ""),
     ("reconciliation_kwh", "reconciliation", " kWh"),
+    ("ac_reconciliation_kwh", "  of it AC", " kWh"),
+    ("dc_reconciliation_kwh", "  of it DC", " kWh"),
     ("charging_ac", "charging AC", " kWh"),
     ("standby_ac", "standby AC", " kWh"),
 )
@@ -287,8 +289,8 @@ def print_quality(console: Console, detection: Detection) -> None:
     for name, label, unit in _QUALITY_ROWS:
         expected = getattr(injected, name)
         got = getattr(found, name) if found is not None else None
-        if found is not None and name in ("charging_ac", "standby_ac") and got is None:
-            continue  # the engine does not split charging from standby
+        if found is not None and name in OPTIONAL_FIGURES and got is None:
+            continue  # the engine does not answer it
         mark = ""
         if found is not None:
             mark = "[red]✗[/]" if name in wrong else "[green]✓[/]"

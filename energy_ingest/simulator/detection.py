@@ -55,17 +55,29 @@ def expected_status(truth: VehicleTruth, threshold: float, *, charging: bool = F
     return "ok"
 
 
-# How close an engine figure must be to the injected one: kWh sums of 0.1 Wh steps and gap
-# minutes of whole milliseconds, each within rounding of the answer.
+# How close an engine figure must be to the injected one: kWh sums of 0.1 Wh steps, and gap
+# minutes, which the engine answers to 2 decimals.
 _KWH_TOLERANCE = 1e-4
-_MINUTES_TOLERANCE = 1e-3
+_MINUTES_TOLERANCE = 0.005 + 1e-9
+# Compared only when the engine answers them: not every engine splits these.
+OPTIONAL_FIGURES = frozenset(
+    {
+        "charging_ac",
+        "standby_ac",
+        "ac_reconciliation_kwh",
+        "dc_reconciliation_kwh",
+        "ac_source",
+        "dc_source",
+    }
+)
 
 
 @dataclass(frozen=True, slots=True)
 class Quality:
     """The data quality of one vehicle's readings (or of the fleet's, summed).
 
-    `charging_ac` / `standby_ac` are None when the engine does not split them.
+    The figures in `OPTIONAL_FIGURES` are None when the engine does not answer them; sources are
+    `interval`, `register` or `mixed` (of a vehicle; a sum has none).
     """
 
     resets: int = 0
@@ -74,18 +86,22 @@ class Quality:
     gaps: int = 0
     gap_minutes: float = 0.0
     reconciliation_kwh: float | None = None
+    ac_reconciliation_kwh: float | None = None
+    dc_reconciliation_kwh: float | None = None
     charging_ac: float | None = None
     standby_ac: float | None = None
+    ac_source: str | None = None
+    dc_source: str | None = None
 
     def differences(self, found: Quality) -> tuple[str, ...]:
-        """The names of the figures `found` gets wrong (None in `found`: not compared)."""
+        """The names of the figures `found` gets wrong (optional ones it lacks: not compared)."""
         wrong = []
         for spec in fields(self):
             expected, got = getattr(self, spec.name), getattr(found, spec.name)
-            if spec.name in ("charging_ac", "standby_ac") and got is None:
+            if spec.name in OPTIONAL_FIGURES and got is None:
                 continue
-            if expected is None or got is None:
-                if expected is not got:
+            if expected is None or got is None or isinstance(expected, str):
+                if expected != got:
                     wrong.append(spec.name)
                 continue
             tolerance = _MINUTES_TOLERANCE if spec.name == "gap_minutes" else _KWH_TOLERANCE
@@ -104,6 +120,8 @@ class Quality:
             gaps=self.gaps + other.gaps,
             gap_minutes=self.gap_minutes + other.gap_minutes,
             reconciliation_kwh=add(self.reconciliation_kwh, other.reconciliation_kwh),
+            ac_reconciliation_kwh=add(self.ac_reconciliation_kwh, other.ac_reconciliation_kwh),
+            dc_reconciliation_kwh=add(self.dc_reconciliation_kwh, other.dc_reconciliation_kwh),
             charging_ac=add(self.charging_ac, other.charging_ac),
             standby_ac=add(self.standby_ac, other.standby_ac),
         )
@@ -118,8 +136,12 @@ def injected_quality(truth: VehicleTruth) -> Quality:
         gaps=truth.gaps,
         gap_minutes=truth.gap_minutes,
         reconciliation_kwh=truth.reconciliation,
+        ac_reconciliation_kwh=truth.reconciliation_ac,
+        dc_reconciliation_kwh=truth.reconciliation_dc,
         charging_ac=truth.charging_ac,
         standby_ac=truth.standby_ac,
+        ac_source=truth.ac_source,
+        dc_source=truth.dc_source,
     )
 
 
@@ -129,14 +151,26 @@ def found_quality(answer: dict[str, Any]) -> Quality | None:
     if not isinstance(quality, dict):
         return None
     charging, standby = answer.get("charging"), answer.get("standby")
-    reconciliation = quality.get("reconciliationKwh")
+
+    def kwh(name: str) -> float | None:
+        value = quality.get(name)
+        return None if value is None else float(value)
+
+    def source(name: str) -> str | None:
+        value = quality.get(name)
+        return None if value is None else str(value)
+
     return Quality(
         resets=int(quality["resets"]),
         glitches=int(quality["glitches"]),
         rejected_deltas=int(quality["rejectedDeltas"]),
         gaps=int(quality["gaps"]),
         gap_minutes=float(quality["gapMinutes"]),
-        reconciliation_kwh=None if reconciliation is None else float(reconciliation),
+        reconciliation_kwh=kwh("reconciliationKwh"),
+        ac_reconciliation_kwh=kwh("acReconciliationKwh"),
+        dc_reconciliation_kwh=kwh("dcReconciliationKwh"),
+        ac_source=source("acSource"),
+        dc_source=source("dcSource"),
         charging_ac=float(charging["energyConsumedAc"]) if isinstance(charging, dict) else None,
         standby_ac=float(standby["energyConsumedAc"]) if isinstance(standby, dict) else None,
     )

@@ -86,7 +86,8 @@ class VehicleTruth:
     rejected: int = 0
     gaps: int = 0
     gap_minutes: float = 0.0
-    reconciliation: float | None = None
+    reconciliation_ac: float | None = None
+    reconciliation_dc: float | None = None
     ac_sources: set[Source] = field(default_factory=set)
     dc_sources: set[Source] = field(default_factory=set)
     charging_ac: float = 0.0
@@ -127,8 +128,29 @@ class VehicleTruth:
         if booking.gap_ms is not None:
             self.gaps += 1
             self.gap_minutes += gap_minutes(booking.gap_ms)
-        if booking.reconciliation is not None:
-            self.reconciliation = (self.reconciliation or 0.0) + booking.reconciliation
+        if booking.reconciliation is None:
+            pass
+        elif meter:
+            self.reconciliation_ac = (self.reconciliation_ac or 0.0) + booking.reconciliation
+        else:
+            self.reconciliation_dc = (self.reconciliation_dc or 0.0) + booking.reconciliation
+
+    @property
+    def reconciliation(self) -> float | None:
+        """Interval sum minus register deltas over readings that sent both; None: none did."""
+        if self.reconciliation_ac is None and self.reconciliation_dc is None:
+            return None
+        return (self.reconciliation_ac or 0.0) + (self.reconciliation_dc or 0.0)
+
+    @property
+    def ac_source(self) -> str | None:
+        """Where the meter energy booked for the vehicle comes from, as the engine names it."""
+        return _source(self.ac_sources)
+
+    @property
+    def dc_source(self) -> str | None:
+        """Where the vehicle's booked energy comes from, as the engine names it."""
+        return _source(self.dc_sources)
 
     def settle(self, through_minute: int) -> None:
         """Split the meter energy booked up to UTC minute `through_minute` (epoch minutes).
@@ -150,6 +172,12 @@ class VehicleTruth:
     def charging_dc(self) -> float:
         """DC booked in charging minutes: all of it (a minute booking DC is a charging minute)."""
         return self.dc_sent
+
+
+def _source(sources: set[Source]) -> str | None:
+    if not sources:
+        return None
+    return next(iter(sources)) if len(sources) == 1 else "mixed"
 
 
 @dataclass(slots=True)

@@ -220,14 +220,33 @@ def _answer(**quality: Any) -> dict[str, Any]:
 
 
 def test_the_engines_data_quality_is_compared_with_what_was_injected() -> None:
-    injected = Quality(resets=1, glitches=3, rejected_deltas=1, gaps=2, gap_minutes=17.5)
+    injected = Quality(
+        resets=1,
+        glitches=3,
+        rejected_deltas=1,
+        gaps=2,
+        gap_minutes=17.5,
+        ac_source="register",
+        dc_source="interval",
+    )
     assert found_quality({"status": "ok"}) is None
     found = found_quality(_answer())
     assert found is not None
     assert injected.differences(found) == ()
-    wrong = found_quality(_answer(glitches=2, gapMinutes=18.0, reconciliationKwh=0.5))
+    # The engine answers gap minutes to 2 decimals.
+    rounded = found_quality(_answer(gapMinutes=17.5 + 0.004))
+    assert rounded is not None
+    assert injected.differences(rounded) == ()
+    wrong = found_quality(
+        _answer(glitches=2, gapMinutes=17.51, reconciliationKwh=0.5, dcSource="mixed")
+    )
     assert wrong is not None
-    assert injected.differences(wrong) == ("glitches", "gap_minutes", "reconciliation_kwh")
+    assert injected.differences(wrong) == (
+        "glitches",
+        "gap_minutes",
+        "reconciliation_kwh",
+        "dc_source",
+    )
     # Charging and standby are compared only when the engine splits them.
     split = Quality(charging_ac=10.0, standby_ac=0.25)
     assert split.differences(Quality()) == ()
