@@ -7,8 +7,10 @@ charged before or after the change. A verdict is only judged when the engine cou
 * the vehicle charged during the window (no energy, no efficiency: `insufficient-data`);
 * no reading taken while it charged was lost to a silent device: a lost vehicle reading
   hides DC (a healthy charger looks faulty), a lost meter reading hides AC (DC > AC reads
-  `implausible`). Those vehicles are reported apart, each with the status its delivered data
-  calls for, so a gap is never counted as a detection failure.
+  `implausible`). A register device loses nothing to silence (the next reading books it
+  whole) unless its register resets or it never reports again, or the engine judges charging
+  minutes (the energy lands in one minute). Those vehicles are reported apart, each with the
+  status its delivered data calls for, so a gap is never counted as a detection failure.
 
 Independently of the truth, each engine status is compared with the status the delivered
 readings call for (same rule, computed here): any disagreement is an engine (or simulator)
@@ -316,7 +318,10 @@ def _verdict(truth: VehicleTruth, answer: dict[str, Any], threshold: float) -> V
         faulty=truth.faulty,
         charger_efficiencies=tuple(charger.efficiency for charger in truth.chargers),
         charged=truth.charging_minutes > 0,
-        data_lost=truth.lost_while_charging > 0,
+        # A register silent while charging books the energy whole, but in one minute: right
+        # for the window, not for the split into charging minutes.
+        data_lost=truth.lost_while_charging > 0
+        or (judged_charging and truth.register_silent_while_charging > 0),
         expected_status=expected_status(truth, threshold, charging=judged_charging),
         status=str(answer["status"]),
         efficiency=efficiency if judged_charging else answer.get("efficiency"),

@@ -69,6 +69,7 @@ class DeviceLedger:
         "fields",
         "last_fault_ms",
         "open_glitch",
+        "unbooked_charging",
     )
 
     def __init__(
@@ -91,6 +92,8 @@ class DeviceLedger:
         self._clean = 0
         self.open_glitch = False
         self.last_fault_ms = 0
+        # Readings taken while charging since the last one that booked (kept by the caller).
+        self.unbooked_charging = 0
 
     def take(self, energy: float, at_ms: int | None) -> Booking | None:
         """The reading of a minute in which the device drew (or delivered) `energy` kWh."""

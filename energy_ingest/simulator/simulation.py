@@ -81,6 +81,9 @@ class VehicleTruth:
     meter_points: int = 0
     charging_minutes: int = 0
     lost_while_charging: int = 0
+    # Register readings lost while charging: their energy is booked whole by the next reading
+    # (so the window's energy is right), but in that reading's minute.
+    register_silent_while_charging: int = 0
     resets: int = 0
     glitches: int = 0
     rejected: int = 0
@@ -451,17 +454,38 @@ class _Run:
             if owner is not None:
                 owner.glitches -= 1
                 owner.resets += 1
+        if owner is not None:
+            # Drawn while charging after the device's last reading: no reading books it.
+            owner.lost_while_charging += ledger.unbooked_charging
 
-    def _count(self, booking: Booking, charging: bool, owner: VehicleTruth | None) -> None:
+    def _lost(self, ledger: DeviceLedger, charging: bool, owner: VehicleTruth | None) -> None:
+        self.counts.lost += 1
+        if not charging or owner is None:
+            return
+        if ledger.fields == "interval":
+            owner.lost_while_charging += 1  # its energy is gone for good
+        else:
+            ledger.unbooked_charging += 1
+            owner.register_silent_while_charging += 1
+
+    def _booked(
+        self, ledger: DeviceLedger, booking: Booking, charging: bool, owner: VehicleTruth | None
+    ) -> None:
         counts = self.counts
-        if booking.event == "reset":
+        event = booking.event
+        if event is None:
+            if charging and owner is not None and booking.kwh == 0.0 and booking.interval is None:
+                owner.lost_while_charging += 1  # a register's first reading: its base
+            ledger.unbooked_charging = 0
+        elif event == "reset":
             counts.resets += 1
-            if charging and owner is not None:
+            if owner is not None:
                 # The energy since the previous reading is lost with the old register.
-                owner.lost_while_charging += 1
-        elif booking.event == "glitch":
+                owner.lost_while_charging += ledger.unbooked_charging + charging
+            ledger.unbooked_charging = 0
+        elif event == "glitch":
             counts.glitches += 1
-        elif booking.event == "rejected":
+        else:
             counts.spikes += 1
 
     def _vehicle(
@@ -489,13 +513,10 @@ class _Run:
         at_ms = minute_ms + fate.jitter_ms if fate is not None else None
         booking = state.ledger.take(dc, at_ms)
         if booking is None or at_ms is None or fate is None:
-            counts.lost += 1
-            if dc > 0.0:
-                truth.lost_while_charging += 1
+            self._lost(state.ledger, dc > 0.0, truth)
             return
         truth.book(booking, at_ms, meter=False)
-        if booking.event is not None:
-            self._count(booking, dc > 0.0, truth)
+        self._booked(state.ledger, booking, dc > 0.0, truth)
         payload: Payload = {
             "vehicleId": state.vehicle.vehicle_id,
             # Rounded down: 100.00 only once the battery is really full.
@@ -527,14 +548,11 @@ class _Run:
                 owner.standby_true += ac_sent
         booking = meter.ledger.take(ac, at_ms if fate is not None else None)
         if booking is None or fate is None:
-            counts.lost += 1
-            if charging and owner is not None:
-                owner.lost_while_charging += 1
+            self._lost(meter.ledger, charging, owner)
             return
         if owner is not None:
             owner.book(booking, at_ms, meter=True)
-        if booking.event is not None:
-            self._count(booking, charging, owner)
+        self._booked(meter.ledger, booking, charging, owner)
         payload: Payload = {"meterId": meter.charger.meter_id}
         if booking.interval is not None:
             payload["kwhConsumedAc"] = booking.interval
