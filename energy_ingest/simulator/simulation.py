@@ -109,7 +109,7 @@ class VehicleTruth:
 
     def book(self, booking: Booking, at_ms: int, *, meter: bool) -> None:
         """Count one delivered reading of the vehicle or of a meter feeding it."""
-        minute = at_ms // 60_000
+        minute = reading_minute(at_ms)
         if meter:
             self.ac_sent += booking.kwh
             self.meter_points += 1
@@ -175,6 +175,14 @@ class VehicleTruth:
     def charging_dc(self) -> float:
         """DC booked in charging minutes: all of it (a minute booking DC is a charging minute)."""
         return self.dc_sent
+
+
+def reading_minute(at_ms: int) -> int:
+    """The minute (epoch minutes) a reading stamped `at_ms` counts in for charging and standby.
+
+    The UTC minute its timestamp falls in, as the engine defines a charging minute.
+    """
+    return at_ms // 60_000
 
 
 def _source(sources: set[Source]) -> str | None:
