@@ -180,9 +180,12 @@ class VehicleTruth:
 def reading_minute(at_ms: int) -> int:
     """The minute (epoch minutes) a reading stamped `at_ms` counts in for charging and standby.
 
-    The UTC minute its timestamp falls in, as the engine defines a charging minute.
+    The whole minute nearest its timestamp, as the engine matches a vehicle's and its meter's
+    readings: clocks are off by seconds either way, and a meter stamped 11:59:58 and a vehicle
+    stamped 12:00:02 report the same minute (by the UTC minute they fall in, a fifth of the
+    charging energy of a fleet with the default jitter would read as standby).
     """
-    return at_ms // 60_000
+    return (at_ms + 30_000) // 60_000
 
 
 def _source(sources: set[Source]) -> str | None:

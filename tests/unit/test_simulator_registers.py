@@ -58,6 +58,11 @@ class _Found:
     ac_by_minute: list[tuple[int, float]] = field(default_factory=list)
 
 
+def _nearest_minute(at: datetime) -> int:
+    """The whole minute nearest a timestamp: where a meter's and a vehicle's readings meet."""
+    return round(at.timestamp() + 30.0) // 60
+
+
 def _consistent(a: _Reading, b: _Reading) -> bool:
     assert a.register is not None
     assert b.register is not None
@@ -144,7 +149,7 @@ def _engine_view(simulation: FleetSimulation, minutes: list[Minute]) -> dict[str
         for i, (reading, kwh, event, delta) in enumerate(_book(ordered)):
             target.dc += kwh
             if kwh > 0:
-                target.dc_minutes.add(int(reading.at.timestamp()) // 60)
+                target.dc_minutes.add(_nearest_minute(reading.at))
             count(target, reading, ordered[i - 1] if i else None, event)
             reconcile(target, reading, delta)
     for meter_id, by_stamp in meters.items():
@@ -160,7 +165,7 @@ def _engine_view(simulation: FleetSimulation, minutes: list[Minute]) -> dict[str
                 continue  # the vehicle left this meter
             target = found[vehicle_id]
             target.ac += kwh
-            target.ac_by_minute.append((int(reading.at.timestamp()) // 60, kwh))
+            target.ac_by_minute.append((_nearest_minute(reading.at), kwh))
             count(target, reading, ordered[i - 1] if i else None, event)
             reconcile(target, reading, delta)
     return found
