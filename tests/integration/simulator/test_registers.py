@@ -9,6 +9,7 @@ import httpx
 import pytest
 from rich.console import Console
 
+from energy_ingest.config import Settings
 from energy_ingest.simulator.client import EngineClient
 from energy_ingest.simulator.command import RunOptions, run
 from energy_ingest.simulator.detection import evaluate
@@ -16,6 +17,7 @@ from energy_ingest.simulator.fleet import FieldsChoice, FleetSpec, build_fleet
 from energy_ingest.simulator.mess import MessRates
 from energy_ingest.simulator.runner import backfill
 from energy_ingest.simulator.simulation import FleetSimulation, minute_floor
+from tests.support import start_engine
 
 # Far more faults than real devices make, so that a short run has every kind on many vehicles.
 FAULTY_DEVICES = MessRates(
@@ -61,8 +63,36 @@ async def test_the_engine_finds_every_fault_and_gap_the_simulator_injected(
         # whole, nothing from a glitch, a spike or the interval before a reset.
         assert verdict.energy_ac == pytest.approx(truth.ac_sent, abs=1e-4)
         assert verdict.energy_dc == pytest.approx(truth.dc_sent, abs=1e-4)
+    # The engine judges charging minutes, and splits charging from standby as injected.
+    assert all(verdict.charging_efficiency for verdict in detection.verdicts)
+    assert found.charging_ac is not None
+    assert found.standby_ac is not None
     assert detection.disagreements == ()
     assert detection.false_positives == detection.false_negatives == 0
+
+
+async def test_statuses_follow_the_threshold_the_engine_says_it_applied(
+    settings: Settings,
+) -> None:
+    # Power classes: wall boxes are judged against 0.85, fast chargers here against 0.80; the
+    # simulator reads which one the engine applied from each answer.
+    spec = FleetSpec(vehicles=20, faulty_share=0.2, seed=29, energy_fields="mixed", standby=True)
+    simulation = _simulation(spec, 180, FAULTY_DEVICES)
+    power_class = settings.model_copy(
+        update={"threshold_mode": "power-class", "efficiency_threshold": 0.8}
+    )
+    async with start_engine(power_class) as engine:
+        client = EngineClient(engine.client)
+        await backfill(client, simulation, batch_size=2_000)
+        detection = await evaluate(client, simulation)
+        applied = {
+            (await client.performance(vehicle_id, *simulation.window))["threshold"]
+            for vehicle_id in simulation.truths
+        }
+
+    assert applied == {0.85, 0.8}
+    assert detection.disagreements == ()
+    assert detection.found_what_was_injected
 
 
 async def test_simulate_prints_what_it_injected_beside_what_the_engine_found(
