@@ -114,7 +114,11 @@ async def measure(
 
 
 async def run(
-    admin_url: str, devices: int, minutes: int, rounds: int
+    admin_url: str,
+    devices: int,
+    minutes: int,
+    rounds: int,
+    name_prefix: str = "bench_registers",
 ) -> dict[str, dict[str, float]]:
     """Best rate of `rounds` per variant (rounds alternate), with its bytes per reading."""
     first = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(minutes=minutes + 1)

@@ -332,6 +332,24 @@ def _fleet_rows(report: dict[str, Any]) -> list[tuple[str, str, str, str]]:
                 f"{rollups['ratio']:.2f}×",
             )
         )
+    registers = report.get("registers")
+    if registers:
+        variants = registers["variants"]
+        interval = variants["interval"]
+        for variant, title in (("register", "the register only"), ("both", "both fields")):
+            figures = variants[variant]
+            rows.append(
+                (
+                    f"8 ingest of readings sending {title}, in process, "
+                    f"{registers['readings']:,} readings",
+                    f"{_rate(figures['readings_per_second'])} readings/s until the last fold; "
+                    f"history {figures['meter_readings']:.1f} B/reading (meters), "
+                    f"{figures['vehicle_readings']:.1f} (vehicles)",
+                    f"interval readings, same run: {_rate(interval['readings_per_second'])}/s, "
+                    f"{interval['meter_readings']:.1f} B/reading",
+                    f"{figures['readings_per_second'] / interval['readings_per_second']:.2f}×",
+                )
+            )
     return rows
 
 

@@ -12,7 +12,9 @@ in the same run:
 5. analytics latency with 1 and 7 days of fleet history: one vehicle's performance, the whole
    fleet's (24 h, 7 days), one vehicle's series (7 days at 1h);
 6. bytes per reading of history, as the engine wrote it and as bulk-loaded;
-7. ingest with the rollups kept, against the same writer without them.
+7. ingest with the rollups kept, against the same writer without them;
+8. ingest of register readings (register only, and both fields) against interval readings,
+   with bytes per reading of each.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ from typing import IO, Any
 import orjson
 import uvloop
 
-from bench import analytics, rollups
+from bench import analytics, registers, rollups
 from bench.database import (
     admin_server,
     checkpoint,
@@ -75,7 +77,7 @@ from energy_ingest.db.partitions import day_of
 from energy_ingest.wire import format_timestamp
 
 BENCH_DIR = Path(__file__).resolve().parent
-PHASES = ("floor", "engine", "naive", "analytics", "rollups")
+PHASES = ("floor", "engine", "naive", "analytics", "rollups", "registers")
 # The engine refuses readings older than its back-fill window (30 days); stay well inside it.
 MAX_MINUTES = 29 * 24 * 60
 
@@ -443,6 +445,24 @@ async def run_rollups(run: Run) -> dict[str, Any]:
     }
 
 
+async def run_registers(run: Run) -> dict[str, Any]:
+    """(8) Register readings against interval readings, in process (bench/registers.py)."""
+    options = run.options
+    best = await registers.run(
+        run.admin_url,
+        options.register_devices,
+        options.register_minutes,
+        options.rounds,
+        name_prefix=run.database_name("registers"),
+    )
+    return {
+        "devices": options.register_devices,
+        "minutes": options.register_minutes,
+        "readings": 2 * options.register_devices * options.register_minutes,
+        "variants": best,
+    }
+
+
 def _best_of(rounds: list[dict[str, Any]], *phases: tuple[str, str]) -> dict[str, Any]:
     """Round 1's figures, each measured phase replaced by its best round's (least disturbed)."""
     best = dict(rounds[0])
@@ -496,6 +516,9 @@ async def run_all(run: Run) -> dict[str, Any]:
         if "rollups" in options.phases:
             _progress(run.load, "rollups")
             results["rollups"] = await run_rollups(run)
+        if "registers" in options.phases:
+            _progress(run.load, "registers")
+            results["registers"] = await run_registers(run)
     return results
 
 
@@ -577,6 +600,16 @@ def _notes(options: argparse.Namespace, results: dict[str, Any]) -> list[str]:
             f"same writer with the history inserts as they were before rollups. Best of "
             f"{options.rounds} rounds each."
         )
+    register_figures = results.get("registers")
+    if register_figures:
+        notes.append(
+            f"Registers (8): the rollups phase's set-up (in process, the folder beside the "
+            f"writer, a fresh database per variant and round) writes the same fleet "
+            f"({register_figures['devices']:,} meters and as many vehicles, "
+            f"{register_figures['minutes']} minutes) three ways: the interval energy only, the "
+            f"cumulative register only, both. Rates until the last fold; a register reading in "
+            f"order books its step from two index probes, the others through their chain."
+        )
     notes.append(
         "Bytes per reading: pg_total_relation_size of every daily partition of a history table "
         "(heap, primary-key index, free-space and visibility maps) divided by its rows; the "
@@ -621,6 +654,8 @@ _OPTIONS: tuple[tuple[str, type, object, str], ...] = (
     ("--series-warmup-requests", int, 50, "Unmeasured series requests before those."),
     ("--rollup-devices", int, 5_000, "Meters, and as many vehicles, of the rollups phase."),
     ("--rollup-minutes", int, 60, "Minutes of readings the rollups phase writes."),
+    ("--register-devices", int, 5_000, "Meters, and as many vehicles, of the registers phase."),
+    ("--register-minutes", int, 20, "Minutes of readings the registers phase writes per variant."),
     ("--phases", str, ",".join(PHASES), "Phases to run, comma-separated: " + ", ".join(PHASES)),
     ("--results-dir", Path, BENCH_DIR / "results", "Folder of latest.md, latest.json and the log."),
     ("--profile-dir", Path, None, "Record py-spy profiles of each server phase into this folder."),
