@@ -53,6 +53,7 @@ def _column_values(reading: Reading, key: int, received_at: datetime) -> dict[st
             "voltage": voltage,
             "meter_key": key,
             "meter_id": reading.device_id,
+            "kwh_register_ac": None,  # the bench's devices send interval energy
         }
     soc, kwh, temp = reading.values
     return {
@@ -63,6 +64,7 @@ def _column_values(reading: Reading, key: int, received_at: datetime) -> dict[st
         "battery_temp": temp,
         "vehicle_key": key,
         "vehicle_id": reading.device_id,
+        "kwh_register_dc": None,
     }
 
 
