@@ -330,14 +330,14 @@ ORDER BY bucket;
 
 -- name: list_vehicle_gap_deltas
 -- The register steps of the vehicle's readings in [$2, $3) that close a gap (readings further
--- apart than $5 seconds; $4 the power cap): a series spreads each over its gap. Read only when
--- the vehicle sent a register in the window (an interval device has no such step).
+-- apart than $5 seconds; $4 the power cap): a series spreads each over its gap. Read only for a
+-- vehicle that reports its register (its newest reading carries one: one primary-key probe),
+-- so an interval device's series reads nothing more.
 SELECT booked.ts, booked.elapsed_seconds, booked.kwh
 FROM booked_vehicle_readings((SELECT vehicle_key FROM vehicles WHERE vehicle_id = $1), $2, $3, $4)
     AS booked
-WHERE EXISTS (SELECT FROM vehicle_readings
-              WHERE vehicle_key = (SELECT vehicle_key FROM vehicles WHERE vehicle_id = $1)
-                AND ts >= $2 AND ts < $3 AND kwh_register_dc IS NOT NULL)
+WHERE EXISTS (SELECT FROM vehicle_live
+              WHERE vehicle_id = $1 AND kwh_register_dc IS NOT NULL)
   AND booked.source = 'register' AND booked.event IS NULL AND booked.elapsed_seconds > $5
   AND booked.kwh > 0;
 
@@ -347,13 +347,8 @@ WHERE EXISTS (SELECT FROM vehicle_readings
 SELECT booked.ts, booked.elapsed_seconds, booked.kwh
 FROM unnest($1::text[], $2::timestamptz[], $3::timestamptz[]) AS span (meter_id, starts_at, ends_at)
 JOIN meters ON meters.meter_id = span.meter_id
--- Only spans whose meter sent a register (LIMIT keeps this a probe of the span's own range).
-CROSS JOIN LATERAL (
-    SELECT FROM meter_readings
-    WHERE meter_key = meters.meter_key AND ts >= span.starts_at AND ts < span.ends_at
-      AND kwh_register_ac IS NOT NULL
-    LIMIT 1
-) AS sent_register
+-- Only meters that report their register (the newest reading carries one).
+JOIN meter_live ON meter_live.meter_id = span.meter_id AND meter_live.kwh_register_ac IS NOT NULL
 CROSS JOIN LATERAL booked_meter_readings(meters.meter_key, span.starts_at, span.ends_at, $4)
     AS booked
 WHERE booked.source = 'register' AND booked.event IS NULL AND booked.elapsed_seconds > $5
