@@ -118,19 +118,38 @@ WITH day_sums AS MATERIALIZED (
             SELECT fed.meter_key, edge.kwh, edge.readings
             FROM (SELECT DISTINCT meter_key FROM spans WHERE whole_window) AS fed
             CROSS JOIN LATERAL (
-                SELECT sum(kwh) AS kwh, count(*) AS readings
-                FROM booked_meter_readings(fed.meter_key, $1::timestamptz,
-                                           coalesce($3::timestamptz, $2::timestamptz),
-                                           $18::double precision)
+                -- A device without a register reading in the edge books its intervals: summed
+                -- straight from the rows; only one that sent a register is booked (a sub-plan
+                -- the CASE runs for it alone).
+                SELECT CASE WHEN raw.registers = 0 THEN raw.kwh
+                            ELSE (SELECT sum(booked.kwh)
+                                  FROM booked_meter_readings(fed.meter_key, $1::timestamptz, coalesce($3::timestamptz, $2::timestamptz),
+                                            $18::double precision) AS booked)
+                       END AS kwh,
+                       raw.readings
+                FROM (SELECT sum(kwh_consumed_ac::numeric) AS kwh, count(*) AS readings,
+                             count(kwh_register_ac) AS registers
+                      FROM meter_readings
+                      WHERE meter_key = fed.meter_key AND ts >= $1::timestamptz AND ts < coalesce($3::timestamptz, $2::timestamptz)) AS raw
             ) AS edge
             WHERE $1::timestamptz < coalesce($3::timestamptz, $2::timestamptz)
             UNION ALL
             SELECT fed.meter_key, edge.kwh, edge.readings
             FROM (SELECT DISTINCT meter_key FROM spans WHERE whole_window) AS fed
             CROSS JOIN LATERAL (
-                SELECT sum(kwh) AS kwh, count(*) AS readings
-                FROM booked_meter_readings(fed.meter_key, $4::timestamptz, $2::timestamptz,
-                                           $18::double precision)
+                -- A device without a register reading in the edge books its intervals: summed
+                -- straight from the rows; only one that sent a register is booked (a sub-plan
+                -- the CASE runs for it alone).
+                SELECT CASE WHEN raw.registers = 0 THEN raw.kwh
+                            ELSE (SELECT sum(booked.kwh)
+                                  FROM booked_meter_readings(fed.meter_key, $4::timestamptz, $2::timestamptz,
+                                            $18::double precision) AS booked)
+                       END AS kwh,
+                       raw.readings
+                FROM (SELECT sum(kwh_consumed_ac::numeric) AS kwh, count(*) AS readings,
+                             count(kwh_register_ac) AS registers
+                      FROM meter_readings
+                      WHERE meter_key = fed.meter_key AND ts >= $4::timestamptz AND ts < $2::timestamptz) AS raw
             ) AS edge
             WHERE $4::timestamptz < $2::timestamptz
         ) AS part
@@ -228,10 +247,19 @@ WITH day_sums AS MATERIALIZED (
             SELECT fleet.vehicle_key, edge.kwh, edge.readings
             FROM fleet
             CROSS JOIN LATERAL (
-                SELECT sum(kwh) AS kwh, count(*) AS readings
-                FROM booked_vehicle_readings(fleet.vehicle_key, $1::timestamptz,
-                                             coalesce($3::timestamptz, $2::timestamptz),
-                                             $19::double precision)
+                -- A device without a register reading in the edge books its intervals: summed
+                -- straight from the rows; only one that sent a register is booked (a sub-plan
+                -- the CASE runs for it alone).
+                SELECT CASE WHEN raw.registers = 0 THEN raw.kwh
+                            ELSE (SELECT sum(booked.kwh)
+                                  FROM booked_vehicle_readings(fleet.vehicle_key, $1::timestamptz, coalesce($3::timestamptz, $2::timestamptz),
+                                            $19::double precision) AS booked)
+                       END AS kwh,
+                       raw.readings
+                FROM (SELECT sum(kwh_delivered_dc::numeric) AS kwh, count(*) AS readings,
+                             count(kwh_register_dc) AS registers
+                      FROM vehicle_readings
+                      WHERE vehicle_key = fleet.vehicle_key AND ts >= $1::timestamptz AND ts < coalesce($3::timestamptz, $2::timestamptz)) AS raw
             ) AS edge
             WHERE $1::timestamptz < coalesce($3::timestamptz, $2::timestamptz)
               AND fleet.vehicle_key IS NOT NULL
@@ -239,9 +267,19 @@ WITH day_sums AS MATERIALIZED (
             SELECT fleet.vehicle_key, edge.kwh, edge.readings
             FROM fleet
             CROSS JOIN LATERAL (
-                SELECT sum(kwh) AS kwh, count(*) AS readings
-                FROM booked_vehicle_readings(fleet.vehicle_key, $4::timestamptz, $2::timestamptz,
-                                             $19::double precision)
+                -- A device without a register reading in the edge books its intervals: summed
+                -- straight from the rows; only one that sent a register is booked (a sub-plan
+                -- the CASE runs for it alone).
+                SELECT CASE WHEN raw.registers = 0 THEN raw.kwh
+                            ELSE (SELECT sum(booked.kwh)
+                                  FROM booked_vehicle_readings(fleet.vehicle_key, $4::timestamptz, $2::timestamptz,
+                                            $19::double precision) AS booked)
+                       END AS kwh,
+                       raw.readings
+                FROM (SELECT sum(kwh_delivered_dc::numeric) AS kwh, count(*) AS readings,
+                             count(kwh_register_dc) AS registers
+                      FROM vehicle_readings
+                      WHERE vehicle_key = fleet.vehicle_key AND ts >= $4::timestamptz AND ts < $2::timestamptz) AS raw
             ) AS edge
             WHERE $4::timestamptz < $2::timestamptz AND fleet.vehicle_key IS NOT NULL
         ) AS part

@@ -280,3 +280,26 @@ async def test_the_live_state_shows_the_register(client: httpx.AsyncClient, ago:
     assert response.status_code == 200, response.text
     assert response.json()["kwhRegisterAc"] == 42.5
     assert response.json()["kwhConsumedAc"] is None
+
+
+async def test_fleet_rows_book_registers_as_the_vehicle_answer_does(
+    client: httpx.AsyncClient, ago: Ago
+) -> None:
+    # A glitch, a reset and a step over the cap, inside a window given to the minute: the fleet
+    # statement books the partial hours from history, the whole ones from the rollups.
+    await send_registers(
+        client, "M-FLEET", [7000.0, 7000.2, 0.0, 7000.5, 3.0, 3.1, 90_000.0, 3.3], ago, 12
+    )
+    await charged(client, "M-FLEET", ago, 12)
+    start, end = ago(13), ago(0) + timedelta(seconds=30)
+
+    vehicle = await summary(client, "M-FLEET", start, end)
+    response = await client.get(
+        "/v1/analytics/fleet/performance", params={"from": iso(start), "to": iso(end)}
+    )
+    assert response.status_code == 200, response.text
+    (row,) = [row for row in response.json()["vehicles"] if row["vehicleId"] == "M-FLEET"]
+
+    assert vehicle["energyConsumedAc"] == pytest.approx(0.8)  # 0.2 + 0.3 + 0.1 + 0.2
+    assert row["energyConsumedAc"] == vehicle["energyConsumedAc"]
+    assert row["energyDeliveredDc"] == vehicle["energyDeliveredDc"]
