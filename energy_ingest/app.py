@@ -15,6 +15,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from pydantic.json_schema import models_json_schema
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import WebSocketRoute
 
 from energy_ingest import __version__
 from energy_ingest.analytics.endpoints import router as analytics_router
@@ -35,6 +36,8 @@ from energy_ingest.health.metrics import router as metrics_router
 from energy_ingest.ingest.endpoints import OPENAPI_ROUTES as INGEST_OPENAPI_ROUTES
 from energy_ingest.ingest.endpoints import ROUTES as INGEST_ROUTES
 from energy_ingest.ingest.mqtt import MqttIngest
+from energy_ingest.ingest.ocpp.endpoint import PATH as OCPP_PATH
+from energy_ingest.ingest.ocpp.endpoint import ocpp_endpoint
 from energy_ingest.ingest.schemas import Limits
 from energy_ingest.ingest.service import IngestService
 from energy_ingest.keys.bootstrap import ensure_admin_key
@@ -258,6 +261,9 @@ def create_app(settings: Settings, *, writer_factory: WriterFactory | None = Non
     app.add_exception_handler(RequestValidationError, _request_validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.router.routes.extend(INGEST_ROUTES)
+    if settings.ocpp_enabled:
+        # Chargers connect on the engine's own port (OCPP 1.6J over WebSocket).
+        app.router.routes.append(WebSocketRoute(OCPP_PATH, ocpp_endpoint))
     for router in (
         analytics_router,
         fleet_router,

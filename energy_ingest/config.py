@@ -328,6 +328,32 @@ class Settings(LoggingSettings):
         "messages) while the engine is away.",
     )
 
+    # --- OCPP (chargers) ------------------------------------------------------------------------
+    ocpp_enabled: bool = Field(
+        default=False,
+        description="Serve the OCPP 1.6J central system at /ocpp/{chargePointId} (WebSocket, "
+        "on the engine's port): chargers' MeterValues become meter readings.",
+    )
+    ocpp_heartbeat_seconds: int = Field(
+        default=300,
+        ge=10,
+        le=86_400,
+        description="The heartbeat interval a BootNotification's answer gives the charger.",
+    )
+    ocpp_strict: bool = Field(
+        default=False,
+        description="Answer a message that breaks the OCPP schema with a CALLERROR. Off "
+        "(lenient), what can be understood is taken and each violation counted and logged "
+        "once per charge point.",
+    )
+    ocpp_assumed_voltage: float | None = Field(
+        default=230.0,
+        gt=0,
+        description="Voltage (V) booked with a register value that came without one (meterStart,"
+        " meterStop, a sample without Voltage) when the connector has sent none yet on this "
+        "connection; unset, such a value is refused and counted instead.",
+    )
+
     # --- energy accounting (registers) ---------------------------------------------------------
     max_meter_power_kw: float = Field(
         default=1000.0,

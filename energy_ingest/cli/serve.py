@@ -51,6 +51,14 @@ _SERVE_CONNECT_ATTEMPTS = 30
     help="Also take readings from this MQTT broker: mqtt://[user:pass@]host:port (mqtts:// "
     "for TLS). Off by default.",
 )
+@click.option(
+    "--ocpp/--no-ocpp",
+    "ocpp_enabled",
+    envvar="EIE_OCPP_ENABLED",
+    default=None,
+    help="Also serve chargers: the OCPP 1.6J central system at ws://HOST:PORT/ocpp/<charge "
+    "point id>. Off by default.",
+)
 @database_option
 @data_dir_option
 def serve(
@@ -60,6 +68,7 @@ def serve(
     auth_enabled: bool | None,
     admin_key_file: Path | None,
     mqtt_url: str | None,
+    ocpp_enabled: bool | None,
     database_url: str | None,
     data_dir: Path | None,
 ) -> None:
@@ -77,6 +86,7 @@ def serve(
         auth_enabled=auth_enabled,
         admin_key_file=admin_key_file,
         mqtt_url=mqtt_url,
+        ocpp_enabled=ocpp_enabled,
         database_url=database_url,
         data_dir=data_dir,
     )
@@ -101,6 +111,7 @@ def serve(
         os.environ["EIE_AUTH_ENABLED"] = str(settings.auth_enabled).lower()
         if settings.mqtt_url is not None:
             os.environ["EIE_MQTT_URL"] = settings.mqtt_url
+        os.environ["EIE_OCPP_ENABLED"] = str(settings.ocpp_enabled).lower()
         if not os.environ.get(MULTIPROCESS_ENV):
             # Each worker writes its metric samples here; a scrape of any of them sums all.
             os.environ[MULTIPROCESS_ENV] = stack.enter_context(

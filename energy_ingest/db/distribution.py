@@ -61,6 +61,10 @@ TABLES: Mapping[str, Placement] = {
     # fleet's same-id correlation (vehicle id = meter id) is a co-located join.
     "meter_live": Distributed("meter_id"),
     "vehicle_live": Distributed("vehicle_id", colocate_with="meter_live"),
+    # Chargers (OCPP): every statement names one charge point; a group of their own (a charge
+    # point's id is not a meter's: its meters are `{chargePointId}:{connectorId}`).
+    "charger_connectors": Distributed("charge_point_id"),
+    "charger_transactions": Distributed("charge_point_id", colocate_with="charger_connectors"),
     "api_keys": Coordinator(
         "its trigger notifies the engines, which LISTEN on the coordinator; a reference "
         "table's trigger would fire on the workers' copies (and Citus refuses triggers on "

@@ -119,6 +119,32 @@ class EngineMetrics:
             registry=registry, multiprocess_mode="livemax",
         )  # fmt: skip
 
+        # OCPP central system (off unless ocpp_enabled).
+        self.ocpp_connections = Gauge(
+            "eie_ocpp_connections", "Charge points connected over OCPP.",
+            registry=registry, multiprocess_mode="livesum",
+        )  # fmt: skip
+        self.ocpp_messages = Counter(
+            "eie_ocpp_messages", "OCPP calls from charge points, by action and answer"
+            " (result, error).",
+            ["action", "answer"], registry=registry,
+        )  # fmt: skip
+        self.ocpp_readings = Counter(
+            "eie_ocpp_readings", "Meter readings taken from OCPP messages, by outcome (stored,"
+            " duplicate, conflict, invalid: broke a reading rule, refused: no voltage or a"
+            " connector the key may not write).",
+            ["outcome"], registry=registry,
+        )  # fmt: skip
+        self.ocpp_violations = Counter(
+            "eie_ocpp_violations", "Breaches of the OCPP schema or of its units by charge"
+            " points, by rule (each logged once per charge point and connection).",
+            ["rule"], registry=registry,
+        )  # fmt: skip
+        self.ocpp_ignored_samples = Counter(
+            "eie_ocpp_ignored_samples", "Sampled values counted but not stored, by measurand.",
+            ["measurand"], registry=registry,
+        )  # fmt: skip
+
     def count_fold(self, folded: Any, seconds: float, *, failed: bool = False) -> None:
         """One round of the rollup folder: folded (with its readings), skipped (another engine
         held the fold) or failed."""
