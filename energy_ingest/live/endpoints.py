@@ -10,7 +10,7 @@ from fastapi import APIRouter, Query, Response
 
 from energy_ingest.errors import Forbidden, NotFound
 from energy_ingest.live import repository, service
-from energy_ingest.live.schemas import MeterLive, SilentDevices, VehicleLive
+from energy_ingest.live.schemas import ChargerLive, MeterLive, SilentDevices, VehicleLive
 from energy_ingest.readings import DeviceKind
 from energy_ingest.web.dependencies import ReadConn, ReadKey
 from energy_ingest.web.http import json_response
@@ -45,6 +45,34 @@ async def meter_live(principal: ReadKey, meterId: str, connection: ReadConn) -> 
             **_freshness(row.ts, row.received_at),
         }
     )
+
+
+@router.get("/charger/{chargePointId}/live", response_model=ChargerLive)
+async def charger_live(principal: ReadKey, chargePointId: str, connection: ReadConn) -> Response:
+    """A charger's connectors (OCPP): each one's status and its meter's newest reading."""
+    principal.require_device(DeviceKind.METER, chargePointId)
+    require_device_id("chargePointId", chargePointId)
+    connectors = await repository.list_charger_connectors(connection, chargePointId)
+    meter_ids = [f"{chargePointId}:{row.connector_id}" for row in connectors]
+    meters = await repository.list_meters_live(connection, meter_ids)
+    answer = []
+    for row, meter_id in zip(connectors, meter_ids, strict=True):
+        meter = meters.get(meter_id)
+        answer.append(
+            {
+                "connectorId": row.connector_id,
+                "status": row.status,
+                "errorCode": row.error_code,
+                "statusAt": row.status_at,
+                "statusReceivedAt": row.received_at,
+                "meterId": meter_id,
+                "kwhConsumedAc": meter.kwh_consumed_ac if meter else None,
+                "kwhRegisterAc": meter.kwh_register_ac if meter else None,
+                "voltage": meter.voltage if meter else None,
+                "lastUpdatedAt": meter.ts if meter else None,
+            }
+        )
+    return json_response({"chargePointId": chargePointId, "connectors": answer})
 
 
 @router.get(

@@ -40,3 +40,14 @@ class SilentDeviceRow(Row):
     kind: str
     device_id: str
     last_seen: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectorRow(Row):
+    """A charger connector's newest status (`charger_connectors`, kept by OCPP)."""
+
+    connector_id: int
+    status: str
+    error_code: str
+    status_at: datetime | None
+    received_at: datetime

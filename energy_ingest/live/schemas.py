@@ -52,3 +52,28 @@ class SilentDevices(BaseModel):
     nextCursor: str | None = Field(
         description="Pass as `cursor` for the next page; null on the last page."
     )
+
+
+class ConnectorLive(BaseModel):
+    connectorId: int = Field(description="0 is the charge point itself, 1… its connectors.")
+    status: str = Field(description="OCPP's ChargePointStatus as the charger sent it last.")
+    errorCode: str
+    statusAt: datetime | None = Field(description="When the charger says the status began.")
+    statusReceivedAt: datetime = Field(description="When the engine got the status.")
+    meterId: str = Field(description="The connector's meter: `{chargePointId}:{connectorId}`.")
+    kwhConsumedAc: float | None = Field(
+        description="The meter's newest interval energy; null without one."
+    )
+    kwhRegisterAc: float | None = Field(description="The meter's newest register; null without.")
+    voltage: float | None
+    lastUpdatedAt: datetime | None = Field(
+        description="Timestamp of the meter's newest reading; null if it never reported."
+    )
+
+
+class ChargerLive(BaseModel):
+    chargePointId: str
+    connectors: list[ConnectorLive] = Field(
+        description="Every connector that sent a StatusNotification, by id; none for a charger "
+        "the engine has not heard from."
+    )

@@ -126,6 +126,9 @@ CASES: dict[tuple[str, str, str], Case | tuple[Case, ...]] = {
         _get("/v1/analytics/fleet/performance", limit="1"),
     ),
     ("get", "/v1/analytics/meter/{meterId}/live", "200"): _get(f"/v1/analytics/meter/{METER}/live"),
+    ("get", "/v1/analytics/charger/{chargePointId}/live", "200"): _get(
+        "/v1/analytics/charger/contract-cp/live"
+    ),
     ("get", "/v1/analytics/vehicle/{vehicleId}/live", "200"): _get(
         f"/v1/analytics/vehicle/{VEHICLE}/live"
     ),

@@ -49,3 +49,19 @@ WHERE NOT $3::boolean
    OR (last_seen = $4::timestamptz AND (kind, device_id) > ($5::text, $6::text))
 ORDER BY last_seen ASC NULLS FIRST, kind, device_id
 LIMIT $7;
+
+-- name: list_charger_connectors
+-- The connectors of charge point $1 that sent a StatusNotification (OCPP), by connector id: a
+-- primary-key range of one charge point's rows.
+SELECT connector_id, status, error_code, status_at, received_at
+FROM charger_connectors
+WHERE charge_point_id = $1
+ORDER BY connector_id;
+
+-- name: list_meters_live
+-- The newest reading of each meter in $1 (a charger's connectors): primary-key probes. Kept
+-- apart from the connectors' statement: on a cluster the two tables are distributed by
+-- different ids, and a join of them would not be co-located.
+SELECT meter_id, kwh_consumed_ac, voltage, kwh_register_ac, ts, received_at
+FROM meter_live
+WHERE meter_id = ANY ($1::text[]);

@@ -29,6 +29,13 @@ ENDPOINTS: list[tuple[str, str, str, Any, str]] = [
     ("GET", "/v1/analytics/meter/{meterId}/live", "/v1/analytics/meter/M9/live", None, "read"),
     (
         "GET",
+        "/v1/analytics/charger/{chargePointId}/live",
+        "/v1/analytics/charger/CP9/live",
+        None,
+        "read",
+    ),
+    (
+        "GET",
         "/v1/analytics/vehicle/{vehicleId}/live",
         "/v1/analytics/vehicle/V9/live",
         None,

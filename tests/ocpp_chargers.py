@@ -1,0 +1,121 @@
+"""Chargers for the OCPP tests: the `ocpp` package in the charge-point role over a real
+WebSocket, the messages a charger sends, and the engine process serving them."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import json
+import uuid
+from collections.abc import AsyncIterator, Mapping
+from datetime import datetime
+from typing import Any
+
+import httpx
+from ocpp.v16 import ChargePoint as ChargePoint16
+from ocpp.v16 import call
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.typing import Subprotocol
+
+from tests.factories import iso
+from tests.faults.processes import EngineProcess, engine_process
+
+OCPP16 = Subprotocol("ocpp1.6")
+
+
+def basic(user: str, password: str) -> str:
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+
+def ws_url(engine: EngineProcess, charge_point_id: str) -> str:
+    return f"ws://127.0.0.1:{engine.port}/ocpp/{charge_point_id}"
+
+
+@contextlib.asynccontextmanager
+async def ocpp_engine(
+    database_url: str, environment: Mapping[str, str] | None = None
+) -> AsyncIterator[EngineProcess]:
+    """`energy-ingest serve` with OCPP on (and authentication, as in production), started."""
+    async with engine_process(
+        database_url, environment={"EIE_OCPP_ENABLED": "true", **(environment or {})}
+    ) as engine:
+        await engine.start()
+        yield engine
+
+
+async def create_key(
+    engine: EngineProcess, scopes: list[str], device_id: str | None = None, kind: str = "meter"
+) -> str:
+    body: dict[str, Any] = {"scopes": scopes, "name": "charger"}
+    if device_id is not None:
+        body |= {"deviceId": device_id, "deviceKind": kind}
+    async with httpx.AsyncClient(base_url=engine.base_url, headers=engine.headers) as client:
+        answer = await client.post("/v1/keys", json=body)
+    assert answer.status_code == 201, answer.text
+    token: str = answer.json()["key"]
+    return token
+
+
+class Charger(ChargePoint16):  # type: ignore[misc]  # the package has no types
+    """A charge point (the package's client role); `run` reads the engine's answers."""
+
+    task: asyncio.Task[None] | None = None
+
+
+@contextlib.asynccontextmanager
+async def python_charger(
+    engine: EngineProcess, charge_point_id: str, password: str | None
+) -> AsyncIterator[Charger]:
+    headers = {"Authorization": basic(charge_point_id, password)} if password else {}
+    async with connect(
+        ws_url(engine, charge_point_id), subprotocols=[OCPP16], additional_headers=headers
+    ) as websocket:
+        assert websocket.subprotocol == OCPP16
+        charger = Charger(charge_point_id, websocket, response_timeout=30)
+        charger.task = asyncio.create_task(charger.start())
+        try:
+            yield charger
+        finally:
+            charger.task.cancel()
+            await asyncio.gather(charger.task, return_exceptions=True)
+
+
+async def raw_call(websocket: ClientConnection, action: str, payload: Any) -> list[Any]:
+    """Send one CALL as given (no schema of the client's in the way); the engine's answer."""
+    unique = str(uuid.uuid4())
+    await websocket.send(json.dumps([2, unique, action, payload]))
+    answer: list[Any] = json.loads(await websocket.recv())
+    assert answer[1] == unique
+    return answer
+
+
+def register_value(
+    moment: datetime, register: float, *, unit: str = "Wh", volts: tuple[float, ...] = (230.0,)
+) -> dict[str, Any]:
+    """One meterValue element: the import register and the voltage of each phase."""
+    samples: list[dict[str, Any]] = [
+        {
+            "value": f"{register:.3f}",
+            "measurand": "Energy.Active.Import.Register",
+            "unit": unit,
+            "context": "Sample.Periodic",
+        }
+    ]
+    for number, voltage in enumerate(volts, start=1):
+        samples.append(
+            {
+                "value": f"{voltage:.1f}",
+                "measurand": "Voltage",
+                "phase": f"L{number}-N",
+                "unit": "V",
+            }
+        )
+    samples.append({"value": "16.0", "measurand": "Current.Import", "unit": "A"})
+    return {"timestamp": iso(moment), "sampledValue": samples}
+
+
+def meter_values(connector: int, transaction: int | None, *elements: Any) -> call.MeterValues:
+    return call.MeterValues(
+        connector_id=connector, transaction_id=transaction, meter_value=list(elements)
+    )
