@@ -7,11 +7,13 @@ import asyncio
 import base64
 import contextlib
 import json
+import re
 import uuid
 from collections.abc import AsyncIterator, Mapping
 from datetime import datetime
 from typing import Any
 
+import asyncpg
 import httpx
 from ocpp.v16 import ChargePoint as ChargePoint16
 from ocpp.v16 import call
@@ -119,3 +121,30 @@ def meter_values(connector: int, transaction: int | None, *elements: Any) -> cal
     return call.MeterValues(
         connector_id=connector, transaction_id=transaction, meter_value=list(elements)
     )
+
+
+async def metric(engine: EngineProcess, name: str, **labels: str) -> float:
+    """The sum of a counter's samples whose labels include `labels`, from /metrics."""
+    async with httpx.AsyncClient(base_url=engine.base_url) as client:
+        text = (await client.get("/metrics")).text
+    total = 0.0
+    for line in text.splitlines():
+        found = re.match(rf"^{name}_total(?:\{{(.*)\}})? (\S+)$", line)
+        if found and all(f'{key}="{value}"' in (found[1] or "") for key, value in labels.items()):
+            total += float(found[2])
+    return total
+
+
+async def meter_rows(
+    database_url: str, meter_id: str
+) -> list[tuple[datetime, float | None, float | None, float]]:
+    connection = await asyncpg.connect(database_url)
+    try:
+        rows = await connection.fetch(
+            "SELECT ts, kwh_register_ac, kwh_consumed_ac, voltage FROM meter_reading_history"
+            " WHERE meter_id = $1 ORDER BY ts",
+            meter_id,
+        )
+    finally:
+        await connection.close()
+    return [(row[0], row[1], row[2], row[3]) for row in rows]

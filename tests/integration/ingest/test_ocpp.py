@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import re
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
@@ -14,12 +13,13 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
 from tests.factories import iso, minute
-from tests.faults.processes import EngineProcess
 from tests.ocpp_chargers import (
     OCPP16,
     basic,
     create_key,
+    meter_rows,
     meter_values,
+    metric,
     ocpp_engine,
     python_charger,
     raw_call,
@@ -28,33 +28,6 @@ from tests.ocpp_chargers import (
 )
 
 pytestmark = pytest.mark.timeout(120)
-
-
-async def metric(engine: EngineProcess, name: str, **labels: str) -> float:
-    """The sum of a counter's samples whose labels include `labels`, from /metrics."""
-    async with httpx.AsyncClient(base_url=engine.base_url) as client:
-        text = (await client.get("/metrics")).text
-    total = 0.0
-    for line in text.splitlines():
-        found = re.match(rf"^{name}_total(?:\{{(.*)\}})? (\S+)$", line)
-        if found and all(f'{key}="{value}"' in (found[1] or "") for key, value in labels.items()):
-            total += float(found[2])
-    return total
-
-
-async def meter_rows(
-    database_url: str, meter_id: str
-) -> list[tuple[datetime, float | None, float | None, float]]:
-    connection = await asyncpg.connect(database_url)
-    try:
-        rows = await connection.fetch(
-            "SELECT ts, kwh_register_ac, kwh_consumed_ac, voltage FROM meter_reading_history"
-            " WHERE meter_id = $1 ORDER BY ts",
-            meter_id,
-        )
-    finally:
-        await connection.close()
-    return [(row[0], row[1], row[2], row[3]) for row in rows]
 
 
 async def booked(database_url: str, meter_id: str) -> tuple[float, int]:
