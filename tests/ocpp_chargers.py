@@ -9,9 +9,9 @@ import contextlib
 import json
 import re
 import uuid
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 import asyncpg
 import httpx
@@ -21,33 +21,33 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.typing import Subprotocol
 
 from tests.factories import iso
-from tests.faults.processes import EngineProcess, engine_process
 
 OCPP16 = Subprotocol("ocpp1.6")
+
+
+class Served(Protocol):
+    """An engine serving on a real port (tests.faults.processes.EngineProcess)."""
+
+    @property
+    def port(self) -> int: ...
+
+    @property
+    def base_url(self) -> str: ...
+
+    @property
+    def headers(self) -> dict[str, str]: ...
 
 
 def basic(user: str, password: str) -> str:
     return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
 
 
-def ws_url(engine: EngineProcess, charge_point_id: str) -> str:
+def ws_url(engine: Served, charge_point_id: str) -> str:
     return f"ws://127.0.0.1:{engine.port}/ocpp/{charge_point_id}"
 
 
-@contextlib.asynccontextmanager
-async def ocpp_engine(
-    database_url: str, environment: Mapping[str, str] | None = None
-) -> AsyncIterator[EngineProcess]:
-    """`energy-ingest serve` with OCPP on (and authentication, as in production), started."""
-    async with engine_process(
-        database_url, environment={"EIE_OCPP_ENABLED": "true", **(environment or {})}
-    ) as engine:
-        await engine.start()
-        yield engine
-
-
 async def create_key(
-    engine: EngineProcess, scopes: list[str], device_id: str | None = None, kind: str = "meter"
+    engine: Served, scopes: list[str], device_id: str | None = None, kind: str = "meter"
 ) -> str:
     body: dict[str, Any] = {"scopes": scopes, "name": "charger"}
     if device_id is not None:
@@ -67,7 +67,7 @@ class Charger(ChargePoint16):  # type: ignore[misc]  # the package has no types
 
 @contextlib.asynccontextmanager
 async def python_charger(
-    engine: EngineProcess, charge_point_id: str, password: str | None
+    engine: Served, charge_point_id: str, password: str | None
 ) -> AsyncIterator[Charger]:
     headers = {"Authorization": basic(charge_point_id, password)} if password else {}
     async with connect(
@@ -123,7 +123,7 @@ def meter_values(connector: int, transaction: int | None, *elements: Any) -> cal
     )
 
 
-async def metric(engine: EngineProcess, name: str, **labels: str) -> float:
+async def metric(engine: Served, name: str, **labels: str) -> float:
     """The sum of a counter's samples whose labels include `labels`, from /metrics."""
     async with httpx.AsyncClient(base_url=engine.base_url) as client:
         text = (await client.get("/metrics")).text

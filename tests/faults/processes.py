@@ -165,3 +165,15 @@ async def engine_process(
             yield engine
         finally:
             engine.kill_hard()
+
+
+@contextlib.asynccontextmanager
+async def ocpp_engine(
+    database_url: str, environment: Mapping[str, str] | None = None
+) -> AsyncIterator[EngineProcess]:
+    """`energy-ingest serve` with OCPP on (and authentication, as in production), started."""
+    async with engine_process(
+        database_url, environment={"EIE_OCPP_ENABLED": "true", **(environment or {})}
+    ) as engine:
+        await engine.start()
+        yield engine

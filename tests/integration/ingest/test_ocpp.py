@@ -13,6 +13,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
 from tests.factories import iso, minute
+from tests.faults.processes import ocpp_engine
 from tests.ocpp_chargers import (
     OCPP16,
     basic,
@@ -20,7 +21,6 @@ from tests.ocpp_chargers import (
     meter_rows,
     meter_values,
     metric,
-    ocpp_engine,
     python_charger,
     raw_call,
     register_value,

@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from tests.factories import iso, minute
-from tests.ocpp_chargers import create_key, meter_rows, metric, ocpp_engine
+from tests.faults.processes import ocpp_engine
+from tests.ocpp_chargers import create_key, meter_rows, metric
 
 pytestmark = pytest.mark.timeout(180)
 
