@@ -1,4 +1,5 @@
-"""OCPP under faults: kill -9 of the engine while chargers run transactions.
+"""OCPP under faults: kill -9 of the engine, and PostgreSQL stopped, while chargers run
+transactions.
 
 Chargers send their register every step over OCPP-J and count a MeterValues (or a StopTransaction)
 as acknowledged only once its CALLRESULT arrived; on a CALLERROR or a broken connection they
@@ -10,10 +11,15 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
+import subprocess
+import tempfile
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -21,6 +27,7 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import WebSocketException
 
+from energy_ingest.db.embedded import EmbeddedServer
 from tests.factories import iso
 from tests.faults.processes import EngineProcess, ocpp_engine
 from tests.figures import RecordFigures
@@ -204,3 +211,55 @@ async def test_kill_9_during_transactions_loses_no_acknowledged_meter_value(
             "OCPP reconnects (engine killed)": sum(charger.reconnects for charger in chargers),
         }
     )
+
+
+@pytest.fixture
+def own_postgres() -> Iterator[tuple[EmbeddedServer, str]]:
+    """A PostgreSQL of the test's own (it is stopped), whatever TEST_DATABASE_URL says."""
+    folder = Path(tempfile.mkdtemp(prefix="eie-ocpp-"))  # short: the socket lives in it
+    server = EmbeddedServer(folder / "data", durable=True)
+    try:
+        yield server, server.start()
+    finally:
+        server.stop()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+async def test_while_the_database_is_down_chargers_get_call_errors_and_lose_nothing(
+    own_postgres: tuple[EmbeddedServer, str],
+) -> None:
+    server, url = own_postgres
+    start = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=6)
+    async with ocpp_engine(url) as engine:
+        key = await create_key(engine, ["ingest"])
+        chargers = [FaultCharger(f"DOWN-{number}", key, engine, start) for number in range(3)]
+        tasks = [asyncio.create_task(charger.run()) for charger in chargers]
+        try:
+            await wait_acknowledged(chargers, _ACKNOWLEDGED_PER_ROUND)
+            await asyncio.to_thread(
+                subprocess.run,
+                [str(server.bin / "pg_ctl"), "-D", str(server.data_dir), "-m", "immediate", "-w",
+                 "stop"],
+                user=server.user, stdin=subprocess.DEVNULL, capture_output=True, check=True,
+                timeout=60,
+            )  # fmt: skip
+            during = acknowledged(chargers)
+            deadline = time.monotonic() + _SETTLE_SECONDS
+            while sum(charger.call_errors for charger in chargers) < len(chargers):
+                assert time.monotonic() < deadline, "no CALLERROR while the database was down"
+                await asyncio.sleep(0.05)
+            # Nothing is acknowledged while nothing can be committed (at most what was already
+            # committed when the database stopped and answered in the same instant).
+            assert acknowledged(chargers) - during <= len(chargers)
+            assert await asyncio.to_thread(server.start) == url
+            await wait_acknowledged(chargers, acknowledged(chargers) + _ACKNOWLEDGED_PER_ROUND)
+            for charger in chargers:
+                charger.running = False
+            await asyncio.wait_for(asyncio.gather(*tasks), _SETTLE_SECONDS)
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        assert engine.alive(), engine.output()
+        assert await lost(url, chargers) == []
+        assert await engine.terminate() == 0
