@@ -86,12 +86,14 @@ from energy_ingest.simulator.options import (
 @click.option(
     "--protocol",
     envvar="EIE_SIM_PROTOCOL",
-    type=click.Choice(["http", "mqtt"]),
+    type=click.Choice(["http", "mqtt", "ocpp"]),
     default="http",
     show_default=True,
     show_envvar=True,
     help="How devices send readings: POST to the engine, or publish at QoS 1 to the broker "
-    "the engine subscribes to (--mqtt-url; assignments and verdicts still use HTTP).",
+    "the engine subscribes to (--mqtt-url), or (ocpp) each meter is a charge point sending "
+    "MeterValues to the engine's OCPP endpoint (serve --ocpp), vehicles still POST; "
+    "assignments and verdicts use HTTP.",
 )
 @click.option(
     "--mqtt-url",
@@ -121,6 +123,7 @@ def simulate(
     energy-ingest simulate --backfill 24h --vehicles 1000
     energy-ingest simulate --realtime --duration 2h --speedup 60
     energy-ingest simulate --backfill 1h --protocol mqtt --mqtt-url mqtt://127.0.0.1:1883
+    energy-ingest simulate --realtime --duration 1h --speedup 60 --protocol ocpp
     """
     from energy_ingest.simulator.command import simulate as run_simulation
 
@@ -131,7 +134,7 @@ def simulate(
     if (protocol == "mqtt") != (mqtt_url is not None):
         raise click.UsageError("--protocol mqtt needs --mqtt-url, and --mqtt-url needs it")
     run = run_options(
-        {**options, "api_key": api_key, "mqtt_url": mqtt_url},
+        {**options, "api_key": api_key, "mqtt_url": mqtt_url, "protocol": protocol},
         duration=duration if realtime else backfill_span or duration,
         realtime=realtime,
         url=url,
@@ -177,6 +180,14 @@ def simulate(
     help="Run the fleet over MQTT: the engine subscribes to this broker and the devices publish "
     "to it at QoS 1 (mqtt://[user:pass@]host:port).",
 )
+@click.option(
+    "--ocpp",
+    is_flag=True,
+    envvar="EIE_DEMO_OCPP",
+    show_envvar=True,
+    help="Run the meters as OCPP 1.6J charge points: the engine serves /ocpp and each meter "
+    "sends its readings as MeterValues over its own WebSocket (vehicles still POST).",
+)
 @fleet_options(DEMO_DEFAULTS, "EIE_DEMO_")
 def demo(
     backfill_span: timedelta,
@@ -184,6 +195,7 @@ def demo(
     port: int,
     data_dir: Path | None,
     mqtt_url: str | None,
+    ocpp: bool,
     **options: Any,
 ) -> None:
     """See the whole product in one go: engine, a day of a 1,000-vehicle fleet, the verdicts.
@@ -196,8 +208,13 @@ def demo(
     from energy_ingest.simulator.demo import DemoOptions, default_folder
     from energy_ingest.simulator.demo import demo as run_demo
 
+    if ocpp and mqtt_url is not None:
+        raise click.UsageError("choose --mqtt-url or --ocpp")
     run = run_options(
-        {**options, "mqtt_url": mqtt_url}, duration=backfill_span, realtime=False, url=""
+        {**options, "mqtt_url": mqtt_url, "protocol": "ocpp" if ocpp else "http"},
+        duration=backfill_span,
+        realtime=False,
+        url="",
     )
     sys.exit(
         run_demo(DemoOptions(folder=data_dir or default_folder(), host=host, port=port, run=run))

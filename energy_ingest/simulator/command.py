@@ -28,6 +28,7 @@ from energy_ingest.simulator.detection import Detection, evaluate
 from energy_ingest.simulator.fleet import FleetSpec, build_fleet, vehicle_id
 from energy_ingest.simulator.mess import MessRates
 from energy_ingest.simulator.mqtt import MqttEngineClient
+from energy_ingest.simulator.ocpp import OcppEngineClient
 from energy_ingest.simulator.runner import (
     MAX_HISTORY,
     Tally,
@@ -64,6 +65,7 @@ class RunOptions:
     worst: int = 10
     api_key: str | None = None
     mqtt_url: str | None = None  # readings published to this broker instead of POSTed
+    ocpp: bool = False  # meters are OCPP charge points sending MeterValues over WebSocket
 
     def headers(self) -> dict[str, str]:
         """The Authorization header, when a key is given."""
@@ -158,6 +160,10 @@ async def run(
             await mqtt.connect()
             stack.push_async_callback(mqtt.close)
             client = mqtt
+        elif options.ocpp:
+            chargers = OcppEngineClient(http, str(http.base_url), options.api_key)
+            stack.push_async_callback(chargers.close)
+            client = chargers
         await _preflight(client, options)
         with ProgressView(console, simulation, realtime=options.realtime) as view:
             if options.realtime:
@@ -185,6 +191,10 @@ async def run(
         mode = f"real time ×{options.speedup:g}" if options.realtime else "back-fill"
         if options.mqtt_url is not None:
             mode += ", over MQTT (QoS 1, broker PUBACKs counted)"
+        if isinstance(client, OcppEngineClient):
+            mode += (
+                f", meters over OCPP 1.6J ({client.connections} charge points, CALLRESULTs counted)"
+            )
         print_run(console, simulation, tally, mode)
         if tally.interrupted:
             # The truth assumes every reading of the run was delivered: no verdict on a part.

@@ -172,6 +172,8 @@ async def _start_engine(
             EIE_MQTT_GROUP=f"energy-ingest-demo-{os.getpid()}",
             EIE_MQTT_SESSION_EXPIRY_SECONDS="60",
         )
+    if options.run.ocpp:
+        environment["EIE_OCPP_ENABLED"] = "true"
     try:
         engine = await asyncio.create_subprocess_exec(
             sys.executable,

@@ -45,6 +45,7 @@ class FleetSpec:
     energy_fields: FieldsChoice = "interval"
     register_share: float = 0.5  # `mixed`: share of devices with a register (half send both)
     standby: bool = False  # idle chargers draw standby power (STANDBY_W)
+    connector_meters: bool = False  # OCPP: each meter is connector 1 of a charge point
 
     def __post_init__(self) -> None:
         if self.energy_fields not in FIELDS_CHOICES:
@@ -194,8 +195,10 @@ def vehicle_id(spec: FleetSpec, number: int) -> str:
 
 
 def meter_id(spec: FleetSpec, number: int) -> str:
-    """The id of meter `number`: 1…N feed vehicles 1…N at the start, spares come after."""
-    return f"{spec.prefix}-m{number:0{_id_width(spec)}d}"
+    """The id of meter `number`: 1…N feed vehicles 1…N at the start, spares come after. With
+    `connector_meters` (OCPP) it is connector 1 of the charge point PREFIX-m0001: `…:1`."""
+    meter = f"{spec.prefix}-m{number:0{_id_width(spec)}d}"
+    return f"{meter}:1" if spec.connector_meters else meter
 
 
 def build_fleet(spec: FleetSpec, minutes: int) -> Fleet:

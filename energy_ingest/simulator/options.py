@@ -159,6 +159,10 @@ def run_options(
     prefix = options["prefix"]
     if len(prefix) > 40 or not is_device_id(prefix):
         raise click.BadParameter("1–40 characters of A-Z a-z 0-9 . _ : -", param_hint="--prefix")
+    ocpp = options.get("protocol") == "ocpp"
+    if ocpp and ":" in prefix:
+        # A charge point's id has no ':' (it separates the connector in the meter's id).
+        raise click.BadParameter("no ':' with --protocol ocpp", param_hint="--prefix")
     return RunOptions(
         duration=duration,
         realtime=realtime,
@@ -173,6 +177,7 @@ def run_options(
             energy_fields=options["energy_fields"],
             register_share=options["register_share"],
             standby=options["standby"],
+            connector_meters=ocpp,
         ),
         mess=MessRates(
             jitter=options["jitter_rate"],
@@ -194,6 +199,7 @@ def run_options(
         worst=options["worst"],
         api_key=options.get("api_key"),
         mqtt_url=options.get("mqtt_url"),
+        ocpp=ocpp,
     )
 
 
