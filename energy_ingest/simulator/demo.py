@@ -253,6 +253,14 @@ def _print_next_steps(console: Console, base: str, result: RunResult, api_key: s
                 f"{base}/v1/analytics/meter/{worst_vehicle.meter_ids[-1]}/live",
             ),
         ]
+        if simulation.fleet.spec.connector_meters:
+            charge_point = worst_vehicle.meter_ids[-1].rpartition(":")[0]
+            lines.append(
+                (
+                    "its charge point (OCPP connectors)",
+                    f"{base}/v1/analytics/charger/{charge_point}/live",
+                )
+            )
     moved = next((v for v in simulation.fleet.vehicles if v.change is not None), None)
     if moved is not None:
         lines.append(

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
+import click
+import pytest
+
 from energy_ingest.ingest.ocpp.values import reading_body, sampled
 from energy_ingest.simulator.fleet import FleetSpec, meter_id
 from energy_ingest.simulator.ocpp import charge_point_of, meter_values, ocpp_base_url
+from energy_ingest.simulator.options import FLEET_DEFAULTS, run_options
 
 
 def test_connector_meters_are_connector_1_of_a_charge_point() -> None:
@@ -38,3 +44,21 @@ def test_the_engine_reads_back_exactly_the_simulated_values() -> None:
 def test_the_ocpp_url_is_the_engines_own_port() -> None:
     assert ocpp_base_url("http://127.0.0.1:8000") == "ws://127.0.0.1:8000/ocpp"
     assert ocpp_base_url("https://engine.example/") == "wss://engine.example/ocpp"
+
+
+def test_protocol_ocpp_makes_every_meter_a_charge_points_connector() -> None:
+    options = {**FLEET_DEFAULTS, "prefix": "sim", "protocol": "ocpp"}
+    run = run_options(options, duration=timedelta(hours=1), realtime=False, url="http://x/")
+    assert run.ocpp
+    assert run.spec.connector_meters
+    plain = run_options(
+        {**FLEET_DEFAULTS, "prefix": "sim"}, duration=timedelta(hours=1), realtime=False, url=""
+    )
+    assert not plain.ocpp
+    assert not plain.spec.connector_meters
+
+
+def test_a_charge_point_prefix_has_no_colon() -> None:
+    options = {**FLEET_DEFAULTS, "prefix": "a:b", "protocol": "ocpp"}
+    with pytest.raises(click.BadParameter, match="no ':'"):
+        run_options(options, duration=timedelta(hours=1), realtime=False, url="")
