@@ -1,4 +1,5 @@
-// The engine's dashboard: sign in with an API key, then the fleet, a vehicle, the silent devices.
+// The engine's dashboard: sign in with an API key, then the fleet, a vehicle (with its OCPP
+// charger when it has one), the silent devices.
 // Plain JavaScript served by the engine (no library, no CDN, no build step); charts are SVG drawn
 // here. The key lives in sessionStorage (this tab only) and travels as a bearer header, never
 // in a URL.
@@ -581,8 +582,16 @@
       optional("/v1/vehicles/" + enc + "/assignments", "Assignments", problems),
       optional("/v1/analytics/vehicle/" + enc + "/series" + query({ ...span, step, tz }), "Time series", problems),
     ]);
+    // The meter feeding it now, when it is an OCPP connector (`{chargePointId}:{connectorId}`):
+    // the charger's status and its newest meter value.
+    const meterIds = (performance && performance.meterIds) || [];
+    const connector = connectorOf(meterIds[meterIds.length - 1]);
+    const charger = connector
+      ? await optional("/v1/analytics/charger/" + encodeURIComponent(connector.chargePointId) + "/live", "Charger", problems)
+      : null;
     if (state.view !== "vehicle" || !current()) return;
     message("vehicle-message", problems.join(" "));
+    drawCharger(connector, charger);
     if (performance) {
       tiles($("vehicle-tiles"), [
         ["Status", performance.status, "word status-" + performance.status],
@@ -639,6 +648,30 @@
     });
     stamp("vehicle-updated");
     $("vehicle").dataset.loaded = id + " " + $("vehicle-window").value;
+  }
+
+  function connectorOf(meterId) {
+    const found = /^([A-Za-z0-9._-]{1,48}):(\d{1,9})$/.exec(meterId || "");
+    return found ? { chargePointId: found[1], connectorId: Number(found[2]) } : null;
+  }
+
+  function drawCharger(connector, charger) {
+    const known = connector && charger && (charger.connectors || []).find((c) => c.connectorId === connector.connectorId);
+    $("vehicle-charger-title").hidden = !known;
+    $("vehicle-charger").hidden = !known;
+    if (!known) {
+      $("vehicle-charger").replaceChildren();
+      return;
+    }
+    tiles($("vehicle-charger"), [
+      ["Charge point", connector.chargePointId],
+      ["Connector", String(known.connectorId)],
+      ["Status", known.status, "word"],
+      ["Error code", known.errorCode],
+      ["Register kWh", fmt.kwh(known.kwhRegisterAc)],
+      ["Voltage", known.voltage === null ? "—" : fmt.num(known.voltage, 1) + " V"],
+      ["Last meter value", known.lastUpdatedAt ? fmt.ago(known.lastUpdatedAt) + " ago" : "none yet"],
+    ]);
   }
 
   function openVehicle(id) {
