@@ -137,7 +137,7 @@ class EngineMetrics:
         )  # fmt: skip
         self.ocpp_violations = Counter(
             "eie_ocpp_violations", "Breaches of the OCPP schema or of its units by charge"
-            " points, by rule (each logged once per charge point and connection).",
+            " points, by rule (each logged once per charge point).",
             ["rule"], registry=registry,
         )  # fmt: skip
         self.ocpp_ignored_samples = Counter(

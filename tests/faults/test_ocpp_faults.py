@@ -31,7 +31,7 @@ from energy_ingest.db.embedded import EmbeddedServer
 from tests.factories import iso
 from tests.faults.processes import EngineProcess, ocpp_engine
 from tests.figures import RecordFigures
-from tests.ocpp_chargers import OCPP16, basic, create_key, ws_url
+from tests.ocpp_chargers import OCPP16, basic, create_key, metric, ws_url
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -262,6 +262,8 @@ async def test_while_the_database_is_down_chargers_get_call_errors_and_lose_noth
             await asyncio.gather(*tasks, return_exceptions=True)
         assert engine.alive(), engine.output()
         assert await lost(url, chargers) == []
+        answered = await metric(engine, "eie_ocpp_messages", action="MeterValues", answer="error")
+        assert answered >= sum(charger.call_errors for charger in chargers) > 0
         assert await engine.terminate() == 0
     record_figures(
         {

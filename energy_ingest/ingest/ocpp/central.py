@@ -8,7 +8,7 @@ the charger keeps the transaction message and sends it again (OCPP 1.6, 4.7).
 
 Schema checks are ours, not the package's: every handler skips the package's validation and
 `_handle_call` checks the call against the same schema, counting each violation (and logging
-it once per connection). Lenient (the default), the call is then handled for what can be
+it once per charge point). Lenient (the default), the call is then handled for what can be
 understood; strict, it is answered with the CALLERROR the package would send.
 """
 
@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import re
 import sys
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -97,6 +98,28 @@ class _PackageLog(logging.LoggerAdapter[logging.Logger]):
 _PACKAGE_LOG = _PackageLog(logging.getLogger(__name__ + ".messages"))
 
 
+class _Logged:
+    """The (charge point, rule) pairs already logged, the least recently seen forgotten past a
+    bound, so a fleet's misbehaving chargers cannot grow it without end."""
+
+    def __init__(self, bound: int) -> None:
+        self._bound = bound
+        self._seen: OrderedDict[tuple[str, str], None] = OrderedDict()
+
+    def first_time(self, charge_point_id: str, rule: str) -> bool:
+        key = (charge_point_id, rule)
+        if key in self._seen:
+            self._seen.move_to_end(key)
+            return False
+        self._seen[key] = None
+        if len(self._seen) > self._bound:
+            self._seen.popitem(last=False)
+        return True
+
+
+_LOGGED = _Logged(100_000)
+
+
 @dataclass(slots=True)
 class Connectors:
     """What this connection has learnt about its connectors."""
@@ -127,7 +150,6 @@ class CentralSystem(ChargePoint16):  # type: ignore[misc]  # the package has no 
         self._limits = limits
         self._metrics = metrics
         self._connectors = Connectors()
-        self._logged: set[str] = set()
 
     # --- what every call goes through ----------------------------------------------------------
 
@@ -136,7 +158,8 @@ class CentralSystem(ChargePoint16):  # type: ignore[misc]  # the package has no 
         try:
             self._check_schema(msg)
             result = await super()._handle_call(msg)
-            answer = "result"
+            # The package answers a handler's exception with a CALLERROR itself and returns None.
+            answer = "error" if result is None else "result"
             return result
         finally:
             # Labelled by the actions handled only: a charger's made-up names must not each
@@ -164,12 +187,11 @@ class CentralSystem(ChargePoint16):  # type: ignore[misc]  # the package has no 
             raise FormatViolationError(details=details)
 
     def violation(self, rule: str, detail: str = "") -> None:
-        """Count a breach of OCPP; log it once per connection."""
+        """Count a breach of OCPP; log it once per charge point (and engine process)."""
         self._metrics.ocpp_violations.labels(rule[:120]).inc()
-        if rule not in self._logged:
-            self._logged.add(rule)
+        if _LOGGED.first_time(self.id, rule):
             logger.warning(
-                "charge point %s breaks OCPP: %s%s (logged once per connection)",
+                "charge point %s breaks OCPP: %s%s (logged once per charge point)",
                 self.id,
                 rule,
                 f" ({detail})" if detail else "",
