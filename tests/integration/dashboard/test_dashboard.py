@@ -31,10 +31,13 @@ from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support.ui import Select, WebDriverWait
+from websockets.asyncio.client import connect
 
 from energy_ingest.simulator.command import RunOptions, run
 from energy_ingest.simulator.fleet import FleetSpec
+from tests.factories import iso, minute, vehicle_reading
 from tests.faults.processes import EngineProcess
+from tests.ocpp_chargers import OCPP16, basic, raw_call, register_value
 from tests.support import DatabaseServer, create_database, drop_database, with_database
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -94,7 +97,10 @@ def site(test_server: DatabaseServer) -> Iterator[Site]:
             tempfile.TemporaryFile() as log,
             tempfile.TemporaryDirectory(prefix="eie-dashboard-") as scratch,
         ):
-            engine = EngineProcess(url, log, Path(scratch))
+            # OCPP on: the last test puts a vehicle on a charger's connector.
+            engine = EngineProcess(
+                url, log, Path(scratch), environment={"EIE_OCPP_ENABLED": "true"}
+            )
             try:
                 asyncio.run(engine.start())
                 key = engine.key_file.read_text().strip()
@@ -423,3 +429,46 @@ def test_devices_lists_the_silent_ones(
     for row in browser.find_elements(By.CSS_SELECTOR, "#devices-table tbody tr"):
         assert row.get_attribute("data-kind") in {"meter", "vehicle"}
         assert row.get_attribute("data-device-id")
+
+
+_OCPP_VEHICLE = "dash-ocpp-ev"
+_CHARGE_POINT = "DASH-CP"
+
+
+async def _vehicle_on_an_ocpp_connector(site: Site) -> None:
+    """A vehicle assigned to connector 1 of an OCPP charger that reported its status and a
+    meter value over its WebSocket. Run last: it adds a vehicle to the fleet of 16."""
+    headers = {"Authorization": f"Bearer {site.key}"}
+    async with httpx.AsyncClient(base_url=site.base_url, headers=headers, timeout=30) as http:
+        assigned = await http.put(
+            f"/v1/vehicles/{_OCPP_VEHICLE}/meter",
+            json={"meterId": f"{_CHARGE_POINT}:1", "from": iso(minute(-30))},
+        )
+        assert assigned.status_code == 201, assigned.text
+        reading = vehicle_reading(vehicle_id=_OCPP_VEHICLE, at=minute(-5))
+        assert (await http.post("/v1/ingest/vehicle", json=reading)).status_code == 201
+    async with connect(
+        "ws" + site.base_url.removeprefix("http") + f"/ocpp/{_CHARGE_POINT}",
+        subprotocols=[OCPP16],
+        additional_headers={"Authorization": basic(_CHARGE_POINT, site.key)},
+    ) as websocket:
+        status = {"connectorId": 1, "errorCode": "NoError", "status": "Charging"}
+        assert (await raw_call(websocket, "StatusNotification", status))[0] == 3
+        values = {"connectorId": 1, "meterValue": [register_value(minute(-5), 4_321_000)]}
+        assert (await raw_call(websocket, "MeterValues", values))[0] == 3
+
+
+def test_a_vehicle_on_an_ocpp_connector_shows_the_charger(
+    browser: WebDriver, site: Site, console: BrowserConsole, screenshots: Path
+) -> None:
+    asyncio.run(_vehicle_on_an_ocpp_connector(site))
+    sign_in(browser, site)
+    browser.get(f"{site.base_url}/#/vehicle/{_OCPP_VEHICLE}")
+    charger = wait_for(browser, lambda d: visible(d, "vehicle-charger"), "the charger's connector")
+    wait_for(browser, lambda d: "4321.00" in charger.text, "the connector's register")
+    text = charger.text
+    assert _CHARGE_POINT in text
+    assert "Charging" in text
+    assert "230.0 V" in text
+    assert visible(browser, "vehicle-charger-title")
+    shot(browser, screenshots, "vehicle-ocpp")
