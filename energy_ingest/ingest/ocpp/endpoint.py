@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import logging
 import re
 
@@ -150,6 +151,15 @@ async def ocpp_endpoint(websocket: WebSocket) -> None:
     )
     if not offered:
         central.violation("no_subprotocol", f"the upgrade offered none; {SUBPROTOCOL} assumed")
+    # One connection per charge point (in this process): a charger that reconnects before its
+    # old connection timed out replaces it, as OCPP asks of a central system.
+    sessions = _sessions(websocket)
+    previous = sessions.get(charge_point_id)
+    sessions[charge_point_id] = websocket
+    if previous is not None:
+        logger.info("charge point %s reconnected: its older connection is closed", charge_point_id)
+        with contextlib.suppress(Exception):
+            await previous.close(code=1000, reason="replaced by a newer connection")
     state.metrics.ocpp_connections.inc()
     logger.info("charge point %s connected", charge_point_id)
     try:
@@ -159,5 +169,16 @@ async def ocpp_endpoint(websocket: WebSocket) -> None:
     except RuntimeError as error:  # sent to a connection the charger had closed
         logger.info("charge point %s: %s", charge_point_id, error)
     finally:
+        if sessions.get(charge_point_id) is websocket:
+            del sessions[charge_point_id]
         state.metrics.ocpp_connections.dec()
         logger.info("charge point %s disconnected", charge_point_id)
+
+
+def _sessions(websocket: WebSocket) -> dict[str, WebSocket]:
+    """The charge points connected to this process, on the app (one dict per app)."""
+    app_state = websocket.app.state
+    sessions: dict[str, WebSocket] | None = getattr(app_state, "ocpp_sessions", None)
+    if sessions is None:
+        sessions = app_state.ocpp_sessions = {}
+    return sessions

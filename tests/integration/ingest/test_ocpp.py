@@ -10,7 +10,7 @@ import httpx
 import pytest
 from ocpp.v16 import call
 from websockets.asyncio.client import connect
-from websockets.exceptions import InvalidStatus
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from tests.factories import iso, minute
 from tests.faults.processes import ocpp_engine
@@ -260,3 +260,19 @@ async def test_a_schema_breaking_charger(database_url: str, strict: bool) -> Non
             assert await metric(engine, "eie_ocpp_violations", rule="voltage_unit") == 3
             assert await metric(engine, "eie_ocpp_ignored_samples", measurand="other") == 3
         assert violations >= 3 * 3  # extra field, value type, unit enum: every message
+
+
+async def test_a_charge_point_that_reconnects_replaces_its_older_connection(
+    database_url: str,
+) -> None:
+    async with ocpp_engine(database_url) as engine:
+        key = await create_key(engine, ["ingest"], device_id="CP-R")
+        headers = {"Authorization": basic("CP-R", key)}
+        url = ws_url(engine, "CP-R")
+        async with connect(url, subprotocols=[OCPP16], additional_headers=headers) as older:
+            assert (await raw_call(older, "Heartbeat", {}))[0] == 3
+            async with connect(url, subprotocols=[OCPP16], additional_headers=headers) as newer:
+                with pytest.raises(ConnectionClosed):
+                    await older.recv()
+                assert older.close_reason == "replaced by a newer connection"
+                assert (await raw_call(newer, "Heartbeat", {}))[0] == 3
