@@ -11,16 +11,33 @@ from energy_ingest.analytics.schemas import Performance, Series, Session
 from energy_ingest.analytics.series import MAX_BUCKETS, parse_step, parse_zone, vehicle_series
 from energy_ingest.analytics.service import (
     Judging,
+    Window,
     resolve_window,
     vehicle_performance,
     vehicle_sessions,
 )
+from energy_ingest.auth.guard import Principal
+from energy_ingest.config import Settings
 from energy_ingest.readings import DeviceKind
 from energy_ingest.web.dependencies import ReadConn, ReadKey, SettingsDep
 from energy_ingest.web.http import json_response, parse_query_timestamps
 from energy_ingest.wire import require_device_id
 
 router = APIRouter(prefix="/v1/analytics", tags=["analytics"])
+
+
+def _require_vehicle(principal: Principal, vehicle_id: str) -> None:
+    """403 for a key bound to another device, 422 for an id that could never exist."""
+    principal.require_device(DeviceKind.VEHICLE, vehicle_id)
+    require_device_id("vehicleId", vehicle_id)
+
+
+def _window(start: str | None, end: str | None, settings: Settings) -> Window:
+    """The per-vehicle window of `from` / `to` (defaults: the 24 hours ending now)."""
+    parsed = parse_query_timestamps(**{"from": start, "to": end})
+    return resolve_window(
+        parsed["from"], parsed["to"], datetime.now(UTC), settings.max_analytics_span
+    )
 
 
 @router.get(
@@ -41,12 +58,8 @@ async def performance(
     ] = None,
     end: Annotated[str | None, Query(alias="to", description="ISO 8601; default now")] = None,
 ) -> Response:
-    principal.require_device(DeviceKind.VEHICLE, vehicleId)
-    require_device_id("vehicleId", vehicleId)
-    parsed = parse_query_timestamps(**{"from": start, "to": end})
-    window = resolve_window(
-        parsed["from"], parsed["to"], datetime.now(UTC), settings.max_analytics_span
-    )
+    _require_vehicle(principal, vehicleId)
+    window = _window(start, end, settings)
     judging = Judging(
         threshold=settings.efficiency_threshold,
         threshold_mode=settings.threshold_mode,
@@ -94,12 +107,8 @@ async def sessions(
     ] = None,
     end: Annotated[str | None, Query(alias="to", description="ISO 8601; default now")] = None,
 ) -> Response:
-    principal.require_device(DeviceKind.VEHICLE, vehicleId)
-    require_device_id("vehicleId", vehicleId)
-    parsed = parse_query_timestamps(**{"from": start, "to": end})
-    window = resolve_window(
-        parsed["from"], parsed["to"], datetime.now(UTC), settings.max_analytics_span
-    )
+    _require_vehicle(principal, vehicleId)
+    window = _window(start, end, settings)
     answer = await vehicle_sessions(
         connection, vehicleId, window, settings.session_gap_minutes, settings.register_rules
     )
@@ -151,14 +160,10 @@ async def series(
         str | None, Query(description="IANA zone of the 1d buckets' midnight; default UTC")
     ] = None,
 ) -> Response:
-    principal.require_device(DeviceKind.VEHICLE, vehicleId)
-    require_device_id("vehicleId", vehicleId)
+    _require_vehicle(principal, vehicleId)
     chosen_step = parse_step(step)
     zone = parse_zone(tz)
-    parsed = parse_query_timestamps(**{"from": start, "to": end})
-    window = resolve_window(
-        parsed["from"], parsed["to"], datetime.now(UTC), settings.max_analytics_span
-    )
+    window = _window(start, end, settings)
     answer = await vehicle_series(
         connection, vehicleId, window, chosen_step, zone, settings.register_rules
     )
