@@ -2,13 +2,14 @@
 
 In process, no HTTP, as bench/rollups.py: the engine's own batch path (`prepare_batch` +
 `write_batch`, one transaction a batch) with the engine's rollup folder beside it, into a fresh
-database per round and variant. The same fleet reports the same minutes three ways: the
-interval energy only (what every other figure of the suite measures), the cumulative register
-only (an OCPP charger, most smart meters), and both. A register reading is booked against its
-chain in the write transaction (a few index probes a device, and the corrections it makes to
-its neighbours go to the rollup inbox), so its rate is the interval rate's times the ratio
-printed. Bytes per reading: every history partition (heap, index, maps) over the readings it
-holds, as bench/suite.py measures them.
+database per round and variant (`bench.rollups.measure`; the rate until the last fold). The
+same fleet reports the same minutes three ways: the interval energy only (what every other
+figure of the suite measures), the cumulative register only (an OCPP charger, most smart
+meters), and both. A register reading is booked against its chain in the write transaction (a
+few index probes a device, and the corrections it makes to its neighbours go to the rollup
+inbox), so its rate is the interval rate's times the ratio printed. Bytes per reading: every
+history partition (heap, index, maps) over the readings it holds, as bench/suite.py measures
+them.
 
     python -m bench.registers --admin-url postgresql://postgres@127.0.0.1:5432/postgres
 """
@@ -17,24 +18,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import time
 from datetime import UTC, datetime, timedelta
 
-import asyncpg
-
-from bench.database import history_storage, prepare_schema, scratch_database
-from bench.rollups import FOLD_SECONDS, Folder
-from energy_ingest.db.partitions import day_of
-from energy_ingest.db.pool import WriteConnection
-from energy_ingest.db.sql import sql
+from bench.rollups import measure
 from energy_ingest.readings import Reading, ValidMeterReading, ValidVehicleReading
-from energy_ingest.writer.repository import (
-    METER_SQL,
-    VEHICLE_SQL,
-    DeviceKeys,
-    prepare_batch,
-    write_batch,
-)
 
 VARIANTS = ("interval", "register", "both")
 
@@ -76,43 +63,6 @@ def minute_batches(
     return batches
 
 
-async def measure(
-    admin_url: str, name: str, batches: list[list[Reading]]
-) -> tuple[float, dict[str, float]]:
-    """Readings per second until the last fold, and bytes per reading by history table."""
-    days = {day_of(reading.timestamp) for batch in batches for reading in batch}
-    readings = sum(len(batch) for batch in batches)
-    async with scratch_database(admin_url, name) as url:
-        await prepare_schema(url, days)
-        connection = await asyncpg.connect(url)
-        folder_connection = await asyncpg.connect(url)
-        try:
-            await connection.execute(sql("create_staging_tables"))
-            write = WriteConnection(connection)  # type: ignore[arg-type]
-            keys = DeviceKeys()
-            for kind, prefix in ((METER_SQL, "m-"), (VEHICLE_SQL, "v-")):
-                ids = {r.device_id for r in batches[0] if r.device_id.startswith(prefix)}
-                await keys.resolve(write, kind, ids)
-            folder = Folder(folder_connection, FOLD_SECONDS)
-            started = time.perf_counter()
-            running = asyncio.create_task(folder.run())
-            for batch in batches:
-                prepared = await prepare_batch(write, batch, keys)
-                async with connection.transaction():
-                    await write_batch(write, prepared)
-            folder.stop.set()
-            await running
-            await folder.fold()
-            seconds = time.perf_counter() - started
-        finally:
-            await folder_connection.close()
-            await connection.close()
-        storage = await history_storage(url)
-    return readings / seconds, {
-        table: figures["bytes_per_reading"] for table, figures in storage.items()
-    }
-
-
 async def run(
     admin_url: str,
     devices: int,
@@ -126,7 +76,11 @@ async def run(
     for number in range(rounds):
         for variant in VARIANTS:
             batches = minute_batches(variant, devices, minutes, first)
-            rate, storage = await measure(admin_url, f"bench_registers_{variant}_{number}", batches)
+            measured = await measure(
+                admin_url, f"{name_prefix}_{variant}_{number}", batches, True, storage=True
+            )
+            rate = measured.readings / measured.total_seconds
+            storage = measured.bytes_per_reading
             print(f"round {number + 1}: {variant}: {rate:,.0f} readings/s", flush=True)
             if rate > best.get(variant, {}).get("readings_per_second", 0.0):
                 best[variant] = {"readings_per_second": rate, **storage}

@@ -21,12 +21,12 @@ import asyncio
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
 
-from bench.database import prepare_schema, scratch_database
+from bench.database import history_storage, prepare_schema, scratch_database
 from bench.sql import bench_sql
 from energy_ingest.db.partitions import day_of
 from energy_ingest.db.pool import WriteConnection
@@ -110,12 +110,19 @@ class Measured:
     total_seconds: float
     folded_meanwhile: int = 0
     fold_busy_seconds: float = 0.0
+    bytes_per_reading: dict[str, float] = field(default_factory=dict)
 
 
 async def measure(
-    admin_url: str, name: str, batches: list[list[Reading]], rollups: bool
+    admin_url: str,
+    name: str,
+    batches: list[list[Reading]],
+    rollups: bool,
+    *,
+    storage: bool = False,
 ) -> Measured:
-    """One variant over `batches`, in a fresh database; devices registered beforehand."""
+    """One variant over `batches`, in a fresh database; devices registered beforehand. With
+    `storage`, history's bytes per reading by table once written (bench/registers.py)."""
     days = {day_of(reading.timestamp) for batch in batches for reading in batch}
     async with scratch_database(admin_url, name) as url:
         await prepare_schema(url, days)
@@ -149,7 +156,15 @@ async def measure(
         finally:
             await folder_connection.close()
             await connection.close()
-    return Measured(sum(len(batch) for batch in batches), written, total, folded, busy)
+        sizes = (
+            {
+                table: figures["bytes_per_reading"]
+                for table, figures in (await history_storage(url)).items()
+            }
+            if storage
+            else {}
+        )
+    return Measured(sum(len(batch) for batch in batches), written, total, folded, busy, sizes)
 
 
 async def run(
