@@ -139,6 +139,12 @@ async def load_history(
             meters.execute(bench_sql("bulk_roll_up_meter_days"), first_day, days_end),
             vehicles.execute(bench_sql("bulk_roll_up_vehicle_days"), first_day, days_end),
         )
+        # The vehicles' charging split, computed as the folder does, on both connections.
+        await asyncio.gather(
+            meters.execute(bench_sql("bulk_roll_up_vehicle_energy"), start, end, 0, 2),
+            vehicles.execute(bench_sql("bulk_roll_up_vehicle_energy"), start, end, 1, 2),
+        )
+        await vehicles.execute(bench_sql("bulk_roll_up_vehicle_energy_days"), first_day, days_end)
         step.rollup_seconds = time.perf_counter() - started
         started = time.perf_counter()
         # What autovacuum does to append-only partitions soon after a load (the partitions ask

@@ -262,6 +262,67 @@ SET kwh_delivered_dc = EXCLUDED.kwh_delivered_dc,
     battery_temp_sum = EXCLUDED.battery_temp_sum,
     readings = EXCLUDED.readings;
 
+-- name: bulk_roll_up_vehicle_energy
+-- The vehicles' charging split of history bulk-loaded over [$1, $2) (whole hours), as the
+-- folder computes it: vehicle_energy_hours_of over each vehicle's day, for the vehicles whose
+-- key leaves remainder $3 divided by $4 (the load's connections share the vehicles). The hour
+-- just after the load is computed again too: an earlier load written later ends its session's
+-- start there. Engine defaults: session gap 5 minutes, caps 1,000 kW, gap 150 s.
+INSERT INTO vehicle_energy_hours AS h (
+    hour, charging_ac, charging_dc, standby_ac, ac_gap_minutes, dc_gap_minutes,
+    ac_reconciled_interval, ac_reconciled_register, dc_reconciled_interval,
+    dc_reconciled_register, vehicle_key, charging_minutes, charging_readings, session_starts,
+    standby_minutes, ac_interval_readings, ac_register_readings, ac_gaps, ac_resets,
+    ac_glitches, ac_rejected_deltas, dc_interval_readings, dc_register_readings, dc_gaps,
+    dc_resets, dc_glitches, dc_rejected_deltas, continues)
+SELECT hours.hour, hours.charging_ac, hours.charging_dc, hours.standby_ac,
+       hours.ac_gap_minutes, hours.dc_gap_minutes, hours.ac_reconciled_interval,
+       hours.ac_reconciled_register, hours.dc_reconciled_interval,
+       hours.dc_reconciled_register, vehicles.vehicle_key, hours.charging_minutes,
+       hours.charging_readings, hours.session_starts, hours.standby_minutes,
+       hours.ac_interval_readings, hours.ac_register_readings, hours.ac_gaps, hours.ac_resets,
+       hours.ac_glitches, hours.ac_rejected_deltas, hours.dc_interval_readings,
+       hours.dc_register_readings, hours.dc_gaps, hours.dc_resets, hours.dc_glitches,
+       hours.dc_rejected_deltas, hours.continues
+FROM vehicles
+CROSS JOIN LATERAL utc_day_pieces($1::timestamptz, $2::timestamptz + interval '1 hour') AS piece
+CROSS JOIN LATERAL vehicle_energy_hours_of(vehicles.vehicle_id, piece.lo, piece.hi, 5, 1000,
+                                           1000, 150) AS hours
+WHERE vehicles.vehicle_key % $4::integer = $3::integer
+ON CONFLICT (vehicle_key, hour) DO UPDATE
+SET charging_ac = EXCLUDED.charging_ac, charging_dc = EXCLUDED.charging_dc,
+    standby_ac = EXCLUDED.standby_ac, ac_gap_minutes = EXCLUDED.ac_gap_minutes,
+    dc_gap_minutes = EXCLUDED.dc_gap_minutes, charging_minutes = EXCLUDED.charging_minutes,
+    charging_readings = EXCLUDED.charging_readings, session_starts = EXCLUDED.session_starts,
+    standby_minutes = EXCLUDED.standby_minutes,
+    ac_interval_readings = EXCLUDED.ac_interval_readings, ac_gaps = EXCLUDED.ac_gaps,
+    dc_interval_readings = EXCLUDED.dc_interval_readings, dc_gaps = EXCLUDED.dc_gaps,
+    continues = EXCLUDED.continues;
+
+-- name: bulk_roll_up_vehicle_energy_days
+-- The charging sums' day rows of the days [$1, $2) from their hours (bulk_roll_up_vehicle_days).
+INSERT INTO vehicle_energy_days AS d (day, charging_ac, charging_dc, charging_minutes,
+                                      vehicle_key)
+SELECT day, array_agg(ac ORDER BY slot), array_agg(dc ORDER BY slot),
+       array_agg(minutes::integer ORDER BY slot), vehicle_key
+FROM (
+    SELECT device.vehicle_key, device.day, slot,
+           sum(coalesce(hours.charging_ac, 0)) OVER running AS ac,
+           sum(coalesce(hours.charging_dc, 0)) OVER running AS dc,
+           sum(coalesce(hours.charging_minutes, 0)) OVER running AS minutes
+    FROM (SELECT DISTINCT vehicle_key, date_bin('1 day', hour, '2000-01-01 00:00+00') AS day
+          FROM vehicle_energy_hours WHERE hour >= $1 AND hour < $2) AS device
+    CROSS JOIN generate_series(0, 23) AS slot
+    LEFT JOIN vehicle_energy_hours AS hours
+        ON hours.vehicle_key = device.vehicle_key
+       AND hours.hour = device.day + slot * interval '1 hour'
+    WINDOW running AS (PARTITION BY device.vehicle_key, device.day ORDER BY slot DESC)
+) AS slots
+GROUP BY vehicle_key, day
+ON CONFLICT (vehicle_key, day) DO UPDATE
+SET charging_ac = EXCLUDED.charging_ac, charging_dc = EXCLUDED.charging_dc,
+    charging_minutes = EXCLUDED.charging_minutes;
+
 -- name: bulk_upsert_meter_live
 -- Live state as the newest bulk reading left it ($1 its time, $2 the interval).
 INSERT INTO meter_live (ts, received_at, kwh_consumed_ac, voltage, meter_id)

@@ -117,7 +117,9 @@ async def engine_lifespan(app: FastAPI) -> AsyncIterator[None]:
             name="partition-maintenance",
         )
         folder = asyncio.create_task(
-            RollupFolder(database.write_pool, settings.rollup_fold_seconds, metrics).run(),
+            RollupFolder(
+                database.write_pool, settings.rollup_fold_seconds, metrics, settings.split_rules
+            ).run(),
             name="rollup-folder",
         )
         mqtt = None

@@ -87,6 +87,28 @@ class RegisterRules:
 DEFAULT_REGISTER_RULES = RegisterRules()
 
 
+@dataclass(frozen=True, slots=True)
+class SplitRules:
+    """What the vehicles' charging split and data quality are computed with (the engine's
+    settings; readers compute what is not folded yet with the same)."""
+
+    session_gap_minutes: int = 5
+    registers: RegisterRules = DEFAULT_REGISTER_RULES
+
+    def arguments(self) -> tuple[int, float, float, float]:
+        """The statements' gap minutes, meter cap, vehicle cap and gap seconds."""
+        rules = self.registers
+        return (
+            self.session_gap_minutes,
+            rules.meter_max_kw,
+            rules.vehicle_max_kw,
+            rules.gap_seconds,
+        )
+
+
+DEFAULT_SPLIT_RULES = SplitRules()
+
+
 class LoggingSettings(BaseSettings):
     """How the engine logs: read on its own by worker processes before anything else starts."""
 
@@ -394,14 +416,21 @@ class Settings(LoggingSettings):
     session_gap_minutes: int = Field(
         default=5,
         ge=0,
-        le=1440,
-        description="Minutes without DC a charging session may hold and still be one session.",
+        # A session bridges at most gap + 1 minutes: under an hour, so whether a fleet window's
+        # first session began before it is decided in its first hour (vehicle_energy_hours).
+        le=30,
+        description="Minutes without DC a charging session may hold and still be one session"
+        " (0–30).",
     )
     max_analytics_span: Duration = timedelta(days=31)
 
     @property
     def register_rules(self) -> RegisterRules:
         return RegisterRules(self.max_meter_power_kw, self.max_vehicle_power_kw, self.gap_seconds)
+
+    @property
+    def split_rules(self) -> SplitRules:
+        return SplitRules(self.session_gap_minutes, self.register_rules)
 
     @model_validator(mode="after")
     def _mqtt_url_is_a_broker(self) -> Settings:

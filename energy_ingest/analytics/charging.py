@@ -149,7 +149,11 @@ def charging_answer(split: ChargingSplit) -> dict[str, Any]:
 
 def standby_answer(split: ChargingSplit) -> dict[str, Any]:
     """The performance answer's `standby` block: AC drawn in minutes the vehicle took no DC."""
-    ac, minutes = split.standby_kwh_consumed_ac, split.standby_minutes
+    return standby_answer_of(split.standby_kwh_consumed_ac, split.standby_minutes)
+
+
+def standby_answer_of(ac: Decimal, minutes: int) -> dict[str, Any]:
+    """The `standby` block of `ac` kWh drawn over `minutes` standby minutes."""
     return {
         "energyConsumedAc": float(ac),
         "minutes": minutes,

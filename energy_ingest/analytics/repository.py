@@ -78,27 +78,21 @@ async def summarize_vehicle_sessions(
     vehicle_id: str,
     start: datetime,
     end: datetime,
-    spans: Sequence[tuple[str, datetime, datetime]],
     gap_minutes: int,
     rules: RegisterRules,
 ) -> list[SessionRow]:
-    """The vehicle's charging sessions in [start, end), fed by the meters of `spans`, with the
-    meters' standby sums (energy as the readings book it under `rules`); one row with null
-    session columns when there is no session."""
-    meter_ids = [meter_id for meter_id, _, _ in spans]
-    starts = [span_start for _, span_start, _ in spans]
-    ends = [span_end for _, _, span_end in spans]
+    """The vehicle's charging sessions in [start, end), fed by its meters as `meter_feed`
+    finds them (the same rules as `service.correlate`), with the meters' standby sums (energy
+    as the readings book it under `rules`); one row with null session columns when there is no
+    session."""
     rows = await connection.fetch(
         sql("summarize_vehicle_sessions"),
         vehicle_id,
         start,
         end,
-        meter_ids,
-        starts,
-        ends,
         gap_minutes,
-        rules.vehicle_max_kw,
         rules.meter_max_kw,
+        rules.vehicle_max_kw,
     )
     return [SessionRow.from_row(row) for row in rows]
 

@@ -38,11 +38,16 @@ class Quality(Row):
     @property
     def source(self) -> str | None:
         """interval, register or mixed: what the side's readings booked from."""
-        if self.register_readings and self.interval_readings:
-            return "mixed"
-        if self.register_readings:
-            return "register"
-        return "interval" if self.interval_readings else None
+        return source_of(self.interval_readings, self.register_readings)
+
+
+def source_of(interval_readings: int, register_readings: int) -> str | None:
+    """interval, register or mixed: what a side's readings booked from (None: no readings)."""
+    if register_readings and interval_readings:
+        return "mixed"
+    if register_readings:
+        return "register"
+    return "interval" if interval_readings else None
 
 
 @dataclass(frozen=True, slots=True)

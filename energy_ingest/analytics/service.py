@@ -125,9 +125,9 @@ async def vehicle_sessions(
     """The vehicle's charging sessions in the window, in time order, fed by the meters the
     performance answer finds (404 as it does)."""
     async with connection.transaction(isolation="repeatable_read", readonly=True):
-        feed = await find_meter_feed(connection, vehicle_id, window)
+        await find_meter_feed(connection, vehicle_id, window)  # 404 as the performance answer
         rows = await repository.summarize_vehicle_sessions(
-            connection, vehicle_id, window.start, window.end, feed.spans, gap_minutes, rules
+            connection, vehicle_id, window.start, window.end, gap_minutes, rules
         )
     return [charging.session_answer(session) for session in charging.split_of(rows).sessions]
 
@@ -178,7 +178,6 @@ async def _vehicle_performance(
             vehicle_id,
             window.start,
             window.end,
-            spans,
             judging.session_gap_minutes,
             judging.rules,
         )

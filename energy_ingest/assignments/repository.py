@@ -27,6 +27,16 @@ async def lock_meter(connection: WriteConnection, meter_id: str) -> None:
     await connection.execute(sql("lock_meter_assignments"), meter_id)
 
 
+async def queue_vehicle_energy(
+    connection: WriteConnection, vehicle_id: str, meter_id: str | None, since: datetime
+) -> None:
+    """Before a change of `vehicle_id`'s assignments from `since` (to `meter_id`, None when
+    one ends): queue the vehicle-days whose charging split it can alter for the folder."""
+    await connection.execute(
+        sql("queue_vehicle_energy_for_assignment"), vehicle_id, meter_id, since
+    )
+
+
 async def get_current_assignment(
     connection: WriteConnection, vehicle_id: str
 ) -> AssignmentRow | None:

@@ -81,6 +81,7 @@ async def _assign_meter(
         if current is not None and current.meter_id == meter_id and current.starts_at <= start:
             return False, assignment_json(current)
         await _lock_meters(connection, meter_id, current.meter_id if current else None)
+        await repository.queue_vehicle_energy(connection, vehicle_id, meter_id, start)
         if current is not None:
             if current.starts_at >= start:
                 raise Conflict(
@@ -137,6 +138,7 @@ async def _end_current_assignment(
         if current is None:
             raise NotFound(f"vehicle {vehicle_id} has no current meter assignment")
         await _lock_meters(connection, current.meter_id)
+        await repository.queue_vehicle_energy(connection, vehicle_id, None, at)
         if current.starts_at >= at:
             raise Conflict(
                 f"the current assignment of vehicle {vehicle_id} starts at "

@@ -229,7 +229,8 @@ def report(
             datetime.now(UTC),
             listing,
             None,
-            rules=settings.register_rules,
+            rules=settings.split_rules,
+            threshold_mode=settings.threshold_mode,
         )
 
     fleet: FleetPage = on_database(database_url, data_dir, work)

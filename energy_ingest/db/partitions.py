@@ -15,9 +15,16 @@ from energy_ingest.db.sql import quote_identifier, quote_literal, sql
 logger = logging.getLogger(__name__)
 
 HISTORY_TABLES = ("meter_readings", "vehicle_readings")
-ROLLUP_TABLES = ("meter_rollups", "vehicle_rollups", "meter_rollup_days", "vehicle_rollup_days")
-"""Hourly and per-day sums of history, partitioned by the same UTC days: made and dropped with
-history."""
+ROLLUP_TABLES = (
+    "meter_rollups",
+    "vehicle_rollups",
+    "meter_rollup_days",
+    "vehicle_rollup_days",
+    "vehicle_energy_hours",
+    "vehicle_energy_days",
+)
+"""Hourly and per-day sums of history (and the vehicles' charging split), partitioned by the
+same UTC days: made and dropped with history."""
 DAY_PARTITIONED_TABLES = HISTORY_TABLES + ROLLUP_TABLES
 _DAY_SUFFIX = re.compile(r"_p(?P<day>\d{8})$")
 

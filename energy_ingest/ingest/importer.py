@@ -20,7 +20,13 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, time, timedelta
 from typing import Any, Literal
 
-from energy_ingest.config import DEFAULT_REGISTER_RULES, RegisterRules, Settings
+from energy_ingest.config import (
+    DEFAULT_REGISTER_RULES,
+    DEFAULT_SPLIT_RULES,
+    RegisterRules,
+    Settings,
+    SplitRules,
+)
 from energy_ingest.db.partitions import PartitionManager, day_of
 from energy_ingest.db.pool import AnyConnection, Database
 from energy_ingest.errors import FieldProblem
@@ -46,6 +52,7 @@ class ImportRules:
     limits: Limits
     retention_days: int | None
     rules: RegisterRules = DEFAULT_REGISTER_RULES
+    split: SplitRules = DEFAULT_SPLIT_RULES
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ImportRules:
@@ -53,6 +60,7 @@ class ImportRules:
             limits=replace(Limits.from_settings(settings), max_backfill=_ANY_PAST),
             retention_days=settings.retention_days,
             rules=settings.register_rules,
+            split=settings.split_rules,
         )
 
     def kept_from(self, now: datetime) -> datetime | None:
@@ -246,13 +254,15 @@ class FileImport:
     async def fold(self) -> Folded:
         """Fold the rollup inbox; while an engine's folder holds the fold, wait for the next."""
         async with self._database.write() as connection:
-            return await fold_until_done(connection)
+            return await fold_until_done(connection, self._rules.split)
 
 
-async def fold_until_done(connection: AnyConnection) -> Folded:
+async def fold_until_done(
+    connection: AnyConnection, rules: SplitRules = DEFAULT_SPLIT_RULES
+) -> Folded:
     """One fold of everything committed so far, waiting while another process folds."""
     while True:
-        folded = await fold_rollups(connection)
+        folded = await fold_rollups(connection, rules=rules)
         if folded is not None:
             return folded
         await asyncio.sleep(_FOLD_RETRY_SECONDS)

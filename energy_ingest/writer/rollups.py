@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 
 import asyncpg
 
+from energy_ingest.config import DEFAULT_SPLIT_RULES, SplitRules
 from energy_ingest.db.partitions import partition_day
 from energy_ingest.db.pool import AnyConnection, is_outage
 from energy_ingest.db.sql import sql
@@ -30,6 +31,12 @@ FOLD_LIMIT = 200_000
 """Inbox rows one fold takes per stream at most: a minute of a 100,000-device fleet, a
 transaction of a second or two; a fold that hits it is followed by another at once."""
 
+ENERGY_FOLD_LIMIT = 20_000
+"""Vehicle-hours whose charging split one fold computes again at most (about 0.5 ms each, so a
+fold of 10 s at most): a 20,000-vehicle fleet's current hours once; a back-fill (an import, an
+assignment changed in the past, the migration) goes on in the next folds, newest days first,
+readers computing its days from history meanwhile."""
+
 
 @dataclass(frozen=True, slots=True)
 class Folded:
@@ -39,6 +46,8 @@ class Folded:
     meters: int
     vehicles: int
     more: bool = False
+    vehicle_days: int = 0
+    """Vehicle-days whose charging split the fold computed again."""
 
 
 _KINDS = (
@@ -47,8 +56,17 @@ _KINDS = (
 )
 
 
-async def fold_rollups(connection: AnyConnection, limit: int = FOLD_LIMIT) -> Folded | None:
-    """One fold, in its own transaction on `connection`; None if another engine is folding."""
+async def fold_rollups(
+    connection: AnyConnection,
+    limit: int = FOLD_LIMIT,
+    rules: SplitRules = DEFAULT_SPLIT_RULES,
+    energy_limit: int = ENERGY_FOLD_LIMIT,
+) -> Folded | None:
+    """One fold, in its own transaction on `connection`; None if another engine is folding.
+
+    The inbox folds queue the vehicle-days their readings can change the charging split of;
+    the last step computes pending vehicle-days again (`energy_limit` vehicle-hours at most).
+    """
     folded: list[int] = []
     more = False
     async with connection.transaction():
@@ -70,11 +88,24 @@ async def fold_rollups(connection: AnyConnection, limit: int = FOLD_LIMIT) -> Fo
                     and (day := partition_day(row["partition_name"])) is not None
                 }
             )
-            row = await connection.fetchrow(fold, days, limit)
+            row = await connection.fetchrow(fold, days, limit, rules.session_gap_minutes)
             assert row is not None
             folded.append(row["folded"])
             more = more or row["taken"] >= limit
-    return Folded(folded[0], folded[1], more)
+        energy_days = sorted(
+            {
+                datetime.combine(day, datetime.min.time(), tzinfo=UTC)
+                for row in partitions
+                if row["parent_name"] == "vehicle_rollup_days"
+                and (day := partition_day(row["partition_name"])) is not None
+            }
+        )
+        energy = await connection.fetchrow(
+            sql("fold_vehicle_energy"), energy_days, energy_limit, *rules.arguments()
+        )
+        assert energy is not None
+        more = more or energy["more"]
+    return Folded(folded[0], folded[1], more, energy["computed"])
 
 
 class RollupFolder:
@@ -82,16 +113,21 @@ class RollupFolder:
     leaves more behind); survives outages."""
 
     def __init__(
-        self, pool: asyncpg.Pool, interval: float, metrics: EngineMetrics | None = None
+        self,
+        pool: asyncpg.Pool,
+        interval: float,
+        metrics: EngineMetrics | None = None,
+        rules: SplitRules = DEFAULT_SPLIT_RULES,
     ) -> None:
         self._pool = pool
         self._interval = interval
         self._metrics = metrics
+        self._rules = rules
 
     async def fold(self) -> Folded | None:
         started = time.perf_counter()
         async with self._pool.acquire() as connection:
-            folded = await fold_rollups(connection)
+            folded = await fold_rollups(connection, rules=self._rules)
         if self._metrics is not None:
             self._metrics.count_fold(folded, time.perf_counter() - started)
         return folded

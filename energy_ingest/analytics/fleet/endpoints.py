@@ -108,7 +108,8 @@ async def fleet_performance_endpoint(
             listing,
             None,
             position,
-            rules=settings.register_rules,
+            rules=settings.split_rules,
+            threshold_mode=settings.threshold_mode,
         )
         lines: Iterator[str] = csv_lines(window, every.rows)
         return StreamingResponse(
@@ -125,7 +126,8 @@ async def fleet_performance_endpoint(
         page_size,
         position,
         histogram=histogram,
-        rules=settings.register_rules,
+        rules=settings.split_rules,
+        threshold_mode=settings.threshold_mode,
     )
     return json_response(
         {

@@ -6,8 +6,9 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+from energy_ingest.analytics.charging import POWER_CLASSES
 from energy_ingest.analytics.fleet.rows import FleetResult, FleetRow, FleetTotals
-from energy_ingest.config import RegisterRules
+from energy_ingest.config import SplitRules
 from energy_ingest.db.pool import ReadConnection
 from energy_ingest.db.sql import sql
 
@@ -44,7 +45,8 @@ async def fleet_performance(
     after: tuple[Decimal | None, str] | None,
     limit: int | None,
     histogram_edges: Sequence[Decimal] | None,
-    rules: RegisterRules,
+    rules: SplitRules,
+    power_classes: bool,
 ) -> list[FleetResult]:
     """The summary with each row of the page, in order (at least one row: the summary)."""
     async with connection.transaction(readonly=True):
@@ -65,8 +67,14 @@ async def fleet_performance(
             limit,
             *_day_bounds(whole_start, whole_end),
             list(histogram_edges) if histogram_edges is not None else None,
-            rules.meter_max_kw,
-            rules.vehicle_max_kw,
+            rules.registers.meter_max_kw,
+            rules.registers.vehicle_max_kw,
+            rules.session_gap_minutes,
+            rules.registers.gap_seconds,
+            power_classes,
+            [power_class.up_to_kw for power_class in POWER_CLASSES],
+            [power_class.threshold for power_class in POWER_CLASSES],
+            [power_class.name for power_class in POWER_CLASSES],
         )
     return [
         FleetResult(

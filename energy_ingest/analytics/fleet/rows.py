@@ -42,6 +42,25 @@ class FleetRow(Row):
     sort_key: Decimal | None
     meter_ids: list[str]
     expected_minutes: Decimal | None
+    charging_ac: Decimal
+    charging_dc: Decimal
+    charging_minutes: int
+    threshold: Decimal
+    threshold_rule: str
+    standby_ac: Decimal | None
+    standby_minutes: int | None
+    sessions: int | None
+    ac_interval_readings: int | None
+    ac_register_readings: int | None
+    dc_interval_readings: int | None
+    dc_register_readings: int | None
+    gaps: int | None
+    gap_minutes: float | None
+    resets: int | None
+    glitches: int | None
+    rejected_deltas: int | None
+    ac_reconciliation_kwh: Decimal | None
+    dc_reconciliation_kwh: Decimal | None
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,7 +6,16 @@ from datetime import datetime
 
 from pydantic import BaseModel, Field
 
-from energy_ingest.analytics.schemas import Correlation, DataPoints, Period, Status
+from energy_ingest.analytics.schemas import (
+    Charging,
+    Correlation,
+    DataPoints,
+    DataQuality,
+    Period,
+    Standby,
+    Status,
+    ThresholdRule,
+)
 
 
 class Completeness(BaseModel):
@@ -29,12 +38,20 @@ class FleetVehicle(BaseModel):
     efficiencyRatio: float | None
     energyLossKwh: float | None
     averageBatteryTemp: float | None
-    status: Status
+    status: Status = Field(
+        description="The charging minutes' DC/AC against `threshold`; the whole window's when"
+        " the window has no charging minute that drew AC."
+    )
     meterIds: list[str]
     correlation: Correlation
     dataPoints: DataPoints
     completeness: Completeness
     lastSeen: datetime | None = Field(description="Timestamp of its newest reading ever.")
+    dataQuality: DataQuality
+    charging: Charging
+    standby: Standby
+    threshold: float = Field(description="The efficiency threshold the status applied.")
+    thresholdRule: ThresholdRule
 
 
 class EfficiencyBin(BaseModel):

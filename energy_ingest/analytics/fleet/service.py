@@ -21,8 +21,11 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, Literal, get_args
 
+from energy_ingest.analytics import charging
+from energy_ingest.analytics.charging import ThresholdMode
 from energy_ingest.analytics.fleet import repository
 from energy_ingest.analytics.fleet.rows import FleetRow, FleetTotals
+from energy_ingest.analytics.rows import source_of
 from energy_ingest.analytics.schemas import Status
 from energy_ingest.analytics.service import (
     HOUR,
@@ -32,7 +35,7 @@ from energy_ingest.analytics.service import (
     resolve_window,
     whole_hours,
 )
-from energy_ingest.config import DEFAULT_REGISTER_RULES, RegisterRules
+from energy_ingest.config import DEFAULT_SPLIT_RULES, SplitRules
 from energy_ingest.db.pool import ReadConnection
 from energy_ingest.errors import FieldProblem, ValidationFailed
 from energy_ingest.wire import format_timestamp, parse_timestamp
@@ -107,7 +110,8 @@ async def fleet_page(
     after: Position | None = None,
     *,
     histogram: bool = False,
-    rules: RegisterRules = DEFAULT_REGISTER_RULES,
+    rules: SplitRules = DEFAULT_SPLIT_RULES,
+    threshold_mode: ThresholdMode = "flat",
 ) -> FleetPage:
     """The fleet summary and up to `limit` rows of the listing after `after` (all with None);
     with `histogram`, the summary counts the vehicles by efficiency bin too."""
@@ -127,6 +131,7 @@ async def fleet_page(
         limit=None if limit is None else limit + 1,
         histogram_edges=HISTOGRAM_EDGES if histogram else None,
         rules=rules,
+        power_classes=threshold_mode == "power-class",
     )
     summary = _summary(rows[0].summary)
     found = [row for row in rows if row.vehicle is not None]
@@ -161,6 +166,8 @@ def _answer(row: FleetRow, window_minutes: Decimal, threshold: float) -> dict[st
             average_battery_temp=row.average_battery_temp,
             threshold=threshold,
         ),
+        # The statement judged the charging minutes when they drew AC (fleet.sql, verdicts).
+        "status": row.status,
         "meterIds": list(row.meter_ids),
         "correlation": correlation,
         "dataPoints": {"vehicle": row.vehicle_points, "meter": row.meter_points},
@@ -173,7 +180,46 @@ def _answer(row: FleetRow, window_minutes: Decimal, threshold: float) -> dict[st
             ),
         },
         "lastSeen": row.last_seen,
+        "dataQuality": _data_quality(row),
+        "charging": {
+            "energyConsumedAc": float(row.charging_ac),
+            "energyDeliveredDc": float(row.charging_dc),
+            "efficiency": (
+                float(row.charging_dc / row.charging_ac) if row.charging_ac > 0 else None
+            ),
+            "minutes": row.charging_minutes,
+            "sessions": row.sessions or 0,
+        },
+        "standby": charging.standby_answer_of(
+            row.standby_ac or Decimal(0), row.standby_minutes or 0
+        ),
+        "threshold": float(row.threshold),
+        "thresholdRule": row.threshold_rule,
     }
+
+
+def _data_quality(row: FleetRow) -> dict[str, Any]:
+    """The per-vehicle answer's `dataQuality` (analytics.service.data_quality), from the
+    statement's sums over the window's hours."""
+    reconciled = [
+        side for side in (row.ac_reconciliation_kwh, row.dc_reconciliation_kwh) if side is not None
+    ]
+    return {
+        "acSource": source_of(row.ac_interval_readings or 0, row.ac_register_readings or 0),
+        "dcSource": source_of(row.dc_interval_readings or 0, row.dc_register_readings or 0),
+        "gaps": row.gaps or 0,
+        "gapMinutes": round(row.gap_minutes or 0.0, 2),
+        "resets": row.resets or 0,
+        "glitches": row.glitches or 0,
+        "rejectedDeltas": row.rejected_deltas or 0,
+        "reconciliationKwh": float(sum(reconciled, Decimal(0))) if reconciled else None,
+        "acReconciliationKwh": _float(row.ac_reconciliation_kwh),
+        "dcReconciliationKwh": _float(row.dc_reconciliation_kwh),
+    }
+
+
+def _float(value: Decimal | None) -> float | None:
+    return None if value is None else float(value)
 
 
 def _ratio(received: int, expected_minutes: Decimal) -> float | None:

@@ -84,92 +84,50 @@ CROSS JOIN LATERAL booked_meter_readings(meters.meter_key, span.starts_at, span.
     AS booked;
 
 -- name: summarize_vehicle_sessions
--- The vehicle's charging sessions over [$2, $3), and its meters' standby energy. A reading's
--- minute is the whole UTC minute nearest its timestamp: devices report at the minute with a
--- few seconds of clock jitter either way, and a meter stamped 11:59:58 and a vehicle stamped
--- 12:00:02 report the same minute (date_bin, not date_trunc: the session's TimeZone must not
--- move a minute). A charging minute is one in which the vehicle's readings book DC > 0; the
--- meters' readings in charging minutes are charging AC, all others standby AC. A session is a run of charging minutes fed by one meter
--- (the span holding the minute's first charging reading), at most $7 minutes without DC
--- between two of them; its AC and DC are those of its charging minutes, so the sessions add up
--- to the charging sums exactly. Energy is what each reading books (booked_*_readings: the
--- readings of the range, with the three before and the one after it that the register rules
--- look at, each a probe of the device's primary key); each span ($4, $5, $6, parallel arrays)
--- is booked over its own [start, end), so charging AC + standby AC is every booked kWh of the
--- feeding meters. One row per session, in time order, each carrying the window's standby sums;
--- one row with null session columns when the window holds no session.
-WITH vehicle_energy AS (
-    -- What each of the vehicle's readings books (interval or register, by the register rules;
-    -- $8 its register's power cap): the one place this statement reads DC.
-    SELECT booked.ts, booked.kwh
-    FROM vehicles
-    -- A plain column as the key, so the planner inlines the function (no sub-select argument).
-    CROSS JOIN LATERAL booked_vehicle_readings(vehicles.vehicle_key, $2::timestamptz,
-                                               $3::timestamptz, $8::double precision) AS booked
-    WHERE vehicles.vehicle_id = $1
-), span AS (
-    SELECT meter_id, starts_at, ends_at
-    FROM unnest($4::text[], $5::timestamptz[], $6::timestamptz[])
-        AS span (meter_id, starts_at, ends_at)
-), meter_energy AS (
-    -- What each reading of a feeding meter books over its span ($9 the meter's register cap):
-    -- the one place this statement reads AC.
-    SELECT booked.ts, booked.kwh
-    FROM span
-    JOIN meters ON meters.meter_id = span.meter_id
-    CROSS JOIN LATERAL booked_meter_readings(meters.meter_key, span.starts_at, span.ends_at,
-                                             $9::double precision) AS booked
-), meter_minute AS (
-    SELECT date_bin('1 minute', ts + interval '30 seconds', '2000-01-01 00:00+00') AS minute,
-           sum(kwh) AS kwh
-    FROM meter_energy
-    GROUP BY minute
-), charging_minute AS (
-    SELECT date_bin('1 minute', ts + interval '30 seconds', '2000-01-01 00:00+00') AS minute,
-           sum(kwh) AS kwh_dc, min(ts) AS first_ts
-    FROM vehicle_energy
-    WHERE kwh > 0
-    GROUP BY minute
-), attributed AS (
-    SELECT charging_minute.minute, charging_minute.kwh_dc, charging_minute.first_ts,
-           coalesce(meter_minute.kwh, 0) AS kwh_ac,
-           (SELECT span.meter_id
-            FROM span
-            WHERE charging_minute.first_ts >= span.starts_at
-              AND charging_minute.first_ts < span.ends_at) AS meter_id
-    FROM charging_minute
-    LEFT JOIN meter_minute USING (minute)
-), marked AS (
-    -- A session starts at the first charging minute, after more than $7 minutes without DC,
-    -- and where another meter (or none) feeds the vehicle.
-    SELECT attributed.*,
-           CASE WHEN lag(minute) OVER by_minute IS NULL
-                  OR minute - lag(minute) OVER by_minute > make_interval(mins => $7::integer + 1)
-                  OR meter_id IS DISTINCT FROM lag(meter_id) OVER by_minute
-                THEN 1 ELSE 0 END AS starts_session
-    FROM attributed
-    WINDOW by_minute AS (ORDER BY minute)
-), numbered AS (
-    SELECT marked.*, sum(starts_session) OVER (ORDER BY minute) AS session
-    FROM marked
+-- The vehicle's charging sessions over [$2, $3), and its meters' standby energy, as
+-- vehicle_energy_readings defines them (the fleet answer adds up the same readings by hour):
+-- a reading's minute is the whole UTC minute nearest its timestamp (devices report at the
+-- minute with a few seconds of clock jitter either way: a meter stamped 11:59:58 and a vehicle
+-- stamped 12:00:02 report the same minute); a charging minute is one in which the vehicle's
+-- readings book DC > 0, whether or not all of them lie in the window; the meters' readings in
+-- charging minutes are charging AC, all others standby AC. A session is a run of charging
+-- minutes fed by one meter, at most $4 minutes without DC between two of them; each session
+-- holding a charging reading of the window is answered, cut to the window, with the AC and DC
+-- of its readings in the window, so the sessions add up to the charging sums exactly. $5, $6:
+-- the meters' and the vehicle's register caps (kW). One row per session, in time order, each
+-- carrying the window's standby sums; one row with null session columns when there is none.
+WITH reading AS MATERIALIZED (
+    SELECT * FROM vehicle_energy_readings($1, $2, $3, $4, $5, $6)
+), by_minute AS (
+    SELECT session, minute,
+           min(ts) AS first_ts,
+           min(ts) FILTER (WHERE side = 'vehicle') AS vehicle_ts,
+           min(meter_id) FILTER (WHERE side = 'vehicle') AS meter_id,
+           coalesce(sum(kwh) FILTER (WHERE side = 'meter'), 0) AS kwh_ac,
+           coalesce(sum(kwh) FILTER (WHERE side = 'vehicle'), 0) AS kwh_dc,
+           count(*) FILTER (WHERE side = 'vehicle' AND first_of_minute) AS minutes,
+           min(meter_id) AS any_meter_id
+    FROM reading
+    WHERE session IS NOT NULL
+    GROUP BY session, minute
 ), sessions AS (
-    -- Cut to the window: a session running across from or to is answered inside it. It never
-    -- starts after its first reading (whose nearest minute may lie after `to`).
-    SELECT least(greatest(min(minute), $2::timestamptz), min(first_ts)) AS starts_at,
+    -- It never starts after its first DC reading (whose nearest minute may lie after it), nor
+    -- after its first reading at all when its DC readings lie before the window.
+    SELECT least(greatest(min(minute), $2::timestamptz),
+                 coalesce(min(vehicle_ts), min(first_ts))) AS starts_at,
            least(max(minute) + interval '1 minute', $3::timestamptz) AS ends_at,
-           min(meter_id) AS meter_id,
+           coalesce(min(meter_id), min(any_meter_id)) AS meter_id,
            sum(kwh_ac) AS kwh_consumed_ac,
            sum(kwh_dc) AS kwh_delivered_dc,
-           count(*) AS minutes,
+           sum(minutes)::bigint AS minutes,
            max(kwh_ac) * 60 AS peak_kw
-    FROM numbered
+    FROM by_minute
     GROUP BY session
 ), standby AS (
-    SELECT coalesce(sum(kwh), 0) AS kwh_consumed_ac, count(*) AS minutes
-    FROM meter_minute
-    WHERE NOT EXISTS (
-        SELECT 1 FROM charging_minute WHERE charging_minute.minute = meter_minute.minute
-    )
+    SELECT coalesce(sum(kwh), 0) AS kwh_consumed_ac,
+           count(*) FILTER (WHERE first_of_minute) AS minutes
+    FROM reading
+    WHERE side = 'meter' AND NOT charging
 )
 SELECT sessions.starts_at, sessions.ends_at, sessions.meter_id, sessions.kwh_consumed_ac,
        sessions.kwh_delivered_dc, sessions.minutes, sessions.peak_kw,

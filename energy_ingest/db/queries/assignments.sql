@@ -48,3 +48,45 @@ FROM vehicle_meter_assignments
 WHERE vehicle_id = $1 AND during && tstzrange($2::timestamptz, NULL, '[)')
 ORDER BY lower(during)
 LIMIT 1;
+
+-- name: queue_vehicle_energy_for_assignment
+-- Before an assignment change of vehicle $1 from $3 (meter $2 when one starts, null when the
+-- current one ends): queues the vehicle-days whose charging split the change can alter
+-- (vehicle_energy_pending; the folder computes them again, readers meanwhile from history).
+-- The vehicle's days from $3 on; all its days when it was correlated by the same-id rule until
+-- now (its first assignment ends that for every window); and all days of the vehicle named
+-- like the meter when that meter fed it by the same-id rule (a meter assigned to anybody feeds
+-- its namesake no more). Runs in the change's transaction, before it: the queue and the change
+-- are seen together.
+WITH same_id AS (
+    SELECT candidate.vehicle_id
+    FROM (SELECT $1::text AS vehicle_id UNION SELECT $2::text WHERE $2::text IS NOT NULL)
+        AS candidate
+    WHERE NOT EXISTS (SELECT FROM vehicle_meter_assignments AS a
+                      WHERE a.vehicle_id = candidate.vehicle_id)
+      AND NOT EXISTS (SELECT FROM vehicle_meter_assignments AS a
+                      WHERE a.meter_id = candidate.vehicle_id)
+      AND EXISTS (SELECT FROM meter_live WHERE meter_live.meter_id = candidate.vehicle_id)
+), affected AS (
+    SELECT vehicle_id, '-infinity'::timestamptz AS since FROM same_id
+    UNION ALL
+    SELECT $1::text, $3::timestamptz
+), history AS (
+    SELECT least((SELECT min(day) FROM vehicle_rollup_days),
+                 (SELECT min(day) FROM meter_rollup_days)) AS first_day,
+           greatest((SELECT max(day) FROM vehicle_rollup_days),
+                    (SELECT max(day) FROM meter_rollup_days)) + interval '1 day' AS end_day
+)
+INSERT INTO vehicle_energy_pending AS p (vehicle_key, day, lo, hi)
+SELECT vehicles.vehicle_key, piece.day, min(piece.lo), max(piece.hi)
+FROM affected
+JOIN vehicles ON vehicles.vehicle_id = affected.vehicle_id
+CROSS JOIN history
+CROSS JOIN LATERAL utc_day_pieces(greatest(affected.since - interval '1 minute',
+                                           history.first_day),
+                                  history.end_day) AS piece
+WHERE history.first_day IS NOT NULL
+GROUP BY vehicles.vehicle_key, piece.day
+ORDER BY vehicles.vehicle_key, piece.day DESC
+ON CONFLICT (vehicle_key, day) DO UPDATE
+SET lo = least(p.lo, EXCLUDED.lo), hi = greatest(p.hi, EXCLUDED.hi), version = p.version + 1;

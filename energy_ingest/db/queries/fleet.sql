@@ -21,7 +21,10 @@ SET LOCAL enable_mergejoin = off;
 -- hours as day rows read them: the first day (UTC midnight) and its first hour (0–23), the
 -- last day and the end of its last hour (1–24); the days between are read whole. $17: the
 -- edges of the summary's efficiency histogram, ascending. $18, $19: the meters' and the
--- vehicles' power caps (kW) the register readings of partial hours are booked with.
+-- vehicles' power caps (kW) the register readings of partial hours are booked with. $20, $21:
+-- the session gap (minutes) and the gap (seconds) of the charging split and data quality;
+-- $22..$25 the threshold's power classes (thresholds). Each vehicle's status judges its
+-- charging minutes (vehicle_energy_hours: charging AC, DC and minutes) when they drew AC.
 -- Answers one row per page row, each carrying the fleet summary (one row with null vehicle
 -- fields when the page is empty). The numbers are the per-vehicle endpoint's exact sums:
 -- numeric from the float8 each reading was sent as, the average temperature rounded to 2.
@@ -285,28 +288,159 @@ WITH day_sums AS MATERIALIZED (
         ) AS part
         GROUP BY part.vehicle_key
     ) AS extra ON extra.vehicle_key = days.device_key
+), energy_days AS MATERIALIZED (
+    -- Every vehicle's charging sums over the window's whole hours, as the folder computed them
+    -- (vehicle_energy_days: running totals, one subtraction a vehicle and day, as day_sums).
+    SELECT days.vehicle_key,
+           sum(days.charging_ac[bounds.lower + 1] - coalesce(days.charging_ac[bounds.upper + 1], 0))
+               AS charging_ac,
+           sum(days.charging_dc[bounds.lower + 1] - coalesce(days.charging_dc[bounds.upper + 1], 0))
+               AS charging_dc,
+           sum(days.charging_minutes[bounds.lower + 1]
+               - coalesce(days.charging_minutes[bounds.upper + 1], 0)) AS charging_minutes
+    FROM vehicle_energy_days AS days
+    CROSS JOIN LATERAL (
+        SELECT CASE WHEN days.day = $13::timestamptz THEN $14::integer ELSE 0 END AS lower,
+               CASE WHEN days.day = $15::timestamptz THEN $16::integer ELSE 24 END AS upper
+    ) AS bounds
+    WHERE days.day >= $13::timestamptz AND days.day <= $15::timestamptz
+    GROUP BY days.vehicle_key
+), unsettled AS MATERIALIZED (
+    -- The whole hours whose stored split may be behind history: around readings still in the
+    -- rollup inbox (vehicle_energy_touched, as the fold will queue them) and in pending
+    -- vehicle-days. Few (the readings of the last fold interval); computed below from history.
+    SELECT DISTINCT touched.vehicle_key, hour.hour
+    FROM (
+        SELECT t.vehicle_key, t.lo, t.hi
+        FROM (SELECT array_agg(meter_key) AS keys, array_agg(ts) AS ts
+              FROM meter_rollup_inbox) AS batch
+        CROSS JOIN LATERAL vehicle_energy_touched('meter', batch.keys, batch.ts, $20::integer) AS t
+        UNION ALL
+        SELECT t.vehicle_key, t.lo, t.hi
+        FROM (SELECT array_agg(vehicle_key) AS keys, array_agg(ts) AS ts
+              FROM vehicle_rollup_inbox) AS batch
+        CROSS JOIN LATERAL vehicle_energy_touched('vehicle', batch.keys, batch.ts, $20::integer) AS t
+        UNION ALL
+        SELECT vehicle_key, lo, hi FROM vehicle_energy_pending
+    ) AS touched
+    CROSS JOIN LATERAL generate_series(
+        date_bin('1 hour', greatest(touched.lo, $3::timestamptz), '2000-01-01 00:00+00'),
+        least(touched.hi, $4::timestamptz) - interval '1 microsecond', interval '1 hour') AS hour (hour)
+    WHERE touched.lo < $4::timestamptz AND touched.hi > $3::timestamptz
+), recomputed AS MATERIALIZED (
+    -- The unsettled hours as the folder will compute them (one computation a vehicle, over
+    -- the hours from its first unsettled one to its last).
+    SELECT runs.vehicle_key, hours.*
+    FROM (
+        SELECT unsettled.vehicle_key, vehicles.vehicle_id, min(unsettled.hour) AS first_hour,
+               max(unsettled.hour) + interval '1 hour' AS end_hour
+        FROM unsettled
+        JOIN vehicles ON vehicles.vehicle_key = unsettled.vehicle_key
+        GROUP BY unsettled.vehicle_key, vehicles.vehicle_id
+    ) AS runs
+    CROSS JOIN LATERAL vehicle_energy_hours_of(runs.vehicle_id, runs.first_hour, runs.end_hour,
+                                               $20::integer, $18::double precision,
+                                               $19::double precision, $21::double precision)
+        AS hours
+    WHERE EXISTS (SELECT FROM unsettled
+                  WHERE unsettled.vehicle_key = runs.vehicle_key AND unsettled.hour = hours.hour)
+), corrections AS (
+    -- What the unsettled hours change in energy_days: their computation minus what is stored.
+    SELECT vehicle_key, sum(charging_ac) AS charging_ac, sum(charging_dc) AS charging_dc,
+           sum(charging_minutes) AS charging_minutes
+    FROM (
+        SELECT vehicle_key, charging_ac, charging_dc, charging_minutes FROM recomputed
+        UNION ALL
+        SELECT stored.vehicle_key, -stored.charging_ac, -stored.charging_dc,
+               -stored.charging_minutes
+        FROM unsettled
+        JOIN vehicle_energy_hours AS stored
+            ON stored.vehicle_key = unsettled.vehicle_key AND stored.hour = unsettled.hour
+    ) AS change
+    GROUP BY vehicle_key
+), edges AS MATERIALIZED (
+    -- The window's partial hours, every vehicle, from history (a window on whole hours has
+    -- none: each branch is a one-time filter on the window's shape).
+    SELECT fleet.vehicle_id, hours.*
+    FROM fleet
+    CROSS JOIN LATERAL vehicle_energy_hours_of(fleet.vehicle_id, $1::timestamptz,
+                                               coalesce($3::timestamptz, $2::timestamptz),
+                                               $20::integer, $18::double precision,
+                                               $19::double precision, $21::double precision)
+        AS hours
+    WHERE $1::timestamptz < coalesce($3::timestamptz, $2::timestamptz)
+    UNION ALL
+    SELECT fleet.vehicle_id, hours.*
+    FROM fleet
+    CROSS JOIN LATERAL vehicle_energy_hours_of(fleet.vehicle_id, $4::timestamptz,
+                                               $2::timestamptz, $20::integer,
+                                               $18::double precision, $19::double precision,
+                                               $21::double precision) AS hours
+    WHERE $4::timestamptz < $2::timestamptz
+), split AS (
+    -- Every vehicle's charging sums over the window: what its status is judged by.
+    SELECT fleet.vehicle_id,
+           coalesce(days.charging_ac, 0) + coalesce(corrections.charging_ac, 0)
+               + coalesce(edge.charging_ac, 0) AS charging_ac,
+           coalesce(days.charging_dc, 0) + coalesce(corrections.charging_dc, 0)
+               + coalesce(edge.charging_dc, 0) AS charging_dc,
+           (coalesce(days.charging_minutes, 0) + coalesce(corrections.charging_minutes, 0)
+               + coalesce(edge.charging_minutes, 0))::bigint AS charging_minutes
+    FROM fleet
+    LEFT JOIN energy_days AS days ON days.vehicle_key = fleet.vehicle_key
+    LEFT JOIN corrections ON corrections.vehicle_key = fleet.vehicle_key
+    LEFT JOIN (
+        SELECT vehicle_id, sum(charging_ac) AS charging_ac, sum(charging_dc) AS charging_dc,
+               sum(charging_minutes) AS charging_minutes
+        FROM edges GROUP BY vehicle_id
+    ) AS edge ON edge.vehicle_id = fleet.vehicle_id
 ), judged AS (
     SELECT fleet.vehicle_id, fleet.vehicle_key, fleet.last_seen, fleet.has_assignments,
            fleet.same_id_meter_usable,
            coalesce(meter_sums.kwh, 0) AS ac,
            coalesce(vehicle_window.kwh, 0) AS dc,
            coalesce(meter_sums.readings, 0)::bigint AS meter_points,
-           coalesce(vehicle_window.readings, 0)::bigint AS vehicle_points
+           coalesce(vehicle_window.readings, 0)::bigint AS vehicle_points,
+           split.charging_ac, split.charging_dc, split.charging_minutes,
+           split.charging_minutes > 0 AND split.charging_ac > 0 AS meaningful
     FROM fleet
     LEFT JOIN meter_sums ON meter_sums.vehicle_id = fleet.vehicle_id
     LEFT JOIN vehicle_window ON vehicle_window.vehicle_key = fleet.vehicle_key
+    LEFT JOIN split ON split.vehicle_id = fleet.vehicle_id
+), thresholds AS (
+    -- The threshold each vehicle is judged against (analytics.charging.threshold_for): the
+    -- flat one, or in power-class mode ($22) that of the class ($23 upper bounds in kW, the
+    -- last null; $24 thresholds, null: the flat one; $25 names) of its charging minutes'
+    -- average AC power, compared exactly (AC × 60 against bound × minutes).
+    SELECT judged.*,
+           CASE WHEN $22::boolean AND meaningful THEN coalesce(class.threshold, $5::numeric)
+                ELSE $5::numeric END AS threshold,
+           CASE WHEN $22::boolean AND meaningful THEN class.name ELSE 'flat' END AS threshold_rule
+    FROM judged
+    LEFT JOIN LATERAL (
+        SELECT c.threshold, c.name
+        FROM unnest($23::numeric[], $24::numeric[], $25::text[]) WITH ORDINALITY
+            AS c (up_to, threshold, name, position)
+        WHERE c.up_to IS NULL OR judged.charging_ac * 60 <= c.up_to * judged.charging_minutes
+        ORDER BY c.position
+        LIMIT 1
+    ) AS class ON judged.meaningful
 ), verdicts AS MATERIALIZED (
-    -- The status as analytics.service.classify judges it, exactly (DC against threshold × AC),
+    -- The status as analytics.service judges it, exactly (DC against threshold × AC),
     -- and the sort key: the sort's value in numeric (the efficiency to at least 16 significant
     -- digits, beyond what its float answer shows; lastSeen in epoch seconds), negated for
     -- descending order; null (last either way) where the answer is null.
-    SELECT judged.*,
+    -- The charging minutes are judged when they drew AC; the whole window otherwise.
+    SELECT thresholds.*,
            CASE WHEN vehicle_points = 0 OR meter_points = 0 OR ac <= 0 THEN 'insufficient-data'
+                WHEN meaningful AND charging_dc > charging_ac THEN 'implausible'
+                WHEN meaningful AND charging_dc < threshold * charging_ac THEN 'underperforming'
+                WHEN meaningful THEN 'ok'
                 WHEN dc > ac THEN 'implausible'
                 WHEN dc < $5::numeric * ac THEN 'underperforming'
                 ELSE 'ok' END AS status,
            CASE WHEN $9::boolean THEN -sort_value ELSE sort_value END AS sort_key
-    FROM judged
+    FROM thresholds
     CROSS JOIN LATERAL (
         SELECT CASE $8::text
                    WHEN 'efficiency' THEN CASE WHEN ac > 0 THEN dc / ac END
@@ -409,6 +543,77 @@ WITH day_sums AS MATERIALIZED (
         WHERE $4::timestamptz < $2::timestamptz AND page.vehicle_key IS NOT NULL
     ) AS part
     GROUP BY part.vehicle_key
+), page_split AS (
+    -- For the page's rows only: the charging split's other numbers (standby, sessions) and the
+    -- data quality, added up over the window's hours: the stored ones, the unsettled ones
+    -- recomputed, and the partial hours. A session counts where it starts, and once more where
+    -- the window's first charging reading continues one begun before the window. A vehicle that
+    -- never reported (assigned a meter only) has no stored hours: its window is computed whole.
+    SELECT page.vehicle_id,
+           sum(part.standby_ac) AS standby_ac,
+           sum(part.standby_minutes)::bigint AS standby_minutes,
+           (coalesce(sum(part.session_starts), 0)
+            + CASE WHEN (array_agg(part.continues ORDER BY part.hour)
+                             FILTER (WHERE part.charging_readings > 0))[1]
+                   THEN 1 ELSE 0 END)::bigint AS sessions,
+           sum(part.ac_interval_readings)::bigint AS ac_interval_readings,
+           sum(part.ac_register_readings)::bigint AS ac_register_readings,
+           sum(part.dc_interval_readings)::bigint AS dc_interval_readings,
+           sum(part.dc_register_readings)::bigint AS dc_register_readings,
+           sum(part.ac_gaps + part.dc_gaps)::bigint AS gaps,
+           sum(part.ac_gap_minutes + part.dc_gap_minutes) AS gap_minutes,
+           sum(part.ac_resets + part.dc_resets)::bigint AS resets,
+           sum(part.ac_glitches + part.dc_glitches)::bigint AS glitches,
+           sum(part.ac_rejected_deltas + part.dc_rejected_deltas)::bigint AS rejected_deltas,
+           sum(part.ac_reconciled_interval) - sum(part.ac_reconciled_register)
+               AS ac_reconciliation_kwh,
+           sum(part.dc_reconciled_interval) - sum(part.dc_reconciled_register)
+               AS dc_reconciliation_kwh
+    FROM page
+    CROSS JOIN LATERAL (
+        SELECT hour, charging_ac, charging_dc, charging_minutes, charging_readings, session_starts,
+               continues, standby_ac, standby_minutes, ac_interval_readings, ac_register_readings,
+               ac_gaps, ac_gap_minutes, ac_resets, ac_glitches, ac_rejected_deltas,
+               ac_reconciled_interval, ac_reconciled_register, dc_interval_readings,
+               dc_register_readings, dc_gaps, dc_gap_minutes, dc_resets, dc_glitches,
+               dc_rejected_deltas, dc_reconciled_interval, dc_reconciled_register
+        FROM vehicle_energy_hours AS stored
+        WHERE stored.vehicle_key = page.vehicle_key
+          AND stored.hour >= $3::timestamptz AND stored.hour < $4::timestamptz
+          AND NOT EXISTS (SELECT FROM unsettled
+                          WHERE unsettled.vehicle_key = stored.vehicle_key
+                            AND unsettled.hour = stored.hour)
+        UNION ALL
+        SELECT hour, charging_ac, charging_dc, charging_minutes, charging_readings, session_starts,
+               continues, standby_ac, standby_minutes, ac_interval_readings, ac_register_readings,
+               ac_gaps, ac_gap_minutes, ac_resets, ac_glitches, ac_rejected_deltas,
+               ac_reconciled_interval, ac_reconciled_register, dc_interval_readings,
+               dc_register_readings, dc_gaps, dc_gap_minutes, dc_resets, dc_glitches,
+               dc_rejected_deltas, dc_reconciled_interval, dc_reconciled_register
+        FROM recomputed
+        WHERE recomputed.vehicle_key = page.vehicle_key
+        UNION ALL
+        SELECT hour, charging_ac, charging_dc, charging_minutes, charging_readings, session_starts,
+               continues, standby_ac, standby_minutes, ac_interval_readings, ac_register_readings,
+               ac_gaps, ac_gap_minutes, ac_resets, ac_glitches, ac_rejected_deltas,
+               ac_reconciled_interval, ac_reconciled_register, dc_interval_readings,
+               dc_register_readings, dc_gaps, dc_gap_minutes, dc_resets, dc_glitches,
+               dc_rejected_deltas, dc_reconciled_interval, dc_reconciled_register
+        FROM edges
+        WHERE edges.vehicle_id = page.vehicle_id AND page.vehicle_key IS NOT NULL
+        UNION ALL
+        SELECT hour, charging_ac, charging_dc, charging_minutes, charging_readings, session_starts,
+               continues, standby_ac, standby_minutes, ac_interval_readings, ac_register_readings,
+               ac_gaps, ac_gap_minutes, ac_resets, ac_glitches, ac_rejected_deltas,
+               ac_reconciled_interval, ac_reconciled_register, dc_interval_readings,
+               dc_register_readings, dc_gaps, dc_gap_minutes, dc_resets, dc_glitches,
+               dc_rejected_deltas, dc_reconciled_interval, dc_reconciled_register
+        FROM vehicle_energy_hours_of(page.vehicle_id, $1::timestamptz, $2::timestamptz,
+                                     $20::integer, $18::double precision,
+                                     $19::double precision, $21::double precision)
+        WHERE page.vehicle_key IS NULL
+    ) AS part
+    GROUP BY page.vehicle_id
 ), page_facts AS (
     -- For the page's rows only: the meters in order of first use, and the minutes they were
     -- expected to report (completeness).
@@ -428,11 +633,18 @@ SELECT summary.*,
        page.vehicle_id, page.last_seen, page.has_assignments, page.same_id_meter_usable,
        page.ac, page.dc, page.meter_points, page.vehicle_points,
        round(page_temperatures.temp / nullif(page.vehicle_points, 0), 2) AS average_battery_temp,
-       page.status, page.sort_key,
+       page.status, page.sort_key, page.charging_ac, page.charging_dc, page.charging_minutes,
+       page.threshold, page.threshold_rule, page_split.standby_ac, page_split.standby_minutes,
+       page_split.sessions, page_split.ac_interval_readings, page_split.ac_register_readings,
+       page_split.dc_interval_readings, page_split.dc_register_readings, page_split.gaps,
+       page_split.gap_minutes, page_split.resets, page_split.glitches,
+       page_split.rejected_deltas, page_split.ac_reconciliation_kwh,
+       page_split.dc_reconciliation_kwh,
        coalesce(page_facts.meter_ids, '{}') AS meter_ids,
        page_facts.expected_minutes
 FROM summary
 LEFT JOIN page ON true
 LEFT JOIN page_facts ON page_facts.vehicle_id = page.vehicle_id
 LEFT JOIN page_temperatures ON page_temperatures.vehicle_key = page.vehicle_key
+LEFT JOIN page_split ON page_split.vehicle_id = page.vehicle_id
 ORDER BY page.position;

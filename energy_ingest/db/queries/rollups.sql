@@ -29,11 +29,26 @@ SELECT pg_advisory_xact_lock_shared(hashtextextended('energy_ingest.partitions',
 -- rollup row once; ORDER BY takes their locks in key order. A day row's arrays are running
 -- totals to the end of the day (element i+1: hours i … 23): the day's new readings add theirs
 -- to them, element by element. An inbox row counts `readings` (a register correction counts 0).
--- Answers how many rows it took and how many readings it folded.
+-- Answers how many rows it took and how many readings it folded. $3: the session gap (minutes)
+-- the vehicles' charging split is computed with (queued).
 WITH taken AS (
     DELETE FROM meter_rollup_inbox
     WHERE ctid = ANY (ARRAY(SELECT ctid FROM meter_rollup_inbox LIMIT $2))
     RETURNING ts, kwh_consumed_ac, meter_key, readings
+), queued AS (
+    -- The vehicle-days these readings can change the charging split or data quality of
+    -- (vehicle_energy_touched), for fold_vehicle_energy: queued in this statement, so a reader
+    -- sees each reading's effect either in the inbox or queued, never in neither.
+    INSERT INTO vehicle_energy_pending AS p (vehicle_key, day, lo, hi)
+    SELECT touched.vehicle_key, piece.day, min(piece.lo), max(piece.hi)
+    FROM (SELECT array_agg(meter_key) AS keys, array_agg(ts) AS ts FROM taken) AS batch
+    CROSS JOIN LATERAL vehicle_energy_touched('meter', batch.keys, batch.ts, $3::integer) AS touched
+    CROSS JOIN LATERAL utc_day_pieces(touched.lo, touched.hi) AS piece
+    WHERE piece.day IN (SELECT unnest($1::timestamptz[]))
+    GROUP BY touched.vehicle_key, piece.day
+    ORDER BY touched.vehicle_key, piece.day
+    ON CONFLICT (vehicle_key, day) DO UPDATE
+    SET lo = least(p.lo, EXCLUDED.lo), hi = greatest(p.hi, EXCLUDED.hi), version = p.version + 1
 ), every_hour AS (
     SELECT meter_key, date_bin('1 hour', ts, '2000-01-01 00:00+00') AS hour,
            sum(kwh_consumed_ac::numeric) AS kwh, sum(readings) AS readings
@@ -160,6 +175,20 @@ WITH taken AS (
     DELETE FROM vehicle_rollup_inbox
     WHERE ctid = ANY (ARRAY(SELECT ctid FROM vehicle_rollup_inbox LIMIT $2))
     RETURNING ts, kwh_delivered_dc, battery_temp, vehicle_key, readings
+), queued AS (
+    -- The vehicle-days these readings can change the charging split or data quality of
+    -- (vehicle_energy_touched), for fold_vehicle_energy: queued in this statement, so a reader
+    -- sees each reading's effect either in the inbox or queued, never in neither.
+    INSERT INTO vehicle_energy_pending AS p (vehicle_key, day, lo, hi)
+    SELECT touched.vehicle_key, piece.day, min(piece.lo), max(piece.hi)
+    FROM (SELECT array_agg(vehicle_key) AS keys, array_agg(ts) AS ts FROM taken) AS batch
+    CROSS JOIN LATERAL vehicle_energy_touched('vehicle', batch.keys, batch.ts, $3::integer) AS touched
+    CROSS JOIN LATERAL utc_day_pieces(touched.lo, touched.hi) AS piece
+    WHERE piece.day IN (SELECT unnest($1::timestamptz[]))
+    GROUP BY touched.vehicle_key, piece.day
+    ORDER BY touched.vehicle_key, piece.day
+    ON CONFLICT (vehicle_key, day) DO UPDATE
+    SET lo = least(p.lo, EXCLUDED.lo), hi = greatest(p.hi, EXCLUDED.hi), version = p.version + 1
 ), every_hour AS (
     -- A register correction (readings 0) carries no temperature: an hour of corrections alone
     -- adds nothing to the sum, and its bounds (±infinity) give way to any real one.
@@ -338,3 +367,127 @@ WITH taken AS (
 )
 SELECT (SELECT count(*) FROM taken) AS taken,
        (SELECT coalesce(sum(readings), 0) FROM hours)::bigint AS folded;
+
+-- name: fold_vehicle_energy
+-- Computes again the hours of pending vehicle-days (vehicle_energy_pending), the newest days
+-- first (the present is never behind a back-fill), as many as fit in $2 vehicle-hours from history
+-- (vehicle_energy_hours_of), writes them whole into vehicle_energy_hours (an hour left without
+-- readings is deleted), adds the change of each hour's charging sums to its day row, and
+-- forgets each pending row nothing touched meanwhile (same version). $1: the UTC midnights of
+-- the days that have rollup partitions (a pending day of any other went with retention);
+-- $3: the session gap (minutes); $4, $5: the meters' and the vehicles' power caps (kW); $6:
+-- the gap (seconds). Answers how many vehicle-days it computed, and whether more are pending.
+WITH queued AS (
+    SELECT p.vehicle_key, p.day, p.version, vehicles.vehicle_id,
+           date_bin('1 hour', p.lo, '2000-01-01 00:00+00') AS first_hour,
+           date_bin('1 hour', p.hi - interval '1 microsecond', '2000-01-01 00:00+00')
+               + interval '1 hour' AS end_hour
+    FROM vehicle_energy_pending AS p
+    JOIN vehicles ON vehicles.vehicle_key = p.vehicle_key
+    WHERE p.day IN (SELECT unnest($1::timestamptz[]))
+), taken AS MATERIALIZED (
+    -- The newest first, as many as fit in $2 vehicle-hours (at least one): a fold's length is
+    -- about proportional to the hours it computes, whatever a back-fill left pending.
+    SELECT vehicle_key, day, version, vehicle_id, first_hour, end_hour
+    FROM (
+        SELECT queued.*,
+               sum(extract(epoch FROM end_hour - first_hour) / 3600)
+                   OVER (ORDER BY day DESC, vehicle_key ROWS UNBOUNDED PRECEDING) AS running,
+               extract(epoch FROM end_hour - first_hour) / 3600 AS hours
+        FROM queued
+    ) AS budgeted
+    WHERE running - hours < $2
+), computed AS MATERIALIZED (
+    SELECT taken.vehicle_key, taken.day, hours.*
+    FROM taken
+    CROSS JOIN LATERAL vehicle_energy_hours_of(taken.vehicle_id, taken.first_hour,
+                                               taken.end_hour, $3::integer,
+                                               $4::double precision, $5::double precision,
+                                               $6::double precision) AS hours
+), previous AS MATERIALIZED (
+    SELECT taken.vehicle_key, taken.day, h.hour, h.charging_ac, h.charging_dc,
+           h.charging_minutes
+    FROM taken
+    JOIN vehicle_energy_hours AS h
+        ON h.vehicle_key = taken.vehicle_key
+       AND h.hour >= taken.first_hour AND h.hour < taken.end_hour
+), cleared AS (
+    DELETE FROM vehicle_energy_hours AS h
+    USING previous
+    WHERE h.vehicle_key = previous.vehicle_key AND h.hour = previous.hour
+      AND NOT EXISTS (SELECT FROM computed
+                      WHERE computed.vehicle_key = previous.vehicle_key
+                        AND computed.hour = previous.hour)
+), written AS (
+    INSERT INTO vehicle_energy_hours AS h (
+        hour, charging_ac, charging_dc, standby_ac, ac_gap_minutes, dc_gap_minutes,
+        ac_reconciled_interval, ac_reconciled_register, dc_reconciled_interval,
+        dc_reconciled_register, vehicle_key, charging_minutes, charging_readings,
+        session_starts, standby_minutes, ac_interval_readings, ac_register_readings, ac_gaps,
+        ac_resets, ac_glitches, ac_rejected_deltas, dc_interval_readings,
+        dc_register_readings, dc_gaps, dc_resets, dc_glitches, dc_rejected_deltas, continues)
+    SELECT hour, charging_ac, charging_dc, standby_ac, ac_gap_minutes, dc_gap_minutes,
+           ac_reconciled_interval, ac_reconciled_register, dc_reconciled_interval,
+           dc_reconciled_register, vehicle_key, charging_minutes, charging_readings,
+           session_starts, standby_minutes, ac_interval_readings, ac_register_readings,
+           ac_gaps, ac_resets, ac_glitches, ac_rejected_deltas, dc_interval_readings,
+           dc_register_readings, dc_gaps, dc_resets, dc_glitches, dc_rejected_deltas, continues
+    FROM computed
+    ORDER BY vehicle_key, hour
+    ON CONFLICT (vehicle_key, hour) DO UPDATE
+    SET charging_ac = EXCLUDED.charging_ac, charging_dc = EXCLUDED.charging_dc,
+        standby_ac = EXCLUDED.standby_ac, ac_gap_minutes = EXCLUDED.ac_gap_minutes,
+        dc_gap_minutes = EXCLUDED.dc_gap_minutes,
+        ac_reconciled_interval = EXCLUDED.ac_reconciled_interval,
+        ac_reconciled_register = EXCLUDED.ac_reconciled_register,
+        dc_reconciled_interval = EXCLUDED.dc_reconciled_interval,
+        dc_reconciled_register = EXCLUDED.dc_reconciled_register,
+        charging_minutes = EXCLUDED.charging_minutes,
+        charging_readings = EXCLUDED.charging_readings,
+        session_starts = EXCLUDED.session_starts, standby_minutes = EXCLUDED.standby_minutes,
+        ac_interval_readings = EXCLUDED.ac_interval_readings,
+        ac_register_readings = EXCLUDED.ac_register_readings, ac_gaps = EXCLUDED.ac_gaps,
+        ac_resets = EXCLUDED.ac_resets, ac_glitches = EXCLUDED.ac_glitches,
+        ac_rejected_deltas = EXCLUDED.ac_rejected_deltas,
+        dc_interval_readings = EXCLUDED.dc_interval_readings,
+        dc_register_readings = EXCLUDED.dc_register_readings, dc_gaps = EXCLUDED.dc_gaps,
+        dc_resets = EXCLUDED.dc_resets, dc_glitches = EXCLUDED.dc_glitches,
+        dc_rejected_deltas = EXCLUDED.dc_rejected_deltas, continues = EXCLUDED.continues
+), changes AS (
+    -- Each recomputed hour's change (new minus old) of the sums the day rows hold.
+    SELECT coalesce(c.vehicle_key, p.vehicle_key) AS vehicle_key,
+           coalesce(c.day, p.day) AS day,
+           extract(hour FROM coalesce(c.hour, p.hour) AT TIME ZONE 'UTC')::integer AS slot,
+           coalesce(c.charging_ac, 0) - coalesce(p.charging_ac, 0) AS charging_ac,
+           coalesce(c.charging_dc, 0) - coalesce(p.charging_dc, 0) AS charging_dc,
+           coalesce(c.charging_minutes, 0) - coalesce(p.charging_minutes, 0) AS charging_minutes
+    FROM computed AS c
+    FULL JOIN previous AS p ON p.vehicle_key = c.vehicle_key AND p.hour = c.hour
+), days AS (
+    INSERT INTO vehicle_energy_days AS d (day, charging_ac, charging_dc, charging_minutes,
+                                          vehicle_key)
+    SELECT day,
+           running_day_totals(array_agg(slot), array_agg(charging_ac)),
+           running_day_totals(array_agg(slot), array_agg(charging_dc)),
+           running_day_totals(array_agg(slot), array_agg(charging_minutes::numeric))::integer[],
+           vehicle_key
+    FROM changes
+    GROUP BY vehicle_key, day
+    ORDER BY vehicle_key, day
+    ON CONFLICT (vehicle_key, day) DO UPDATE
+    SET charging_ac = add_arrays(d.charging_ac, EXCLUDED.charging_ac),
+        charging_dc = add_arrays(d.charging_dc, EXCLUDED.charging_dc),
+        charging_minutes = add_arrays(d.charging_minutes::numeric[],
+                                      EXCLUDED.charging_minutes::numeric[])::integer[]
+), forgotten AS (
+    DELETE FROM vehicle_energy_pending AS p
+    USING taken
+    WHERE p.vehicle_key = taken.vehicle_key AND p.day = taken.day
+      AND p.version = taken.version
+), expired AS (
+    -- Pending days older than any partition: retention dropped them with their readings.
+    DELETE FROM vehicle_energy_pending
+    WHERE day < (SELECT min(d) FROM unnest($1::timestamptz[]) AS d)
+)
+SELECT (SELECT count(*) FROM taken) AS computed,
+       (SELECT count(*) FROM queued) > (SELECT count(*) FROM taken) AS more;

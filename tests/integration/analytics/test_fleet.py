@@ -26,6 +26,11 @@ NUMBERS = (
     "meterIds",
     "correlation",
     "dataPoints",
+    "dataQuality",
+    "charging",
+    "standby",
+    "threshold",
+    "thresholdRule",
 )
 
 
@@ -212,6 +217,11 @@ async def test_the_answer_has_the_fields_and_the_summary_adds_up(
         "dataPoints",
         "completeness",
         "lastSeen",
+        "dataQuality",
+        "charging",
+        "standby",
+        "threshold",
+        "thresholdRule",
     }
     everything = await fleet(client, limit="1000")
     rows = everything["vehicles"]

@@ -138,9 +138,9 @@ async def endpoint_statements(
         ("list_assignments_in_window", (vehicle_id, start, end)),
         # One statement for every span: parallel arrays of meter ids, starts and ends.
         ("summarize_meter_spans", (*span_arrays, *RULES)),
-        # Charging sessions and standby: the vehicle's window and the same spans, one statement
-        # ($7 the session gap in minutes, then the vehicle's and the meters' power caps).
-        ("summarize_vehicle_sessions", (vehicle_id, start, end, *span_arrays, 5, *POWER_CAPS)),
+        # Charging sessions and standby: the vehicle's window (its meters found in the statement),
+        # the session gap in minutes, then the meters' and the vehicle's power caps.
+        ("summarize_vehicle_sessions", (vehicle_id, start, end, 5, *POWER_CAPS)),
         ("summarize_vehicle_series", (vehicle_id, start, end, thresholds, RULES[0])),
         ("summarize_meter_series", (*span_arrays, thresholds, RULES[0])),
         # Buckets on whole hours: whole hours from the rollups, partial ones from history.
@@ -189,16 +189,14 @@ def expected_partitions(name: str, arguments: tuple[object, ...]) -> set[str]:
         assert isinstance(end, datetime)
         return partitions_between("vehicle_readings", start, end)
     if name == "summarize_vehicle_sessions":
-        start, end, starts, ends = arguments[1], arguments[2], arguments[4], arguments[5]
+        # The window with the session gap + 2 minutes before it and 30 s after it, for the
+        # vehicle and its meters (the window's days here: it starts and ends mid-day).
+        start, end = arguments[1], arguments[2]
         assert isinstance(start, datetime)
         assert isinstance(end, datetime)
-        assert isinstance(starts, list)
-        assert isinstance(ends, list)
-        return partitions_between("vehicle_readings", start, end) | {
-            partition
-            for span_start, span_end in zip(starts, ends, strict=True)
-            for partition in partitions_between("meter_readings", span_start, span_end)
-        }
+        return partitions_between("vehicle_readings", start, end) | partitions_between(
+            "meter_readings", start, end
+        )
     if name in (
         "summarize_meter_spans",
         "summarize_meter_series",
