@@ -300,28 +300,28 @@ SET charging_ac = EXCLUDED.charging_ac, charging_dc = EXCLUDED.charging_dc,
     continues = EXCLUDED.continues;
 
 -- name: bulk_roll_up_vehicle_energy_days
--- The charging sums' day rows of the days [$1, $2) from their hours (bulk_roll_up_vehicle_days).
-INSERT INTO vehicle_energy_days AS d (day, charging_ac, charging_dc, charging_minutes,
-                                      vehicle_key)
-SELECT day, array_agg(ac ORDER BY slot), array_agg(dc ORDER BY slot),
-       array_agg(minutes::integer ORDER BY slot), vehicle_key
+-- The standby AC and charging minutes of the vehicles' day rows of the days [$1, $2), from
+-- their hours (running totals, as bulk_roll_up_vehicle_days).
+UPDATE vehicle_rollup_days AS d
+SET standby_ac = totals.standby_ac, charging_minutes = totals.charging_minutes
 FROM (
-    SELECT device.vehicle_key, device.day, slot,
-           sum(coalesce(hours.charging_ac, 0)) OVER running AS ac,
-           sum(coalesce(hours.charging_dc, 0)) OVER running AS dc,
-           sum(coalesce(hours.charging_minutes, 0)) OVER running AS minutes
-    FROM (SELECT DISTINCT vehicle_key, date_bin('1 day', hour, '2000-01-01 00:00+00') AS day
-          FROM vehicle_energy_hours WHERE hour >= $1 AND hour < $2) AS device
-    CROSS JOIN generate_series(0, 23) AS slot
-    LEFT JOIN vehicle_energy_hours AS hours
-        ON hours.vehicle_key = device.vehicle_key
-       AND hours.hour = device.day + slot * interval '1 hour'
-    WINDOW running AS (PARTITION BY device.vehicle_key, device.day ORDER BY slot DESC)
-) AS slots
-GROUP BY vehicle_key, day
-ON CONFLICT (vehicle_key, day) DO UPDATE
-SET charging_ac = EXCLUDED.charging_ac, charging_dc = EXCLUDED.charging_dc,
-    charging_minutes = EXCLUDED.charging_minutes;
+    SELECT vehicle_key, day, array_agg(standby ORDER BY slot) AS standby_ac,
+           array_agg(minutes::integer ORDER BY slot) AS charging_minutes
+    FROM (
+        SELECT device.vehicle_key, device.day, slot,
+               sum(coalesce(hours.standby_ac, 0)) OVER running AS standby,
+               sum(coalesce(hours.charging_minutes, 0)) OVER running AS minutes
+        FROM (SELECT DISTINCT vehicle_key, date_bin('1 day', hour, '2000-01-01 00:00+00') AS day
+              FROM vehicle_energy_hours WHERE hour >= $1 AND hour < $2) AS device
+        CROSS JOIN generate_series(0, 23) AS slot
+        LEFT JOIN vehicle_energy_hours AS hours
+            ON hours.vehicle_key = device.vehicle_key
+           AND hours.hour = device.day + slot * interval '1 hour'
+        WINDOW running AS (PARTITION BY device.vehicle_key, device.day ORDER BY slot DESC)
+    ) AS slots
+    GROUP BY vehicle_key, day
+) AS totals
+WHERE d.vehicle_key = totals.vehicle_key AND d.day = totals.day;
 
 -- name: bulk_upsert_meter_live
 -- Live state as the newest bulk reading left it ($1 its time, $2 the interval).

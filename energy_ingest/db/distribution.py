@@ -57,12 +57,11 @@ TABLES: Mapping[str, Placement] = {
     "vehicle_rollups": Distributed("vehicle_key", colocate_with="vehicle_readings"),
     "vehicle_rollup_days": Distributed("vehicle_key", colocate_with="vehicle_readings"),
     "vehicle_rollup_inbox": Distributed("vehicle_key", colocate_with="vehicle_readings"),
-    # The vehicles' charging split and data quality by hour and day, and the vehicle-days the
+    # The vehicles' charging split and data quality by hour, and the vehicle-days the
     # folder must compute again: by vehicle, with the vehicle's history. Computing an hour
     # reads the feeding meter's readings too, a join across the two groups that Citus runs
     # by repartitioning (the folder's work, not the writer's).
     "vehicle_energy_hours": Distributed("vehicle_key", colocate_with="vehicle_readings"),
-    "vehicle_energy_days": Distributed("vehicle_key", colocate_with="vehicle_readings"),
     "vehicle_energy_pending": Distributed("vehicle_key", colocate_with="vehicle_readings"),
     # Live state is looked up by the device's text id; both live tables in one group, so the
     # fleet's same-id correlation (vehicle id = meter id) is a co-located join.

@@ -21,7 +21,6 @@ ROLLUP_TABLES = (
     "meter_rollup_days",
     "vehicle_rollup_days",
     "vehicle_energy_hours",
-    "vehicle_energy_days",
 )
 """Hourly and per-day sums of history (and the vehicles' charging split), partitioned by the
 same UTC days: made and dropped with history."""

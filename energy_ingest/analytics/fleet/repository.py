@@ -51,6 +51,7 @@ async def fleet_performance(
     """The summary with each row of the page, in order (at least one row: the summary)."""
     async with connection.transaction(readonly=True):
         await connection.execute(sql("plan_fleet_with_hash_joins"))
+        await connection.execute(sql("plan_fleet_without_jit"))
         rows = await connection.fetch(
             sql("fleet_performance"),
             start,

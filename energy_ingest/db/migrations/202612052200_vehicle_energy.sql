@@ -14,7 +14,7 @@
 -- to and what the register rules booked; vehicle_energy_hours_of() adds that up per hour. The
 -- per-vehicle answer and the sessions endpoint read the readings, the fleet answer reads hours
 -- kept in vehicle_energy_hours (and, for the sums every row is judged by, running totals per
--- day in vehicle_energy_days), recomputing at read time only what the folder has not yet: the
+-- day in vehicle_rollup_days), recomputing at read time only what the folder has not yet: the
 -- hours near readings still in the rollup inbox, and the pending ones.
 --
 -- Hour-additive by construction: a reading counts in the hour of its own timestamp, whatever
@@ -142,7 +142,9 @@ $$;
 -- AC side's data quality is its meters' readings', the DC side's the vehicle's; a gap is a
 -- reading more than p_gap_seconds after the device's previous one (gap minutes: the minutes
 -- it missed, one reading a minute). `continues`: the hour's first charging reading belongs to
--- a session begun before the hour (or before p_from).
+-- a session begun before the hour (or before p_from). PL/pgSQL, so it is never inlined into
+-- the statements that call it for many vehicles (the fleet answer, the folder): its plan is
+-- made once per session, and theirs stays small.
 CREATE FUNCTION vehicle_energy_hours_of(
     p_vehicle_id text, p_from timestamptz, p_to timestamptz, p_gap_minutes integer,
     p_meter_max_kw double precision, p_vehicle_max_kw double precision,
@@ -158,8 +160,10 @@ CREATE FUNCTION vehicle_energy_hours_of(
     dc_gap_minutes double precision, dc_resets integer, dc_glitches integer,
     dc_rejected_deltas integer, dc_reconciled_interval numeric, dc_reconciled_register numeric
 )
-LANGUAGE sql STABLE PARALLEL SAFE
+LANGUAGE plpgsql STABLE PARALLEL SAFE ROWS 24
 AS $$
+BEGIN
+RETURN QUERY
 SELECT r.hour,
        coalesce(sum(r.kwh) FILTER (WHERE r.side = 'meter' AND r.charging), 0),
        coalesce(sum(r.kwh) FILTER (WHERE r.side = 'vehicle'), 0),
@@ -195,7 +199,8 @@ FROM (
     FROM vehicle_energy_readings(p_vehicle_id, p_from, p_to, p_gap_minutes, p_meter_max_kw,
                                  p_vehicle_max_kw) AS readings
 ) AS r
-GROUP BY r.hour
+GROUP BY r.hour;
+END
 $$;
 
 -- The vehicles whose hours readings of one side could change, and over which range: p_keys and
@@ -321,16 +326,12 @@ CREATE TABLE vehicle_energy_hours (
     PRIMARY KEY (vehicle_key, hour)
 ) PARTITION BY RANGE (hour);
 
--- What every fleet row is judged by, for all vehicles at once: the charging AC, DC and minutes
--- as running totals to the day's end (element i: hours i−1 … 23), as in meter_rollup_days.
-CREATE TABLE vehicle_energy_days (
-    day              timestamptz NOT NULL,
-    charging_ac      numeric[]   NOT NULL,
-    charging_dc      numeric[]   NOT NULL,
-    charging_minutes integer[]   NOT NULL,
-    vehicle_key      integer     NOT NULL,
-    PRIMARY KEY (vehicle_key, day)
-) PARTITION BY RANGE (day);
+-- What every fleet row is judged by, read for all vehicles at once: the standby AC (charging AC
+-- is the rest of the AC, charging DC all the DC) and the charging minutes, as running totals to
+-- the day's end in the vehicle's day row, which the fleet answer reads anyway.
+ALTER TABLE vehicle_rollup_days
+    ADD COLUMN standby_ac numeric[] NOT NULL DEFAULT array_fill(0::numeric, ARRAY[24]),
+    ADD COLUMN charging_minutes integer[] NOT NULL DEFAULT array_fill(0, ARRAY[24]);
 
 -- Vehicle-days whose hours the folder must compute again, over [lo, hi): readings folded from
 -- the inbox (around them, as far as they can change anything), an assignment changed, or this
@@ -365,13 +366,6 @@ BEGIN
             'CREATE TABLE IF NOT EXISTS %I PARTITION OF vehicle_energy_hours'
             ' FOR VALUES FROM (%L) TO (%L) WITH (fillfactor = 70)',
             replace(day_partition.partition_name, 'vehicle_rollup_days_p', 'vehicle_energy_hours_p'),
-            to_timestamp(right(day_partition.partition_name, 8) || ' +00', 'YYYYMMDD TZH'),
-            to_timestamp(right(day_partition.partition_name, 8) || ' +00', 'YYYYMMDD TZH')
-                + interval '1 day');
-        EXECUTE format(
-            'CREATE TABLE IF NOT EXISTS %I PARTITION OF vehicle_energy_days'
-            ' FOR VALUES FROM (%L) TO (%L) WITH (fillfactor = 70)',
-            replace(day_partition.partition_name, 'vehicle_rollup_days_p', 'vehicle_energy_days_p'),
             to_timestamp(right(day_partition.partition_name, 8) || ' +00', 'YYYYMMDD TZH'),
             to_timestamp(right(day_partition.partition_name, 8) || ' +00', 'YYYYMMDD TZH')
                 + interval '1 day');

@@ -12,6 +12,12 @@
 -- window, 10,000 vehicles: 102 -> 92 ms).
 SET LOCAL enable_mergejoin = off;
 
+-- name: plan_fleet_without_jit
+-- For the fleet statement's transaction only. It holds the charging split's computation for
+-- the hours not folded yet (vehicle_energy_hours_of, inlined: most branches never run), whose
+-- estimated cost makes PostgreSQL JIT-compile thousands of functions, 10 s for a 92 ms answer.
+SET LOCAL jit = off;
+
 -- name: fleet_performance
 -- $1, $2: the window [start, end). $3, $4: its whole hours [first, end) (null, null when it
 -- holds none). $5: the efficiency threshold (numeric, exact). $6: "silent" means no reading
@@ -24,14 +30,14 @@ SET LOCAL enable_mergejoin = off;
 -- vehicles' power caps (kW) the register readings of partial hours are booked with. $20, $21:
 -- the session gap (minutes) and the gap (seconds) of the charging split and data quality;
 -- $22..$25 the threshold's power classes (thresholds). Each vehicle's status judges its
--- charging minutes (vehicle_energy_hours: charging AC, DC and minutes) when they drew AC.
+-- charging minutes (vehicle_energy_hours: standby AC, charging minutes) when they drew AC.
 -- Answers one row per page row, each carrying the fleet summary (one row with null vehicle
 -- fields when the page is empty). The numbers are the per-vehicle endpoint's exact sums:
 -- numeric from the float8 each reading was sent as, the average temperature rounded to 2.
 WITH day_sums AS MATERIALIZED (
     -- Both streams' day rows over the window's whole hours, each device's subtractions added
-    -- up: two independent aggregates that PostgreSQL runs side by side (Parallel Append).
-    SELECT true AS metered, sums.* FROM (
+    -- up: independent aggregates that PostgreSQL runs side by side (Parallel Append).
+    SELECT 'meter' AS kind, sums.* FROM (
         SELECT meter_key AS device_key, sum(kwh) AS kwh, sum(readings) AS readings
         FROM (
             SELECT days.meter_key,
@@ -47,13 +53,32 @@ WITH day_sums AS MATERIALIZED (
         ) AS day_rows GROUP BY meter_key
     ) AS sums
     UNION ALL
-    SELECT false, sums.* FROM (
+    SELECT 'vehicle', sums.* FROM (
         SELECT vehicle_key, sum(kwh), sum(readings)
         FROM (
             SELECT days.vehicle_key,
                    days.kwh_delivered_dc[bounds.lower + 1] - coalesce(days.kwh_delivered_dc[bounds.upper + 1], 0)
                        AS kwh,
                    days.readings[bounds.lower + 1] - coalesce(days.readings[bounds.upper + 1], 0) AS readings
+            FROM vehicle_rollup_days AS days
+            CROSS JOIN LATERAL (
+                SELECT CASE WHEN days.day = $13::timestamptz THEN $14::integer ELSE 0 END AS lower,
+                       CASE WHEN days.day = $15::timestamptz THEN $16::integer ELSE 24 END AS upper
+            ) AS bounds
+            WHERE days.day >= $13::timestamptz AND days.day <= $15::timestamptz
+        ) AS day_rows GROUP BY vehicle_key
+    ) AS sums
+    UNION ALL
+    -- The charging split the folder computed (vehicle_energy_hours), kept in the same day rows:
+    -- standby AC (as kwh) and charging minutes (as readings), a third aggregate beside the two.
+    SELECT 'charging', sums.* FROM (
+        SELECT vehicle_key, sum(standby_ac), sum(charging_minutes)
+        FROM (
+            SELECT days.vehicle_key,
+                   days.standby_ac[bounds.lower + 1] - coalesce(days.standby_ac[bounds.upper + 1], 0)
+                       AS standby_ac,
+                   days.charging_minutes[bounds.lower + 1]
+                       - coalesce(days.charging_minutes[bounds.upper + 1], 0) AS charging_minutes
             FROM vehicle_rollup_days AS days
             CROSS JOIN LATERAL (
                 SELECT CASE WHEN days.day = $13::timestamptz THEN $14::integer ELSE 0 END AS lower,
@@ -108,7 +133,7 @@ WITH day_sums AS MATERIALIZED (
     SELECT coalesce(days.device_key, extra.meter_key) AS meter_key,
            coalesce(days.kwh, 0) + coalesce(extra.kwh, 0) AS kwh,
            coalesce(days.readings, 0) + coalesce(extra.readings, 0) AS readings
-    FROM (SELECT device_key, kwh, readings FROM day_sums WHERE metered) AS days
+    FROM (SELECT device_key, kwh, readings FROM day_sums WHERE kind = 'meter') AS days
     FULL JOIN (
         -- What the day rows do not hold yet or cannot: the inbox and the partial hours (few
         -- rows; added by a join, not a second aggregate over every device).
@@ -237,7 +262,7 @@ WITH day_sums AS MATERIALIZED (
     SELECT coalesce(days.device_key, extra.vehicle_key) AS vehicle_key,
            coalesce(days.kwh, 0) + coalesce(extra.kwh, 0) AS kwh,
            coalesce(days.readings, 0) + coalesce(extra.readings, 0) AS readings
-    FROM (SELECT device_key, kwh, readings FROM day_sums WHERE NOT metered) AS days
+    FROM (SELECT device_key, kwh, readings FROM day_sums WHERE kind = 'vehicle') AS days
     FULL JOIN (
         -- What the day rows do not hold yet or cannot: the inbox and the partial hours (few
         -- rows; added by a join, not a second aggregate over every device).
@@ -288,23 +313,6 @@ WITH day_sums AS MATERIALIZED (
         ) AS part
         GROUP BY part.vehicle_key
     ) AS extra ON extra.vehicle_key = days.device_key
-), energy_days AS MATERIALIZED (
-    -- Every vehicle's charging sums over the window's whole hours, as the folder computed them
-    -- (vehicle_energy_days: running totals, one subtraction a vehicle and day, as day_sums).
-    SELECT days.vehicle_key,
-           sum(days.charging_ac[bounds.lower + 1] - coalesce(days.charging_ac[bounds.upper + 1], 0))
-               AS charging_ac,
-           sum(days.charging_dc[bounds.lower + 1] - coalesce(days.charging_dc[bounds.upper + 1], 0))
-               AS charging_dc,
-           sum(days.charging_minutes[bounds.lower + 1]
-               - coalesce(days.charging_minutes[bounds.upper + 1], 0)) AS charging_minutes
-    FROM vehicle_energy_days AS days
-    CROSS JOIN LATERAL (
-        SELECT CASE WHEN days.day = $13::timestamptz THEN $14::integer ELSE 0 END AS lower,
-               CASE WHEN days.day = $15::timestamptz THEN $16::integer ELSE 24 END AS upper
-    ) AS bounds
-    WHERE days.day >= $13::timestamptz AND days.day <= $15::timestamptz
-    GROUP BY days.vehicle_key
 ), unsettled AS MATERIALIZED (
     -- The whole hours whose stored split may be behind history: around readings still in the
     -- rollup inbox (vehicle_energy_touched, as the fold will queue them) and in pending
@@ -345,14 +353,12 @@ WITH day_sums AS MATERIALIZED (
     WHERE EXISTS (SELECT FROM unsettled
                   WHERE unsettled.vehicle_key = runs.vehicle_key AND unsettled.hour = hours.hour)
 ), corrections AS (
-    -- What the unsettled hours change in energy_days: their computation minus what is stored.
-    SELECT vehicle_key, sum(charging_ac) AS charging_ac, sum(charging_dc) AS charging_dc,
-           sum(charging_minutes) AS charging_minutes
+    -- What the unsettled hours change in the day rows: their computation minus what is stored.
+    SELECT vehicle_key, sum(standby_ac) AS standby_ac, sum(charging_minutes) AS charging_minutes
     FROM (
-        SELECT vehicle_key, charging_ac, charging_dc, charging_minutes FROM recomputed
+        SELECT vehicle_key, standby_ac, charging_minutes FROM recomputed
         UNION ALL
-        SELECT stored.vehicle_key, -stored.charging_ac, -stored.charging_dc,
-               -stored.charging_minutes
+        SELECT stored.vehicle_key, -stored.standby_ac, -stored.charging_minutes
         FROM unsettled
         JOIN vehicle_energy_hours AS stored
             ON stored.vehicle_key = unsettled.vehicle_key AND stored.hour = unsettled.hour
@@ -377,54 +383,57 @@ WITH day_sums AS MATERIALIZED (
                                                $18::double precision, $19::double precision,
                                                $21::double precision) AS hours
     WHERE $4::timestamptz < $2::timestamptz
-), split AS (
-    -- Every vehicle's charging sums over the window: what its status is judged by.
-    SELECT fleet.vehicle_id,
-           coalesce(days.charging_ac, 0) + coalesce(corrections.charging_ac, 0)
-               + coalesce(edge.charging_ac, 0) AS charging_ac,
-           coalesce(days.charging_dc, 0) + coalesce(corrections.charging_dc, 0)
-               + coalesce(edge.charging_dc, 0) AS charging_dc,
-           (coalesce(days.charging_minutes, 0) + coalesce(corrections.charging_minutes, 0)
-               + coalesce(edge.charging_minutes, 0))::bigint AS charging_minutes
-    FROM fleet
-    LEFT JOIN energy_days AS days ON days.vehicle_key = fleet.vehicle_key
-    LEFT JOIN corrections ON corrections.vehicle_key = fleet.vehicle_key
-    LEFT JOIN (
-        SELECT vehicle_id, sum(charging_ac) AS charging_ac, sum(charging_dc) AS charging_dc,
-               sum(charging_minutes) AS charging_minutes
-        FROM edges GROUP BY vehicle_id
-    ) AS edge ON edge.vehicle_id = fleet.vehicle_id
+), edge_sums AS (
+    SELECT vehicle_id, sum(standby_ac) AS standby_ac, sum(charging_minutes) AS charging_minutes
+    FROM edges
+    GROUP BY vehicle_id
 ), judged AS (
-    SELECT fleet.vehicle_id, fleet.vehicle_key, fleet.last_seen, fleet.has_assignments,
-           fleet.same_id_meter_usable,
-           coalesce(meter_sums.kwh, 0) AS ac,
-           coalesce(vehicle_window.kwh, 0) AS dc,
-           coalesce(meter_sums.readings, 0)::bigint AS meter_points,
-           coalesce(vehicle_window.readings, 0)::bigint AS vehicle_points,
-           split.charging_ac, split.charging_dc, split.charging_minutes,
-           split.charging_minutes > 0 AND split.charging_ac > 0 AS meaningful
-    FROM fleet
-    LEFT JOIN meter_sums ON meter_sums.vehicle_id = fleet.vehicle_id
-    LEFT JOIN vehicle_window ON vehicle_window.vehicle_key = fleet.vehicle_key
-    LEFT JOIN split ON split.vehicle_id = fleet.vehicle_id
+    -- The charging split: standby AC and charging minutes from the day rows, the unsettled
+    -- hours' corrections and the partial hours; charging AC is the rest of the AC, and all DC
+    -- is charging DC (a minute with DC charges).
+    SELECT sums.*, sums.ac - sums.standby_ac AS charging_ac, sums.dc AS charging_dc,
+           sums.charging_minutes > 0 AND sums.ac - sums.standby_ac > 0 AS meaningful
+    FROM (
+        SELECT fleet.vehicle_id, fleet.vehicle_key, fleet.last_seen, fleet.has_assignments,
+               fleet.same_id_meter_usable,
+               coalesce(meter_sums.kwh, 0) AS ac,
+               coalesce(vehicle_window.kwh, 0) AS dc,
+               coalesce(meter_sums.readings, 0)::bigint AS meter_points,
+               coalesce(vehicle_window.readings, 0)::bigint AS vehicle_points,
+               coalesce(charging_days.kwh, 0) + coalesce(corrections.standby_ac, 0)
+                   + coalesce(edge_sums.standby_ac, 0) AS standby_ac,
+               (coalesce(charging_days.readings, 0)
+                + coalesce(corrections.charging_minutes, 0)
+                + coalesce(edge_sums.charging_minutes, 0))::bigint AS charging_minutes
+        FROM fleet
+        LEFT JOIN meter_sums ON meter_sums.vehicle_id = fleet.vehicle_id
+        LEFT JOIN vehicle_window ON vehicle_window.vehicle_key = fleet.vehicle_key
+        LEFT JOIN day_sums AS charging_days
+            ON charging_days.kind = 'charging' AND charging_days.device_key = fleet.vehicle_key
+        LEFT JOIN corrections ON corrections.vehicle_key = fleet.vehicle_key
+        LEFT JOIN edge_sums ON edge_sums.vehicle_id = fleet.vehicle_id
+    ) AS sums
 ), thresholds AS (
     -- The threshold each vehicle is judged against (analytics.charging.threshold_for): the
     -- flat one, or in power-class mode ($22) that of the class ($23 upper bounds in kW, the
     -- last null; $24 thresholds, null: the flat one; $25 names) of its charging minutes'
     -- average AC power, compared exactly (AC × 60 against bound × minutes).
     SELECT judged.*,
-           CASE WHEN $22::boolean AND meaningful THEN coalesce(class.threshold, $5::numeric)
-                ELSE $5::numeric END AS threshold,
-           CASE WHEN $22::boolean AND meaningful THEN class.name ELSE 'flat' END AS threshold_rule
+           CASE WHEN class.position IS NULL THEN $5::numeric
+                ELSE coalesce(($24::numeric[])[class.position], $5::numeric) END AS threshold,
+           coalesce(($25::text[])[class.position], 'flat') AS threshold_rule
     FROM judged
-    LEFT JOIN LATERAL (
-        SELECT c.threshold, c.name
-        FROM unnest($23::numeric[], $24::numeric[], $25::text[]) WITH ORDINALITY
-            AS c (up_to, threshold, name, position)
-        WHERE c.up_to IS NULL OR judged.charging_ac * 60 <= c.up_to * judged.charging_minutes
-        ORDER BY c.position
-        LIMIT 1
-    ) AS class ON judged.meaningful
+    -- A sub-plan only in power-class mode and only for a vehicle judged on its charging.
+    CROSS JOIN LATERAL (
+        SELECT CASE WHEN $22::boolean AND judged.meaningful THEN (
+                   SELECT c.position
+                   FROM unnest($23::numeric[]) WITH ORDINALITY AS c (up_to, position)
+                   WHERE c.up_to IS NULL
+                      OR judged.charging_ac * 60 <= c.up_to * judged.charging_minutes
+                   ORDER BY c.position
+                   LIMIT 1)
+               END AS position
+    ) AS class
 ), verdicts AS MATERIALIZED (
     -- The status as analytics.service judges it, exactly (DC against threshold × AC),
     -- and the sort key: the sort's value in numeric (the efficiency to at least 16 significant
@@ -634,7 +643,11 @@ SELECT summary.*,
        page.ac, page.dc, page.meter_points, page.vehicle_points,
        round(page_temperatures.temp / nullif(page.vehicle_points, 0), 2) AS average_battery_temp,
        page.status, page.sort_key, page.charging_ac, page.charging_dc, page.charging_minutes,
-       page.threshold, page.threshold_rule, page_split.standby_ac, page_split.standby_minutes,
+       page.threshold, page.threshold_rule,
+       -- A vehicle that never reported has no day rows: its page_split is its whole window.
+       CASE WHEN page.vehicle_key IS NULL THEN page_split.standby_ac ELSE page.standby_ac END
+           AS standby_ac,
+       page_split.standby_minutes,
        page_split.sessions, page_split.ac_interval_readings, page_split.ac_register_readings,
        page_split.dc_interval_readings, page_split.dc_register_readings, page_split.gaps,
        page_split.gap_minutes, page_split.resets, page_split.glitches,

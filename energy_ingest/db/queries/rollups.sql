@@ -372,7 +372,8 @@ SELECT (SELECT count(*) FROM taken) AS taken,
 -- Computes again the hours of pending vehicle-days (vehicle_energy_pending), the newest days
 -- first (the present is never behind a back-fill), as many as fit in $2 vehicle-hours from history
 -- (vehicle_energy_hours_of), writes them whole into vehicle_energy_hours (an hour left without
--- readings is deleted), adds the change of each hour's charging sums to its day row, and
+-- readings is deleted), adds the change of each hour's standby AC and charging minutes to the
+-- vehicle's day row (vehicle_rollup_days), and
 -- forgets each pending row nothing touched meanwhile (same version). $1: the UTC midnights of
 -- the days that have rollup partitions (a pending day of any other went with retention);
 -- $3: the session gap (minutes); $4, $5: the meters' and the vehicles' power caps (kW); $6:
@@ -405,8 +406,7 @@ WITH queued AS (
                                                $4::double precision, $5::double precision,
                                                $6::double precision) AS hours
 ), previous AS MATERIALIZED (
-    SELECT taken.vehicle_key, taken.day, h.hour, h.charging_ac, h.charging_dc,
-           h.charging_minutes
+    SELECT taken.vehicle_key, taken.day, h.hour, h.standby_ac, h.charging_minutes
     FROM taken
     JOIN vehicle_energy_hours AS h
         ON h.vehicle_key = taken.vehicle_key
@@ -454,29 +454,29 @@ WITH queued AS (
         dc_resets = EXCLUDED.dc_resets, dc_glitches = EXCLUDED.dc_glitches,
         dc_rejected_deltas = EXCLUDED.dc_rejected_deltas, continues = EXCLUDED.continues
 ), changes AS (
-    -- Each recomputed hour's change (new minus old) of the sums the day rows hold.
+    -- Each recomputed hour's change (new minus old) of what the vehicle's day row holds of it.
     SELECT coalesce(c.vehicle_key, p.vehicle_key) AS vehicle_key,
            coalesce(c.day, p.day) AS day,
            extract(hour FROM coalesce(c.hour, p.hour) AT TIME ZONE 'UTC')::integer AS slot,
-           coalesce(c.charging_ac, 0) - coalesce(p.charging_ac, 0) AS charging_ac,
-           coalesce(c.charging_dc, 0) - coalesce(p.charging_dc, 0) AS charging_dc,
+           coalesce(c.standby_ac, 0) - coalesce(p.standby_ac, 0) AS standby_ac,
            coalesce(c.charging_minutes, 0) - coalesce(p.charging_minutes, 0) AS charging_minutes
     FROM computed AS c
     FULL JOIN previous AS p ON p.vehicle_key = c.vehicle_key AND p.hour = c.hour
 ), days AS (
-    INSERT INTO vehicle_energy_days AS d (day, charging_ac, charging_dc, charging_minutes,
-                                          vehicle_key)
-    SELECT day,
-           running_day_totals(array_agg(slot), array_agg(charging_ac)),
-           running_day_totals(array_agg(slot), array_agg(charging_dc)),
+    -- Added to the vehicle's day row (made with zero sums if the vehicle has none that day: a
+    -- meter's standby feeds it, or its own inbox is not folded yet).
+    INSERT INTO vehicle_rollup_days AS d (day, kwh_delivered_dc, battery_temp_sum, readings,
+                                          standby_ac, charging_minutes, vehicle_key)
+    SELECT day, array_fill(0::numeric, ARRAY[24]), array_fill(0::numeric, ARRAY[24]),
+           array_fill(0, ARRAY[24]),
+           running_day_totals(array_agg(slot), array_agg(standby_ac)),
            running_day_totals(array_agg(slot), array_agg(charging_minutes::numeric))::integer[],
            vehicle_key
     FROM changes
     GROUP BY vehicle_key, day
     ORDER BY vehicle_key, day
     ON CONFLICT (vehicle_key, day) DO UPDATE
-    SET charging_ac = add_arrays(d.charging_ac, EXCLUDED.charging_ac),
-        charging_dc = add_arrays(d.charging_dc, EXCLUDED.charging_dc),
+    SET standby_ac = add_arrays(d.standby_ac, EXCLUDED.standby_ac),
         charging_minutes = add_arrays(d.charging_minutes::numeric[],
                                       EXCLUDED.charging_minutes::numeric[])::integer[]
 ), forgotten AS (

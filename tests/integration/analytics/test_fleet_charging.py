@@ -3,7 +3,7 @@
 
 Every fleet row must equal GET /v1/analytics/performance/{id} over the same window: before the
 folder has run (the rows' hours are computed from history), after it (stored in
-vehicle_energy_hours and vehicle_energy_days), after an assignment changed in the past (the
+vehicle_energy_hours and the day rows), after an assignment changed in the past (the
 changed days pending), and with power-class thresholds. The folded hours must equal what
 history gives when computed afresh, however the readings arrived.
 """
@@ -190,16 +190,16 @@ UNION ALL
 # Each day row's running totals against its day's stored hours.
 _DAYS_VERSUS_HOURS = """
 SELECT days.vehicle_key, days.day, slot
-FROM vehicle_energy_days AS days
+FROM vehicle_rollup_days AS days
 CROSS JOIN generate_series(0, 23) AS slot
 CROSS JOIN LATERAL (
-    SELECT coalesce(sum(h.charging_ac), 0) AS ac, coalesce(sum(h.charging_dc), 0) AS dc,
+    SELECT coalesce(sum(h.standby_ac), 0) AS standby,
            coalesce(sum(h.charging_minutes), 0) AS minutes
     FROM vehicle_energy_hours AS h
     WHERE h.vehicle_key = days.vehicle_key
       AND h.hour >= days.day + slot * interval '1 hour' AND h.hour < days.day + interval '1 day'
 ) AS summed
-WHERE days.charging_ac[slot + 1] <> summed.ac OR days.charging_dc[slot + 1] <> summed.dc
+WHERE days.standby_ac[slot + 1] <> summed.standby
    OR days.charging_minutes[slot + 1] <> summed.minutes
 """
 
@@ -230,7 +230,7 @@ async def test_fleet_rows_equal_the_vehicle_answers_before_and_after_the_fold(
     await fold_everything(db, settings)
     assert await db.fetchval("SELECT count(*) FROM vehicle_energy_hours") > 0
     await assert_folded_hours_are_history(db)
-    # Folded: the whole hours come from vehicle_energy_days and vehicle_energy_hours.
+    # Folded: the whole hours come from the day rows and vehicle_energy_hours.
     await assert_rows_equal_the_vehicle_answers(client)
 
     # A reading arriving late, into a folded charging minute of ev-a (standby turns charging).

@@ -98,7 +98,6 @@ async def test_retention_drops_whole_days_and_keeps_the_rest(
         partition_name("meter_readings", old),
         partition_name("meter_rollup_days", old),
         partition_name("meter_rollups", old),
-        partition_name("vehicle_energy_days", old),
         partition_name("vehicle_energy_hours", old),
         partition_name("vehicle_readings", old),
         partition_name("vehicle_rollup_days", old),
