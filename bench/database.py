@@ -168,5 +168,12 @@ async def history_storage(
             "heap_bytes": int(row["heap_bytes"]),
             "index_bytes": int(row["index_bytes"]),
             "bytes_per_reading": round(total / readings, 1) if readings else 0.0,
+            # Where the bytes go: the rows (heap) and the (device, ts) primary key.
+            "heap_bytes_per_reading": round(int(row["heap_bytes"]) / readings, 1)
+            if readings
+            else 0.0,
+            "index_bytes_per_reading": round(int(row["index_bytes"]) / readings, 1)
+            if readings
+            else 0.0,
         }
     return storage

@@ -1,4 +1,4 @@
-"""The bench's server-log condensing: access lines counted and dropped, problems kept."""
+"""The bench report: server-log condensing, and the storage targets and rows."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 
 import orjson
 
-from bench.report import condense_log, log_problems
+from bench.report import bytes_split, condense_log, log_problems, targets
 
 
 def _entry(logger: str, level: str = "info", message: str = "request") -> dict[str, Any]:
@@ -89,3 +89,49 @@ def test_log_problems_finds_json_errors_and_warnings_in_either_spacing() -> None
     )
 
     assert log_problems(text) == [error, warning, critical, text_error]
+
+
+def _storage(per_reading: float, heap: float | None = None) -> dict[str, dict[str, float]]:
+    figures: dict[str, float] = {
+        "readings": 1000,
+        "partitions": 1,
+        "bytes_per_reading": per_reading,
+    }
+    if heap is not None:
+        figures |= {"heap_bytes_per_reading": heap, "index_bytes_per_reading": per_reading - heap}
+    return {"meter_readings": figures, "vehicle_readings": figures}
+
+
+def test_storage_targets_cover_the_open_day_and_the_register_columns() -> None:
+    report = {
+        "options": {},
+        "engine_storage": _storage(112.7, heap=68.3),
+        "registers": {
+            "variants": {
+                "interval": {"meter_readings": 112.9, "vehicle_readings": 112.9},
+                "register": {"meter_readings": 99.0, "vehicle_readings": 113.0},
+                "both": {"meter_readings": 121.2, "vehicle_readings": 121.2},
+            }
+        },
+    }
+    found = {target: (measured, met) for target, measured, met in targets(report)}
+    assert found[
+        "≤ 100 B per reading, meter_readings (written by the engine through HTTP, open day)"
+    ] == ("112.7 B", False)
+    assert found["≤ 100 B per reading, meter_readings (register only, open day)"] == (
+        "99.0 B",
+        True,
+    )
+    assert found["≤ 100 B per reading, vehicle_readings (register only, open day)"] == (
+        "113.0 B",
+        False,
+    )
+    assert found["≤ 100 B per reading, vehicle_readings (both fields, open day)"] == (
+        "121.2 B",
+        False,
+    )
+
+
+def test_storage_rows_say_where_the_bytes_go_when_the_report_has_it() -> None:
+    assert bytes_split(_storage(112.7, heap=68.3)["meter_readings"]) == " (rows 68.3 + index 44.4)"
+    assert bytes_split(_storage(112.7)["meter_readings"]) == ""
