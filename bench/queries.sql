@@ -408,3 +408,42 @@ SELECT (SELECT count(*) FROM meter_rollups) AS meter_rollups,
 
 -- name: backend_pid
 SELECT pg_backend_pid();
+
+-- ---------------------------------------------------------------------------------------------
+-- History storage (bench/storage.py): every device once a minute, written as the writer writes a
+-- batch (one statement, rows in primary-key order), minute after minute. Keys 1..N are the
+-- devices registered first. Devices' clocks are a few seconds off the minute, as in the field.
+-- ---------------------------------------------------------------------------------------------
+
+-- name: insert_storage_meters
+INSERT INTO meters (meter_id) SELECT 'm-' || n FROM generate_series(1, $1::int) AS n ORDER BY n;
+
+-- name: insert_storage_vehicles
+INSERT INTO vehicles (vehicle_id) SELECT 'v-' || n FROM generate_series(1, $1::int) AS n ORDER BY n;
+
+-- name: insert_storage_meter_batch
+-- Meter keys [$1, $2) at minute $3 after $4; the energy sent as the interval ($5), the
+-- cumulative register ($6), or both.
+INSERT INTO meter_readings (ts, received_at, kwh_consumed_ac, voltage, meter_key, kwh_register_ac)
+SELECT $4::timestamptz + $3::int * interval '1 minute' + k % 7 * interval '1 second',
+       now(),
+       CASE WHEN $5::boolean THEN 0.05 + k % 7 / 1000.0 END,
+       225 + k % 15 + ($3::int % 9) * 0.5,
+       k,
+       CASE WHEN $6::boolean THEN 10000 + k + $3::int * (0.05 + k % 7 / 1000.0) END
+FROM generate_series($1::int, $2::int - 1) AS k
+ORDER BY k;
+
+-- name: insert_storage_vehicle_batch
+-- Same as insert_storage_meter_batch for vehicles.
+INSERT INTO vehicle_readings (ts, received_at, kwh_delivered_dc, soc, battery_temp, vehicle_key,
+                              kwh_register_dc)
+SELECT $4::timestamptz + $3::int * interval '1 minute' + k % 5 * interval '1 second',
+       now(),
+       CASE WHEN $5::boolean THEN 0.045 + k % 7 / 1000.0 END,
+       (10 + (k + $3::int) % 90)::real,
+       (18 + k % 15)::real,
+       k,
+       CASE WHEN $6::boolean THEN 5000 + k + $3::int * (0.045 + k % 7 / 1000.0) END
+FROM generate_series($1::int, $2::int - 1) AS k
+ORDER BY k;
