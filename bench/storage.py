@@ -9,7 +9,7 @@ energy as the interval, the cumulative register only, or both. History is measur
 (the open day), then once the engine's compaction has rebuilt the day's index packed (the
 closed day): rows (heap) and index per reading, each table apart. No HTTP and no Python per
 reading: how the rows are laid out depends on their values and the order they arrive in, not
-on who sends them (the engine through HTTP measures within 0.1 B of this, bench phase 2).
+on who sends them (the engine through HTTP measures within 0.2 B of this, bench phase 2).
 
 The defaults are the shape of the suite's engine phase (10,000 devices, 20 minutes); a whole
 day's shape is `--devices 1000 --minutes 1440` (each device's 1,440 readings of a day).
