@@ -342,7 +342,13 @@ def _fleet_rows(report: dict[str, Any]) -> list[tuple[str, str, str, str]]:
                 f"{_rate(rollups['with'])} readings/s committed while the folder ran (it folded "
                 f"{_rate(rollups['fold_readings_per_second'])}/s while busy); "
                 f"{_rate(rollups['with_once_folded'])}/s until the last fold "
-                f"({rollups['ratio_once_folded']:.2f}×)",
+                f"({rollups['ratio_once_folded']:.2f}×)"
+                + (
+                    f"; the charging split caught up {rollups['split_seconds']:.1f} s after it "
+                    f"({rollups['split_vehicle_days']:,} vehicle-days computed over the run)"
+                    if "split_seconds" in rollups
+                    else ""
+                ),
                 f"the same writer without rollups: {_rate(rollups['without'])} readings/s",
                 f"{rollups['ratio']:.2f}×",
             )

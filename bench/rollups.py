@@ -71,6 +71,8 @@ class Folder:
         self.stop = asyncio.Event()
         self.folded = 0
         self.busy = 0.0
+        self.split_more = False
+        self.vehicle_days = 0
 
     async def fold(self) -> None:
         started = time.perf_counter()
@@ -78,6 +80,8 @@ class Folder:
         self.busy += time.perf_counter() - started
         if folded is not None:
             self.folded += folded.meters + folded.vehicles
+            self.vehicle_days += folded.vehicle_days
+            self.split_more = folded.split_more
 
     async def run(self) -> None:
         while not self.stop.is_set():
@@ -111,6 +115,10 @@ class Measured:
     folded_meanwhile: int = 0
     fold_busy_seconds: float = 0.0
     bytes_per_reading: dict[str, float] = field(default_factory=dict)
+    split_seconds: float = 0.0
+    """After the last fold: until the charging split had no vehicle-day left pending."""
+    split_vehicle_days: int = 0
+    """Vehicle-days whose split the folder computed over the whole run."""
 
 
 async def measure(
@@ -153,6 +161,9 @@ async def measure(
                     await running  # the fold under way, if any, finishes
                     await folder.fold()  # and the rest of the inbox
                 total = time.perf_counter() - started
+                while rollups and folder.split_more:  # the charging split catches up
+                    await folder.fold()
+                split = time.perf_counter() - started - total
         finally:
             await folder_connection.close()
             await connection.close()
@@ -164,7 +175,16 @@ async def measure(
             if storage
             else {}
         )
-    return Measured(sum(len(batch) for batch in batches), written, total, folded, busy, sizes)
+    return Measured(
+        sum(len(batch) for batch in batches),
+        written,
+        total,
+        folded,
+        busy,
+        sizes,
+        split if rollups else 0.0,
+        folder.vehicle_days,
+    )
 
 
 async def run(
@@ -203,6 +223,8 @@ async def run(
         "fold_readings_per_second": fold_rate,
         "folder_kept_up": float(fold_rate > steady),
         "tail_seconds": best.total_seconds - best.write_seconds,
+        "split_seconds": best.split_seconds,
+        "split_vehicle_days": best.split_vehicle_days,
     }
 
 

@@ -63,8 +63,13 @@ class EngineMetrics:
             "eie_rollup_folded_readings", "Readings moved from the rollup inbox to the rollups.",
             ["kind"], registry=registry,
         )  # fmt: skip
+        self.rollup_split_days = Counter(
+            "eie_rollup_split_vehicle_days",
+            "Vehicle-days whose charging split and data quality the folder computed again.",
+            registry=registry,
+        )  # fmt: skip
         self.rollup_fold_seconds = Histogram(
-            "eie_rollup_fold_seconds", "Time of one fold (its transaction).",
+            "eie_rollup_fold_seconds", "Time of one fold (its two transactions).",
             buckets=_SECONDS_BUCKETS, registry=registry,
         )  # fmt: skip
         self.pool_connections = Gauge(
@@ -158,6 +163,7 @@ class EngineMetrics:
         self.rollup_fold_seconds.observe(seconds)
         self.rollup_folded.labels("meter").inc(folded.meters)
         self.rollup_folded.labels("vehicle").inc(folded.vehicles)
+        self.rollup_split_days.inc(folded.vehicle_days)
 
     def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
         """For the request middleware."""

@@ -31,11 +31,16 @@ FOLD_LIMIT = 200_000
 """Inbox rows one fold takes per stream at most: a minute of a 100,000-device fleet, a
 transaction of a second or two; a fold that hits it is followed by another at once."""
 
-ENERGY_FOLD_LIMIT = 20_000
-"""Vehicle-hours whose charging split one fold computes again at most (about 0.5 ms each, so a
-fold of 10 s at most): a 20,000-vehicle fleet's current hours once; a back-fill (an import, an
-assignment changed in the past, the migration) goes on in the next folds, newest days first,
-readers computing its days from history meanwhile."""
+ENERGY_FOLD_LIMIT = 5_000
+"""Vehicle-hours whose charging split one fold computes again at most (about 0.5 ms each: a
+transaction of a few seconds). A 20,000-vehicle fleet touches its vehicles' current hours once a
+minute: four folds' worth, at one fold a second while vehicle-days are pending. A back-fill (an
+import, an assignment changed in the past, the migration) goes on in the next folds, newest
+days first, readers computing its days from history meanwhile."""
+
+SPLIT_CATCH_UP_SECONDS = 1.0
+"""The folder's pause while vehicle-days are still pending (and the inbox is not): the split
+catches up without taking the machine from ingest."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +53,9 @@ class Folded:
     more: bool = False
     vehicle_days: int = 0
     """Vehicle-days whose charging split the fold computed again."""
+    split_more: bool = False
+    """Whether vehicle-days are still pending after it (a back-fill, or a burst the split's
+    budget did not cover): readers compute them from history meanwhile."""
 
 
 _KINDS = (
@@ -62,10 +70,13 @@ async def fold_rollups(
     rules: SplitRules = DEFAULT_SPLIT_RULES,
     energy_limit: int = ENERGY_FOLD_LIMIT,
 ) -> Folded | None:
-    """One fold, in its own transaction on `connection`; None if another engine is folding.
+    """One fold on `connection`; None if another engine is folding.
 
-    The inbox folds queue the vehicle-days their readings can change the charging split of;
-    the last step computes pending vehicle-days again (`energy_limit` vehicle-hours at most).
+    First the inbox, in one transaction, whose statements also queue the vehicle-days their
+    readings can change the charging split of; then, in a second transaction, the pending
+    vehicle-days are computed again (`energy_limit` vehicle-hours at most). Apart, so a burst
+    of charging splits to compute never holds the inbox back: ingest and the sums come first,
+    the split follows (exact meanwhile: readers compute what is pending).
     """
     folded: list[int] = []
     more = False
@@ -92,6 +103,12 @@ async def fold_rollups(
             assert row is not None
             folded.append(row["folded"])
             more = more or row["taken"] >= limit
+    async with connection.transaction():
+        if not await connection.fetchval(sql("try_lock_rollup_fold")):
+            return Folded(folded[0], folded[1], more)
+        await connection.execute(sql("disable_jit_for_fold"))
+        await connection.execute(sql("lock_partitions_shared"))
+        partitions = await connection.fetch(sql("list_day_partitions"), ["vehicle_rollup_days"])
         energy_days = sorted(
             {
                 datetime.combine(day, datetime.min.time(), tzinfo=UTC)
@@ -104,8 +121,7 @@ async def fold_rollups(
             sql("fold_vehicle_energy"), energy_days, energy_limit, *rules.arguments()
         )
         assert energy is not None
-        more = more or energy["more"]
-    return Folded(folded[0], folded[1], more, energy["computed"])
+    return Folded(folded[0], folded[1], more, energy["computed"], energy["more"])
 
 
 class RollupFolder:
@@ -134,10 +150,13 @@ class RollupFolder:
 
     async def run(self) -> None:
         while True:
-            more = False
+            pause = self._interval
             try:
                 folded = await self.fold()
-                more = folded is not None and folded.more
+                if folded is not None and folded.more:
+                    pause = 0
+                elif folded is not None and folded.split_more:
+                    pause = min(self._interval, SPLIT_CATCH_UP_SECONDS)
             except Exception as exc:
                 if self._metrics is not None:
                     self._metrics.count_fold(None, 0.0, failed=True)
@@ -145,4 +164,4 @@ class RollupFolder:
                     logger.warning("rollup fold failed, will retry: %r", exc)
                 else:
                     logger.exception("rollup fold failed unexpectedly, will retry")
-            await asyncio.sleep(0 if more else self._interval)
+            await asyncio.sleep(pause)

@@ -304,11 +304,11 @@ async def test_a_fold_computes_pending_days_newest_first_within_its_budget(
     # whatever its hours) and says more are pending until none is.
     folded = await fold_rollups(db, rules=settings.split_rules, energy_limit=1)
     assert folded is not None
-    assert (folded.vehicle_days, folded.more) == (1, True)
+    assert (folded.vehicle_days, folded.split_more) == (1, True)
     days_left = await db.fetch("SELECT day FROM vehicle_energy_pending ORDER BY day DESC")
     assert days_left
     rounds = 0
-    while folded is not None and folded.more:
+    while folded is not None and folded.split_more:
         newest = await db.fetchval("SELECT max(day) FROM vehicle_energy_pending")
         folded = await fold_rollups(db, rules=settings.split_rules, energy_limit=1)
         assert folded is not None
