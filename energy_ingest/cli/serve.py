@@ -108,6 +108,9 @@ def serve(
         # Several processes share the port; each builds its app from the environment, so the
         # resolved URL (perhaps the embedded server's) is handed down that way.
         os.environ["EIE_DATABASE_URL"] = url
+        # The address too: without keys, each worker's Host check compares with it.
+        os.environ["EIE_HOST"] = settings.host
+        os.environ["EIE_PORT"] = str(settings.port)
         os.environ["EIE_AUTH_ENABLED"] = str(settings.auth_enabled).lower()
         if settings.mqtt_url is not None:
             os.environ["EIE_MQTT_URL"] = settings.mqtt_url
