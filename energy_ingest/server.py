@@ -3,7 +3,8 @@
 uvicorn's httptools protocol has no limit on the size or number of request headers, no time
 limit for receiving them and no cap on open connections: a client could hold memory and sockets
 for as long as it liked without ever completing a request. `GuardedHttpToolsProtocol` adds
-each bound; `serve` runs uvicorn with it (one process or several workers).
+each bound; `serve` runs uvicorn with it (one process or several workers, each worker on a
+listening socket of its own so that the kernel spreads connections evenly: `WorkerSockets`).
 """
 
 from __future__ import annotations
@@ -11,17 +12,21 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import multiprocessing
+import os
 import resource
+import socket
 import time
 from asyncio.events import TimerHandle
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
 import httptools
 import uvicorn
-from uvicorn.config import Config
+from uvicorn.config import STARTUP_FAILURE, Config
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 from uvicorn.server import ServerState
+from uvicorn.supervisors.multiprocess import Multiprocess
 
 from energy_ingest.config import Settings
 from energy_ingest.web.http import encode_json
@@ -36,6 +41,11 @@ FILE_DESCRIPTOR_RESERVE = 256
 # the client reads the answer instead of a reset caused by request bytes left unread.
 _REFUSAL_LINGER_SECONDS = 1.0
 _REFUSAL_LOG_INTERVAL_SECONDS = 10.0
+# Workers compare their connection counts this often (ConnectionShares), and tolerate this much
+# above an even share (plus one connection) before ending any.
+_SHARE_CHECK_SECONDS = 0.1
+_SHARE_SLACK = 0.02
+_MAX_WORKERS = 64  # the most Settings.workers allows
 
 
 @dataclass(frozen=True)
@@ -97,9 +107,11 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         _loop: asyncio.AbstractEventLoop | None = None,
         *,
         limits: ServerLimits,
+        shares: ConnectionShares | None = None,
     ) -> None:
         super().__init__(config, server_state, app_state, _loop)
         self.limits = limits
+        self.shares = shares
         self._in_head = True
         self._head_bytes = 0
         self._head_tail = b""
@@ -129,6 +141,8 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             return
         super().connection_made(transport)
         self._start_header_timer()
+        if self.shares is not None:
+            self.shares.watch(self.loop, self.connections)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel_header_timer()
@@ -204,6 +218,16 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._in_head = False
         self._cancel_header_timer()
         super().on_headers_complete()
+        if (
+            self.shares is not None
+            and self.cycle is not None
+            and self.cycle.scope is self.scope  # a request answered now (not an upgrade)
+            and not self.pipeline  # nor one queued behind another: closing would drop it
+            and self.shares.take_one()
+        ):
+            # This worker holds more than its share: the answer ends the connection (as any
+            # HTTP/1.1 answer may) and the client's next one lands where the kernel puts it.
+            self.cycle.keep_alive = False
 
     def on_message_complete(self) -> None:
         # The next bytes on this connection start a new head, counted from zero.
@@ -259,6 +283,77 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             self._linger_timer = self.loop.call_later(_REFUSAL_LINGER_SECONDS, transport.close)
         else:
             transport.close()
+
+
+class ConnectionShares:
+    """How many connections each worker holds, in memory the workers share; several workers.
+
+    The kernel spreads new connections over the workers' sockets (`WorkerSockets`) by a hash:
+    even over thousands of clients, uneven over a few dozen long-lived ones (a load balancer's
+    pool, a benchmark's 64 clients: 40 against 24 is common). Each worker publishes its count
+    every `_SHARE_CHECK_SECONDS`; one holding more than its share (plus 2 % and one) ends that
+    many connections after their next answer (`Connection: close`), and their clients'
+    reconnections are spread again, until the counts even out. Made by the supervisor before
+    the workers start, it reaches them pickled with the protocol.
+    """
+
+    def __init__(self) -> None:
+        spawn = multiprocessing.get_context("spawn")  # uvicorn spawns its workers
+        self._slots = spawn.RawArray("q", 2 * _MAX_WORKERS)  # (pid, open connections) each
+        self._lock = spawn.Lock()
+        self._index: int | None = None
+        self._connections: set[Any] | None = None
+        self._excess = 0
+
+    def watch(self, loop: asyncio.AbstractEventLoop, connections: set[Any]) -> None:
+        """In a worker, on its first connection: start publishing and comparing its count."""
+        if self._connections is None:
+            self._connections = connections
+            self._check(loop)
+
+    def take_one(self) -> bool:
+        """Whether the request just received should end its connection with its answer."""
+        if self._excess > 0:
+            self._excess -= 1
+            return True
+        return False
+
+    def _check(self, loop: asyncio.AbstractEventLoop) -> None:
+        assert self._connections is not None
+        own = len(self._connections)
+        if self._index is None:
+            self._index = self._claim()
+        if self._index is not None:
+            self._slots[2 * self._index + 1] = own
+            total = workers = 0
+            for slot in range(_MAX_WORKERS):
+                pid = self._slots[2 * slot]
+                if pid and _alive(pid):
+                    workers += 1
+                    total += self._slots[2 * slot + 1]
+            fair = total / workers
+            self._excess = max(0, int(own - fair - 1 - fair * _SHARE_SLACK))
+        loop.call_later(_SHARE_CHECK_SECONDS, self._check, loop)
+
+    def _claim(self) -> int | None:
+        """This worker's slot: a free one, or that of a worker that has died."""
+        with self._lock:
+            for slot in range(_MAX_WORKERS):
+                pid = self._slots[2 * slot]
+                if pid == 0 or not _alive(pid):
+                    self._slots[2 * slot] = os.getpid()
+                    return slot
+        return None  # more workers than slots: this one only serves
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 class _RefusalLog:
@@ -320,19 +415,95 @@ def server_limits(settings: Settings) -> ServerLimits:
     )
 
 
-def serve(app: Any, settings: Settings, **options: Any) -> None:
-    """`uvicorn.run` with the guarded protocol, our logging and no `server` banner.
+class WorkerSockets(list[socket.socket]):
+    """The listening sockets uvicorn's supervisor hands to each worker: a socket of its own each.
 
-    The protocol is handed over as a picklable partial, so spawned workers get the same limits.
+    uvicorn binds one socket and lets every worker accept from it: whichever worker wakes first
+    takes a whole burst of new connections, so keep-alive clients pile onto one worker and what
+    several workers serve swings from one start to the next. This list holds the supervisor's
+    socket, bound with SO_REUSEPORT but never listening (it holds the port and gives its
+    number); pickled into a spawned worker it becomes a new socket bound to the same port, so
+    each worker listens on its own and the kernel spreads new connections over them by a hash
+    of the client's address and port. A worker that dies takes its socket along; the one that
+    replaces it binds a new one.
     """
-    protocol = functools.partial(GuardedHttpToolsProtocol, limits=server_limits(settings))
-    uvicorn.run(
-        app,
-        host=settings.host,
-        port=settings.port,
-        http=cast(Any, protocol),
-        server_header=False,
-        log_config=None,  # keep our handlers: JSON lines with request ids
-        access_log=False,  # the engine logs each request itself, with its id
-        **options,
+
+    def __init__(self, host: str, port: int) -> None:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        # The port must be free of other listeners: a plain bind says so (an engine already
+        # listening there with SO_REUSEPORT would otherwise silently share it with this one).
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind((host, port))
+            if port == 0:
+                port = probe.getsockname()[1]
+        held = _reuse_port_socket(family, (host, port))
+        super().__init__([held])
+        self.family = family
+        self.address: tuple[Any, ...] = held.getsockname()
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_worker_sockets, (self.family, self.address))
+
+
+def _reuse_port_socket(family: socket.AddressFamily, address: tuple[Any, ...]) -> socket.socket:
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.bind(address)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def _worker_sockets(family: socket.AddressFamily, address: tuple[Any, ...]) -> list[socket.socket]:
+    """In a worker: its own socket on the supervisor's port (uvicorn makes it listen)."""
+    return [_reuse_port_socket(family, address)]
+
+
+def serve(app: Any, settings: Settings, **options: Any) -> None:
+    """uvicorn with the guarded protocol, our logging and no `server` banner; with several
+    workers, each listens on a socket of its own (`WorkerSockets`) and they keep their
+    connection counts even (`ConnectionShares`).
+
+    The protocol is handed over as a picklable partial, so spawned workers get the same limits
+    and the same shared counts.
+    """
+    workers = options.get("workers", 1)
+    protocol = functools.partial(
+        GuardedHttpToolsProtocol,
+        limits=server_limits(settings),
+        shares=ConnectionShares() if workers > 1 else None,
     )
+    arguments: dict[str, Any] = {
+        "host": settings.host,
+        "port": settings.port,
+        "http": protocol,
+        "server_header": False,
+        "log_config": None,  # keep our handlers: JSON lines with request ids
+        "access_log": False,  # the engine logs each request itself, with its id
+        **options,
+    }
+    if workers == 1:
+        uvicorn.run(app, **arguments)
+        return
+    # What uvicorn.run does with several workers, but a listening socket for each.
+    config = Config(app, **arguments)
+    try:
+        sockets = WorkerSockets(settings.host, settings.port)
+    except OSError as exc:
+        logger.error("cannot bind %s port %d: %s", settings.host, settings.port, exc)
+        raise SystemExit(STARTUP_FAILURE) from exc
+    logger.info(
+        "listening on %s port %d: %d workers, each on a socket of its own",
+        settings.host,
+        sockets.address[1],
+        config.workers,
+    )
+    try:
+        Multiprocess(config, sockets=sockets).run()
+    finally:
+        for sock in sockets:
+            sock.close()
