@@ -88,14 +88,20 @@ async def test_each_worker_listens_on_its_own_socket_and_serves_connections(
         assert not _socket_inodes(engine.pid) & listening, "the supervisor listens too"
 
         # 64 keep-alive clients, each served once and held: both workers hold some of them
-        # (all 64 on one of two sockets chosen by a hash has a chance of 2 in 2^64).
+        # (all 64 on one of two sockets chosen by a hash has a chance of 2 in 2^64). A worker
+        # above its share may end a connection with its answer (the next test).
         clients = [await connect(engine.port) for _ in range(64)]
+        ended = 0
         for reader, writer in clients:
             assert await send(writer, request())
-            assert (await read_answer(reader)).status == 200
+            answer = await read_answer(reader)
+            assert answer.status == 200
+            if answer.headers.get("connection") == "close":
+                ended += 1
+                await close(writer)
         established = _tcp_sockets(engine.port, _ESTABLISHED)
         held = {pid: len(_socket_inodes(pid) & established) for pid in workers}
-        assert sum(held.values()) == 64, held
+        assert 64 - ended <= sum(held.values()) <= 64, (held, ended)
         assert all(held.values()), held
         for _, writer in clients:
             await close(writer)
