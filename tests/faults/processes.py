@@ -10,7 +10,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
 from pathlib import Path
 from typing import IO
 
@@ -23,9 +23,9 @@ EXIT_TIMEOUT_SECONDS = 60.0
 _ISOLATED = ("DATABASE_URL", "EIE_", "PROMETHEUS_MULTIPROC_DIR")
 
 
-def living_members(group: int) -> list[int]:
-    """Processes of a process group that still run (zombies left to be reaped do not count)."""
-    members = []
+def process_stats() -> Iterator[tuple[int, list[str]]]:
+    """Every process's pid and the fields of /proc/PID/stat after its name (state, ppid, pgrp
+    …): the name may hold spaces and parentheses, so the fields are split after it."""
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -33,11 +33,21 @@ def living_members(group: int) -> list[int]:
             stat = (entry / "stat").read_text()
         except OSError:
             continue  # ended while we looked
-        # pid (comm) state ppid pgrp …; comm may hold spaces and parentheses, so split after it.
-        state, _, process_group = stat.rsplit(")", 1)[1].split()[:3]
-        if int(process_group) == group and state not in {"Z", "X"}:
-            members.append(int(entry.name))
-    return members
+        yield int(entry.name), stat.rsplit(")", 1)[1].split()
+
+
+def living_members(group: int) -> list[int]:
+    """Processes of a process group that still run (zombies left to be reaped do not count)."""
+    return [
+        pid
+        for pid, (state, _, process_group, *_) in process_stats()
+        if int(process_group) == group and state not in {"Z", "X"}
+    ]
+
+
+def children_of(parent: int) -> list[int]:
+    """The processes whose parent is `parent`."""
+    return [pid for pid, (_, ppid, *_) in process_stats() if int(ppid) == parent]
 
 
 class EngineProcess:

@@ -22,7 +22,8 @@ import pytest
 from energy_ingest.config import Settings
 from energy_ingest.writer.rollups import fold_rollups
 from tests.factories import iso, meter_reading, vehicle_reading
-from tests.integration.analytics.test_registers import register_meter
+from tests.integration.analytics.test_registers import post, register_meter
+from tests.integration.analytics.test_sessions import assign
 from tests.support import Engine, start_engine
 
 SPLIT_FIELDS = (
@@ -89,20 +90,6 @@ def readings() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     return meters, vehicles
 
 
-async def send(client: httpx.AsyncClient, kind: str, items: list[dict[str, Any]]) -> None:
-    response = await client.post(f"/v1/ingest/{kind}/batch", json=items)
-    assert response.status_code == 201, response.text
-
-
-async def assign(
-    client: httpx.AsyncClient, vehicle_id: str, meter_id: str, start: datetime
-) -> None:
-    response = await client.put(
-        f"/v1/vehicles/{vehicle_id}/meter", json={"meterId": meter_id, "from": iso(start)}
-    )
-    assert response.status_code == 201, response.text
-
-
 async def build(client: httpx.AsyncClient, seed: int) -> None:
     """The fleet, its readings sent shuffled in batches of up to 40 (late ones included)."""
     await assign(client, "ev-a", "m-a", at(-60))
@@ -113,7 +100,7 @@ async def build(client: httpx.AsyncClient, seed: int) -> None:
     for kind, items in (("meter", meters), ("vehicle", vehicles)):
         shuffled.shuffle(items)
         for first in range(0, len(items), 40):
-            await send(client, kind, items[first : first + 40])
+            await post(client, kind, items[first : first + 40])
 
 
 WINDOWS = [
@@ -234,7 +221,7 @@ async def test_fleet_rows_equal_the_vehicle_answers_before_and_after_the_fold(
     await assert_rows_equal_the_vehicle_answers(client)
 
     # A reading arriving late, into a folded charging minute of ev-a (standby turns charging).
-    await send(client, "vehicle", [vehicle_reading(vehicle_id="ev-a", kwh=0.3, at=at(80, 20))])
+    await post(client, "vehicle", [vehicle_reading(vehicle_id="ev-a", kwh=0.3, at=at(80, 20))])
     await assert_rows_equal_the_vehicle_answers(client)
     await fold_everything(db, settings)
     await assert_folded_hours_are_history(db)

@@ -12,27 +12,12 @@ import sys
 from pathlib import Path
 
 from energy_ingest.server import ConnectionShares
-from tests.faults.processes import engine_process
+from tests.faults.processes import children_of, engine_process
 from tests.integration.server.raw import close, connect, read_answer, request, send
 from tests.support import free_port, wait_until_ready
 
 _LISTEN = "0A"
 _ESTABLISHED = "01"
-
-
-def _children(pid: int) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue  # ended while we looked
-        # pid (comm) state ppid …; comm may hold spaces and parentheses, so split after it.
-        if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-            found.append(int(entry.name))
-    return found
 
 
 def _socket_inodes(pid: int) -> set[int]:
@@ -65,7 +50,7 @@ async def _listening_workers(pid: int, port: int, count: int) -> dict[int, set[i
         listening = _tcp_sockets(port, _LISTEN)
         workers = {
             child: _socket_inodes(child) & listening
-            for child in _children(pid)
+            for child in children_of(pid)
             if _socket_inodes(child) & listening
         }
         if len(workers) >= count:
