@@ -347,6 +347,31 @@ CREATE TABLE vehicle_energy_pending (
     PRIMARY KEY (vehicle_key, day)
 );
 
+-- Queues vehicle-days for the folder (vehicle_energy_pending): each vehicle's [p_lo, p_hi) cut
+-- at UTC midnights, merged with what is pending already (the range widened, the version
+-- moved on). p_days: the days that have partitions (null: any). Rows in key order, newest day
+-- first, as the folder takes them. Answers how many vehicle-days it queued or widened.
+CREATE FUNCTION queue_vehicle_energy(
+    p_vehicle_keys integer[], p_lo timestamptz[], p_hi timestamptz[], p_days timestamptz[]
+) RETURNS integer
+LANGUAGE sql VOLATILE
+AS $$
+WITH queued AS (
+    INSERT INTO vehicle_energy_pending AS p (vehicle_key, day, lo, hi)
+    SELECT range.vehicle_key, piece.day, min(piece.lo), max(piece.hi)
+    FROM unnest(p_vehicle_keys, p_lo, p_hi) AS range (vehicle_key, lo, hi)
+    CROSS JOIN LATERAL utc_day_pieces(range.lo, range.hi) AS piece
+    WHERE p_days IS NULL OR piece.day = ANY (p_days)
+    GROUP BY range.vehicle_key, piece.day
+    ORDER BY range.vehicle_key, piece.day DESC
+    ON CONFLICT (vehicle_key, day) DO UPDATE
+    SET lo = least(p.lo, EXCLUDED.lo), hi = greatest(p.hi, EXCLUDED.hi),
+        version = p.version + 1
+    RETURNING 1
+)
+SELECT count(*)::integer FROM queued
+$$;
+
 -- Partitions for the days the other rollups have, and every vehicle-day of history pending.
 DO $$
 DECLARE

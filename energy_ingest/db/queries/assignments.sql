@@ -77,16 +77,11 @@ WITH same_id AS (
            greatest((SELECT max(day) FROM vehicle_rollup_days),
                     (SELECT max(day) FROM meter_rollup_days)) + interval '1 day' AS end_day
 )
-INSERT INTO vehicle_energy_pending AS p (vehicle_key, day, lo, hi)
-SELECT vehicles.vehicle_key, piece.day, min(piece.lo), max(piece.hi)
+SELECT queue_vehicle_energy(array_agg(vehicles.vehicle_key),
+                            array_agg(greatest(affected.since - interval '1 minute',
+                                               history.first_day)),
+                            array_agg(history.end_day), NULL)
 FROM affected
 JOIN vehicles ON vehicles.vehicle_id = affected.vehicle_id
 CROSS JOIN history
-CROSS JOIN LATERAL utc_day_pieces(greatest(affected.since - interval '1 minute',
-                                           history.first_day),
-                                  history.end_day) AS piece
-WHERE history.first_day IS NOT NULL
-GROUP BY vehicles.vehicle_key, piece.day
-ORDER BY vehicles.vehicle_key, piece.day DESC
-ON CONFLICT (vehicle_key, day) DO UPDATE
-SET lo = least(p.lo, EXCLUDED.lo), hi = greatest(p.hi, EXCLUDED.hi), version = p.version + 1;
+WHERE history.first_day IS NOT NULL;

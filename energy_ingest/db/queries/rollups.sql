@@ -39,16 +39,10 @@ WITH taken AS (
     -- The vehicle-days these readings can change the charging split or data quality of
     -- (vehicle_energy_touched), for fold_vehicle_energy: queued in this statement, so a reader
     -- sees each reading's effect either in the inbox or queued, never in neither.
-    INSERT INTO vehicle_energy_pending AS p (vehicle_key, day, lo, hi)
-    SELECT touched.vehicle_key, piece.day, min(piece.lo), max(piece.hi)
+    SELECT queue_vehicle_energy(array_agg(touched.vehicle_key), array_agg(touched.lo),
+                                array_agg(touched.hi), $1::timestamptz[]) AS vehicle_days
     FROM (SELECT array_agg(meter_key) AS keys, array_agg(ts) AS ts FROM taken) AS batch
     CROSS JOIN LATERAL vehicle_energy_touched('meter', batch.keys, batch.ts, $3::integer) AS touched
-    CROSS JOIN LATERAL utc_day_pieces(touched.lo, touched.hi) AS piece
-    WHERE piece.day IN (SELECT unnest($1::timestamptz[]))
-    GROUP BY touched.vehicle_key, piece.day
-    ORDER BY touched.vehicle_key, piece.day
-    ON CONFLICT (vehicle_key, day) DO UPDATE
-    SET lo = least(p.lo, EXCLUDED.lo), hi = greatest(p.hi, EXCLUDED.hi), version = p.version + 1
 ), every_hour AS (
     SELECT meter_key, date_bin('1 hour', ts, '2000-01-01 00:00+00') AS hour,
            sum(kwh_consumed_ac::numeric) AS kwh, sum(readings) AS readings
@@ -166,7 +160,8 @@ WITH taken AS (
     ]
 )
 SELECT (SELECT count(*) FROM taken) AS taken,
-       (SELECT coalesce(sum(readings), 0) FROM hours)::bigint AS folded;
+       (SELECT coalesce(sum(readings), 0) FROM hours)::bigint AS folded,
+       (SELECT vehicle_days FROM queued) AS queued;
 
 -- name: fold_vehicle_inbox
 -- Same as fold_meter_inbox for the vehicles' DC and battery temperatures (the stored real, as
@@ -179,16 +174,10 @@ WITH taken AS (
     -- The vehicle-days these readings can change the charging split or data quality of
     -- (vehicle_energy_touched), for fold_vehicle_energy: queued in this statement, so a reader
     -- sees each reading's effect either in the inbox or queued, never in neither.
-    INSERT INTO vehicle_energy_pending AS p (vehicle_key, day, lo, hi)
-    SELECT touched.vehicle_key, piece.day, min(piece.lo), max(piece.hi)
+    SELECT queue_vehicle_energy(array_agg(touched.vehicle_key), array_agg(touched.lo),
+                                array_agg(touched.hi), $1::timestamptz[]) AS vehicle_days
     FROM (SELECT array_agg(vehicle_key) AS keys, array_agg(ts) AS ts FROM taken) AS batch
     CROSS JOIN LATERAL vehicle_energy_touched('vehicle', batch.keys, batch.ts, $3::integer) AS touched
-    CROSS JOIN LATERAL utc_day_pieces(touched.lo, touched.hi) AS piece
-    WHERE piece.day IN (SELECT unnest($1::timestamptz[]))
-    GROUP BY touched.vehicle_key, piece.day
-    ORDER BY touched.vehicle_key, piece.day
-    ON CONFLICT (vehicle_key, day) DO UPDATE
-    SET lo = least(p.lo, EXCLUDED.lo), hi = greatest(p.hi, EXCLUDED.hi), version = p.version + 1
 ), every_hour AS (
     -- A register correction (readings 0) carries no temperature: an hour of corrections alone
     -- adds nothing to the sum, and its bounds (±infinity) give way to any real one.
@@ -366,7 +355,8 @@ WITH taken AS (
     ]
 )
 SELECT (SELECT count(*) FROM taken) AS taken,
-       (SELECT coalesce(sum(readings), 0) FROM hours)::bigint AS folded;
+       (SELECT coalesce(sum(readings), 0) FROM hours)::bigint AS folded,
+       (SELECT vehicle_days FROM queued) AS queued;
 
 -- name: fold_vehicle_energy
 -- Computes again the hours of pending vehicle-days (vehicle_energy_pending), the newest days
