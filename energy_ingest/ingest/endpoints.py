@@ -64,6 +64,17 @@ class IngestEndpoint:
         )
         if body.lstrip(b" \t\r\n")[:1] == b"[":
             engine.ingest.check_batch_body(body)
+        if self.model is not None:
+            # Nearly every body of a healthy fleet is plainly valid: decoded and validated in
+            # one step. Any other goes the general way below, which names what is wrong.
+            if self.batch:
+                readings = engine.ingest.decode_batch(body, self.model)
+                if readings is not None:
+                    return await engine.ingest.ingest_decoded_batch(readings, principal)
+            else:
+                reading = engine.ingest.decode_one(body, self.model)
+                if reading is not None:
+                    return await engine.ingest.ingest_decoded_one(reading, principal)
         document = parse_json(body)
         batch = isinstance(document, list) if self.batch is None else self.batch
         if batch:

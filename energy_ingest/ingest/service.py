@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import heapq
 import time
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,6 +17,7 @@ from energy_ingest.errors import (
     PayloadTooLarge,
     ValidationFailed,
 )
+from energy_ingest.ingest.decoding import PlainDecoder
 from energy_ingest.ingest.schemas import Limits, MeterReading, VehicleReading, validate_reading
 from energy_ingest.readings import DeviceKind, Outcome, Reading, kind_of
 from energy_ingest.telemetry.metrics import EngineMetrics
@@ -62,6 +64,7 @@ class IngestService:
         self._metrics = metrics
         self._limits = limits
         self._max_batch_items = max_batch_items
+        self._plain = PlainDecoder(limits)
 
     def check_batch_body(self, body: bytes) -> None:
         """413 for a batch body holding far more JSON values than max_batch_items readings can,
@@ -85,6 +88,24 @@ class IngestService:
         if isinstance(checked, list):
             self._count_rejected(checked)
             raise ValidationFailed(checked)
+        return await self._store_one(checked, principal)
+
+    def decode_one(self, body: bytes, model: ReadingModel) -> Reading | None:
+        """The reading of a body holding one plainly valid reading of `model`'s kind, decoded
+        and validated in one step; None for any other body (parse it, then `ingest_one`)."""
+        return self._plain.one(body, model, datetime.now(UTC))
+
+    async def ingest_decoded_one(
+        self, reading: Reading, principal: Principal
+    ) -> tuple[int, dict[str, Any]]:
+        """`ingest_one` of a reading `decode_one` accepted: the same checks, in the same order."""
+        if principal.device_id is not None and not principal.may_access(_kind(reading), reading[0]):
+            raise Forbidden(f"this key may only access {principal.bound_to()}")
+        return await self._store_one(reading, principal)
+
+    async def _store_one(
+        self, checked: Reading, principal: Principal
+    ) -> tuple[int, dict[str, Any]]:
         principal.require_device(_kind(checked), checked.device_id)
         await principal.bind_kind([_kind(checked)])  # kind-less (older) keys: first write's kind
         (outcome,) = await self._writer.write([checked], quota_key=principal.key_id)
@@ -157,6 +178,42 @@ class IngestService:
             else:
                 valid.append(checked)
                 positions.append(index)
+        return await self._store_batch(len(items), valid, positions, invalid, principal)
+
+    def decode_batch(self, body: bytes, model: ReadingModel) -> list[Reading] | None:
+        """The readings of a JSON array of plainly valid readings of `model`'s kind, decoded
+        and validated in one step; None for any other body (parse it, then `ingest_batch`)."""
+        return self._plain.batch(body, model, datetime.now(UTC))
+
+    async def ingest_decoded_batch(
+        self, readings: list[Reading], principal: Principal
+    ) -> tuple[int, dict[str, Any]]:
+        """`ingest_batch` of readings `decode_batch` accepted: the same checks, in the same
+        order, and the same answer (no item can be invalid)."""
+        if len(readings) > self._max_batch_items:
+            raise PayloadTooLarge(
+                f"a batch holds at most {self._max_batch_items} readings;"
+                f" this one has {len(readings)}"
+            )
+        if principal.device_id is not None:
+            for index, reading in enumerate(readings):
+                if not principal.may_access(_kind(reading), reading[0]):
+                    raise Forbidden(
+                        f"item {index}: this key may only access {principal.bound_to()};"
+                        " nothing in the batch was stored"
+                    )
+        self._writer.check_capacity(len(readings))
+        return await self._store_batch(len(readings), readings, range(len(readings)), [], principal)
+
+    async def _store_batch(
+        self,
+        total: int,
+        valid: list[Reading],
+        positions: Sequence[int],
+        invalid: list[tuple[int, list[FieldProblem]]],
+        principal: Principal,
+    ) -> tuple[int, dict[str, Any]]:
+        """Write the valid readings of a batch of `total` items; the batch answer."""
         if principal.device_id is not None:
             # Kind-less keys (older ones) take the kind of their first write, one kind only.
             await principal.bind_kind({_kind(reading) for reading in valid})
@@ -176,7 +233,7 @@ class IngestService:
             for index, problems, reading in first_failures(invalid, conflicts)
         ]
         answer = {
-            "total": len(items),
+            "total": total,
             "successful": stored + duplicates,
             "failed": failed,
             "stored": stored,
@@ -185,7 +242,7 @@ class IngestService:
             "errorsOmitted": failed - len(errors),
         }
         # An empty array stores nothing and breaks no rule: 201 with zero counts, as the seed.
-        return (201 if stored + duplicates or not items else 422), answer
+        return (201 if stored + duplicates or not total else 422), answer
 
 
 def _foreign_device(item: Any, model: ReadingModel | None, principal: Principal) -> str | None:

@@ -14,6 +14,7 @@ from energy_ingest.auth.guard import KeyGuard, Principal
 from energy_ingest.config import Settings
 from energy_ingest.db.partitions import PartitionManager
 from energy_ingest.db.pool import Database
+from energy_ingest.readings import Reading
 from energy_ingest.telemetry.metrics import EngineMetrics
 from energy_ingest.writer import ReadingWriter
 
@@ -30,6 +31,20 @@ class IngestPort(Protocol):
 
     async def ingest_batch(
         self, items: Any, model: Any, principal: Principal
+    ) -> tuple[int, dict[str, Any]]: ...
+
+    # The one-step path of plainly valid bodies of one kind: a decode answers None for any
+    # other body, which then goes through `ingest_one` / `ingest_batch`.
+    def decode_one(self, body: bytes, model: Any) -> Reading | None: ...
+
+    def decode_batch(self, body: bytes, model: Any) -> list[Reading] | None: ...
+
+    async def ingest_decoded_one(
+        self, reading: Reading, principal: Principal
+    ) -> tuple[int, dict[str, Any]]: ...
+
+    async def ingest_decoded_batch(
+        self, readings: list[Reading], principal: Principal
     ) -> tuple[int, dict[str, Any]]: ...
 
 
