@@ -218,15 +218,16 @@ class IngestService:
             # Kind-less keys (older ones) take the kind of their first write, one kind only.
             await principal.bind_kind({_kind(reading) for reading in valid})
         outcomes = await self._writer.write(valid, quota_key=principal.key_id)
-        stored = duplicates = 0
+        # Counted in C: a loop over the outcomes in Python showed in the batch profile.
+        stored = outcomes.count(Outcome.STORED)
+        duplicates = outcomes.count(Outcome.DUPLICATE)
         conflicts: list[tuple[int, Reading]] = []
-        for index, reading, outcome in zip(positions, valid, outcomes, strict=True):
-            if outcome is Outcome.STORED:
-                stored += 1
-            elif outcome is Outcome.DUPLICATE:
-                duplicates += 1
-            else:
-                conflicts.append((index, reading))
+        if stored + duplicates < len(outcomes):
+            conflicts = [
+                (index, reading)
+                for index, reading, outcome in zip(positions, valid, outcomes, strict=True)
+                if outcome is Outcome.CONFLICT
+            ]
         failed = len(invalid) + len(conflicts)
         errors = [
             invalid_error(index, problems) if reading is None else conflict_error(index, reading)

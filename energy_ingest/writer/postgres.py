@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from itertools import chain
+from operator import itemgetter
 
 from energy_ingest.config import RegisterRules, Settings
 from energy_ingest.db.partitions import PartitionManager, day_of
@@ -19,6 +21,8 @@ from energy_ingest.writer.group_commit import (
 )
 from energy_ingest.writer.quota import NewDeviceQuota
 from energy_ingest.writer.repository import DeviceKeys, prepare_batch, write_batch
+
+_TIMESTAMP = itemgetter(-2)  # a reading tuple's timestamp
 
 
 class PostgresSink:
@@ -46,12 +50,13 @@ class PostgresSink:
 
     async def commit(self, batch: Sequence[Submission]) -> list[SinkAnswer]:
         refused = await self._admit(batch)
-        readings = [
-            reading
-            for index, submission in enumerate(batch)
-            if index not in refused
-            for reading in submission.readings
-        ]
+        readings = list(
+            chain.from_iterable(
+                submission.readings
+                for index, submission in enumerate(batch)
+                if index not in refused
+            )
+        )
         outcomes = await self._write(readings) if readings else []
         answers: list[SinkAnswer] = []
         offset = 0
@@ -104,7 +109,9 @@ class PostgresSink:
         )
 
     async def _write(self, readings: list[Reading]) -> list[Outcome]:
-        await self._partitions.ensure({day_of(reading.timestamp) for reading in readings})
+        # The day of each distinct timestamp: a batch holds a few, and a reading many thousands.
+        moments = set(map(_TIMESTAMP, readings))
+        await self._partitions.ensure({day_of(moment) for moment in moments})
         async with self._database.write() as connection:
             prepared = await prepare_batch(connection, readings, self._device_keys)
             async with connection.transaction():

@@ -7,6 +7,9 @@ import struct
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from itertools import compress, filterfalse, repeat
+from operator import is_, itemgetter
+from typing import Any
 
 from energy_ingest.config import DEFAULT_REGISTER_RULES, RegisterRules
 from energy_ingest.db.pool import WriteConnection
@@ -33,6 +36,11 @@ class KindSql:
     book_registers: str
     real_values: tuple[int, ...] = ()
     """Positions of the values history keeps as `real` (float4), compared at that precision."""
+
+    @property
+    def value_positions(self) -> range:
+        """Where the values sit in a reading tuple: after the id, before timestamp and register."""
+        return range(1, 1 + len(self.reading.value_fields))
 
 
 METER_SQL = KindSql(
@@ -74,6 +82,10 @@ VEHICLE_SQL = KindSql(
 _SQL_BY_TYPE: dict[type[Reading], KindSql] = {
     kind.reading.reading_type: kind for kind in (METER_SQL, VEHICLE_SQL)
 }
+# A reading tuple is (device id, *values, timestamp, register): no property call per reading.
+_DEVICE_ID = itemgetter(0)
+_TIMESTAMP = itemgetter(-2)
+_REGISTER = itemgetter(-1)
 
 
 class DeviceKeys:
@@ -92,18 +104,15 @@ class DeviceKeys:
         """How many keys of `kind` the cache holds."""
         return len(self._keys[kind.staging])
 
-    def unknown(self, readings: Iterable[Reading]) -> set[tuple[str, str]]:
+    def unknown(self, readings: Sequence[Reading]) -> set[tuple[str, str]]:
         """The devices of `readings` the cache does not hold, as (kind, id); no round trip."""
-        caches = {
-            kind.reading.reading_type: (kind.staging, self._keys[kind.staging])
-            for kind in (METER_SQL, VEHICLE_SQL)
-        }
         unknown: set[tuple[str, str]] = set()
-        for reading in readings:
-            staging, cache = caches[type(reading)]
-            device_id = reading[0]  # the id opens every reading tuple; no property call per item
-            if device_id not in cache:
-                unknown.add((staging, device_id))
+        for kind, members in _by_kind(readings):
+            # Filtered in C: this runs for every reading of every batch. (Not `set - keys()`:
+            # that walks the whole cache, however few readings the batch holds.)
+            cache = self._keys[kind.staging]
+            missing = set(filterfalse(cache.__contains__, map(_DEVICE_ID, members)))
+            unknown.update(zip(repeat(kind.staging), missing))
         return unknown
 
     async def look_up(
@@ -132,20 +141,16 @@ class DeviceKeys:
         for an id that is really new (register_* skips existing ids before inserting).
         """
         cache = self._keys[kind.staging]
-        keys: dict[str, int] = {}
-        missing: list[str] = []
-        for device_id in device_ids:
-            key = cache.get(device_id)
-            if key is None:
-                missing.append(device_id)
-            else:
-                keys[device_id] = key
+        wanted = set(device_ids)
+        missing = set(filterfalse(cache.__contains__, wanted))
+        known = wanted - missing
+        keys = dict(zip(known, map(cache.__getitem__, known), strict=True))
         if missing:
-            missing.sort()
-            await connection.execute(sql(kind.register), missing)
+            ordered = sorted(missing)
+            await connection.execute(sql(kind.register), ordered)
             found = {
                 row["device_id"]: row["device_key"]
-                for row in await connection.fetch(sql(kind.keys), missing)
+                for row in await connection.fetch(sql(kind.keys), ordered)
             }
             keys.update(found)
             self._remember(cache, found)
@@ -190,36 +195,80 @@ class _KindBatch:
     """
 
     sql: KindSql
-    leaders: list[int] = field(default_factory=list)
-    leader_of: dict[tuple[str, datetime], int] = field(default_factory=dict)
+    leaders: Sequence[int] = ()
+    """Positions of the leaders in the batch."""
+    members: Sequence[Reading] = ()
+    """The leaders' readings, in the order of `leaders`."""
     followers: list[tuple[int, int]] = field(default_factory=list)
 
 
-def _split(readings: Sequence[Reading]) -> tuple[_KindBatch, _KindBatch]:
-    meters, vehicles = _KindBatch(METER_SQL), _KindBatch(VEHICLE_SQL)
-    batches = {kind.sql.reading.reading_type: kind for kind in (meters, vehicles)}
-    for seq, reading in enumerate(readings):
-        batch = batches[type(reading)]
-        key = (reading.device_id, reading.timestamp)
-        leader = batch.leader_of.get(key)
-        if leader is None:
-            batch.leader_of[key] = seq
-            batch.leaders.append(seq)
-        else:
-            batch.followers.append((seq, leader))
-    return meters, vehicles
+def _by_kind(readings: Sequence[Reading]) -> list[tuple[KindSql, Sequence[Reading]]]:
+    """`readings` of each kind present, meters first; the sequence itself when of one kind."""
+    return [(kind, members) for kind, _, members in _positions_by_kind(readings)]
 
 
-def _records(
-    batch: _KindBatch, readings: Sequence[Reading], keys: dict[str, int]
-) -> list[tuple[object, ...]]:
-    records: list[tuple[object, ...]] = []
-    for seq in batch.leaders:
-        reading = readings[seq]
-        # (seq, ts, *values, register, key, id): the COPY columns of KindSql, for either kind.
-        device_id = reading[0]
-        records.append((seq, reading[-2], *reading[1:-2], reading[-1], keys[device_id], device_id))
-    return records
+def _positions_by_kind(
+    readings: Sequence[Reading],
+) -> list[tuple[KindSql, Sequence[int], Sequence[Reading]]]:
+    types = set(map(type, readings))
+    if len(types) == 1:
+        (only,) = types
+        return [(_SQL_BY_TYPE[only], range(len(readings)), readings)]
+    split: list[tuple[KindSql, Sequence[int], Sequence[Reading]]] = []
+    for kind in (METER_SQL, VEHICLE_SQL):  # always in this order: one lock order for all
+        if kind.reading.reading_type in types:
+            of_kind = map(is_, map(type, readings), repeat(kind.reading.reading_type))
+            positions = list(compress(range(len(readings)), of_kind))
+            split.append((kind, positions, list(map(readings.__getitem__, positions))))
+    return split
+
+
+def _split(readings: Sequence[Reading]) -> list[_KindBatch]:
+    """The kinds present in `readings`, meters first, each split into leaders and followers.
+
+    Built from C-level iterators (map, zip, set): this runs for every reading of every batch,
+    and a batch that repeats no (device, timestamp) key (nearly all) needs no loop in Python.
+    """
+    batches = []
+    for kind, positions, members in _positions_by_kind(readings):
+        pairs = zip(map(_DEVICE_ID, members), map(_TIMESTAMP, members), strict=True)
+        if len(set(pairs)) == len(members):
+            batches.append(_KindBatch(kind, positions, members))
+            continue
+        batch = _KindBatch(kind)
+        leader_of: dict[tuple[str, datetime], int] = {}
+        leaders: list[int] = []
+        for seq in positions:
+            reading = readings[seq]
+            key = (reading[0], reading[-2])
+            leader = leader_of.get(key)
+            if leader is None:
+                leader_of[key] = seq
+                leaders.append(seq)
+            else:
+                batch.followers.append((seq, leader))
+        batch.leaders = leaders
+        batch.members = list(map(readings.__getitem__, leaders))
+        batches.append(batch)
+    return batches
+
+
+def _records(batch: _KindBatch, device_ids: list[str], keys: dict[str, int]) -> list[Any]:
+    """The COPY records of the leaders: (seq, ts, *values, register, key, id), the columns of
+    KindSql for either kind, zipped from columns in C rather than built a reading at a time."""
+    members = batch.members
+    values = [map(itemgetter(position), members) for position in batch.sql.value_positions]
+    return list(
+        zip(
+            batch.leaders,
+            map(_TIMESTAMP, members),
+            *values,
+            map(_REGISTER, members),
+            map(keys.__getitem__, device_ids),
+            device_ids,
+            strict=True,
+        )
+    )
 
 
 @dataclass(slots=True)
@@ -227,7 +276,7 @@ class PreparedBatch:
     """A batch split by kind with its COPY records built: all the work that needs no transaction."""
 
     readings: Sequence[Reading]
-    kinds: list[tuple[_KindBatch, list[tuple[object, ...]]]]
+    kinds: list[tuple[_KindBatch, list[Any]]]
 
 
 async def prepare_batch(
@@ -236,11 +285,9 @@ async def prepare_batch(
     """Split `readings` by kind, give every device its key, build the COPY records."""
     kinds = []
     for batch in _split(readings):
-        if not batch.leaders:
-            continue
-        device_ids = {readings[seq].device_id for seq in batch.leaders}
+        device_ids = list(map(_DEVICE_ID, batch.members))
         keys = await device_keys.resolve(connection, batch.sql, device_ids)
-        kinds.append((batch, _records(batch, readings, keys)))
+        kinds.append((batch, _records(batch, device_ids, keys)))
     return PreparedBatch(readings, kinds)
 
 

@@ -164,6 +164,27 @@ async def test_the_polymorphic_endpoint_takes_a_mixed_array(
     assert await db.fetchval("SELECT count(*) FROM vehicle_readings") == 1
 
 
+async def test_repeats_inside_a_mixed_array_take_their_own_kinds_leaders_outcome(
+    client: httpx.AsyncClient, db: asyncpg.Connection
+) -> None:
+    at = minute(-2)
+    items: list[Any] = [
+        meter_reading(meter_id="M1", at=at),
+        vehicle_reading(vehicle_id="V1", at=at, soc=40),
+        meter_reading(meter_id="M1", at=at),  # repeats item 0
+        vehicle_reading(vehicle_id="V1", at=at, soc=41),  # conflicts with item 1
+        meter_reading(meter_id="V1", at=at),  # a meter may share a vehicle's id
+        vehicle_reading(vehicle_id="V1", at=at, soc=40),  # repeats item 1
+    ]
+    response = await client.post("/v1/ingest", json=items)
+    assert response.status_code == 201
+    body = response.json()
+    assert (body["stored"], body["duplicates"], body["failed"]) == (3, 2, 1)
+    assert [(e["index"], e["reason"]) for e in body["errors"]] == [(3, "conflict")]
+    assert await db.fetchval("SELECT count(*) FROM meter_readings") == 2
+    assert await db.fetchval("SELECT soc FROM vehicle_reading_history") == 40.0
+
+
 async def test_the_polymorphic_endpoint_refuses_an_object_with_both_ids(
     client: httpx.AsyncClient,
 ) -> None:
