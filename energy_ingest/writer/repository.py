@@ -106,6 +106,10 @@ class DeviceKeys:
 
     def unknown(self, readings: Sequence[Reading]) -> set[tuple[str, str]]:
         """The devices of `readings` the cache does not hold, as (kind, id); no round trip."""
+        if len(readings) == 1:  # a single-reading request: the common submission of devices
+            staging = _SQL_BY_TYPE[type(readings[0])].staging
+            device_id = readings[0][0]
+            return set() if device_id in self._keys[staging] else {(staging, device_id)}
         unknown: set[tuple[str, str]] = set()
         for kind, members in _by_kind(readings):
             # Filtered in C: this runs for every reading of every batch. (Not `set - keys()`:
