@@ -7,8 +7,9 @@ the caller then parses the body as before and `schemas.validate_reading` names e
 so the answers (messages, fields, status codes) are exactly those of the general validation.
 This step only ever accepts what that validation accepts, and builds the same readings from it.
 
-The general path cost about 2.3 µs a reading of a 1,000-reading batch (JSON to dicts, then a
-hand-written check of each dict); this one about 0.5 µs, most of it building the reading tuples.
+On a batch of 1,000 meter readings the general path costs about 1.4 µs a reading (JSON to
+dicts, then a hand-written check of each dict), this one about 0.4 µs, half of it building the
+reading tuples (best of 200 runs, in process).
 """
 
 from __future__ import annotations
