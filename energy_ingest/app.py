@@ -154,10 +154,12 @@ async def engine_lifespan(app: FastAPI) -> AsyncIterator[None]:
         # readings and promoted batches in flight to the older generations, whose full
         # collections walk the whole heap; about a quarter of batch ingest's engine CPU
         # (measured with gc.callbacks). Collecting young objects rarely lets them die first.
+        thresholds = gc.get_threshold()
         gc.set_threshold(*_GC_THRESHOLDS)
         try:
             yield
         finally:
+            gc.set_threshold(*thresholds)  # the process's own again (tests start many engines)
             maintenance.cancel()
             folder.cancel()
             await asyncio.gather(maintenance, folder, return_exceptions=True)
