@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 import struct
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from itertools import compress, filterfalse, repeat
@@ -160,6 +160,18 @@ class DeviceKeys:
             self._remember(cache, found)
         return keys
 
+    async def keys_of(
+        self, connection: WriteConnection, kind: KindSql, device_ids: list[str]
+    ) -> Mapping[str, int]:
+        """A mapping holding the keys of `device_ids` (at least), registering new devices as
+        `resolve` does: the cache itself when it holds them all, so a batch of known devices
+        (nearly every batch) copies nothing. Read it before the next await: the cache may
+        forget entries when it next learns some."""
+        cache = self._keys[kind.staging]
+        if all(map(cache.__contains__, device_ids)):
+            return cache
+        return await self.resolve(connection, kind, device_ids)
+
     def _remember(self, cache: dict[str, int], found: dict[str, int]) -> None:
         cache.update(found)
         if len(cache) > self._limit:
@@ -257,7 +269,7 @@ def _split(readings: Sequence[Reading]) -> list[_KindBatch]:
     return batches
 
 
-def _records(batch: _KindBatch, device_ids: list[str], keys: dict[str, int]) -> list[Any]:
+def _records(batch: _KindBatch, device_ids: list[str], keys: Mapping[str, int]) -> list[Any]:
     """The COPY records of the leaders: (seq, ts, *values, register, key, id), the columns of
     KindSql for either kind, zipped from columns in C rather than built a reading at a time."""
     members = batch.members
@@ -290,8 +302,8 @@ async def prepare_batch(
     kinds = []
     for batch in _split(readings):
         device_ids = list(map(_DEVICE_ID, batch.members))
-        keys = await device_keys.resolve(connection, batch.sql, device_ids)
-        kinds.append((batch, _records(batch, device_ids, keys)))
+        keys = await device_keys.keys_of(connection, batch.sql, device_ids)
+        kinds.append((batch, _records(batch, device_ids, keys)))  # before any other await
     return PreparedBatch(readings, kinds)
 
 
