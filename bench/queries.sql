@@ -274,7 +274,8 @@ INSERT INTO vehicle_energy_hours AS h (
     dc_reconciled_register, vehicle_key, charging_minutes, charging_readings, session_starts,
     standby_minutes, ac_interval_readings, ac_register_readings, ac_gaps, ac_resets,
     ac_glitches, ac_rejected_deltas, dc_interval_readings, dc_register_readings, dc_gaps,
-    dc_resets, dc_glitches, dc_rejected_deltas, continues)
+    dc_resets, dc_glitches, dc_rejected_deltas, continues, standby_ac_from,
+    charging_minutes_from)
 SELECT hours.hour, hours.charging_ac, hours.charging_dc, hours.standby_ac,
        hours.ac_gap_minutes, hours.dc_gap_minutes, hours.ac_reconciled_interval,
        hours.ac_reconciled_register, hours.dc_reconciled_interval,
@@ -283,7 +284,8 @@ SELECT hours.hour, hours.charging_ac, hours.charging_dc, hours.standby_ac,
        hours.ac_interval_readings, hours.ac_register_readings, hours.ac_gaps, hours.ac_resets,
        hours.ac_glitches, hours.ac_rejected_deltas, hours.dc_interval_readings,
        hours.dc_register_readings, hours.dc_gaps, hours.dc_resets, hours.dc_glitches,
-       hours.dc_rejected_deltas, hours.continues
+       hours.dc_rejected_deltas, hours.continues, hours.standby_ac_from,
+       hours.charging_minutes_from
 FROM vehicles
 CROSS JOIN LATERAL utc_day_pieces($1::timestamptz, $2::timestamptz + interval '1 hour') AS piece
 CROSS JOIN LATERAL vehicle_energy_hours_of(vehicles.vehicle_id, piece.lo, piece.hi, 5, 1000,
@@ -297,7 +299,8 @@ SET charging_ac = EXCLUDED.charging_ac, charging_dc = EXCLUDED.charging_dc,
     standby_minutes = EXCLUDED.standby_minutes,
     ac_interval_readings = EXCLUDED.ac_interval_readings, ac_gaps = EXCLUDED.ac_gaps,
     dc_interval_readings = EXCLUDED.dc_interval_readings, dc_gaps = EXCLUDED.dc_gaps,
-    continues = EXCLUDED.continues;
+    continues = EXCLUDED.continues, standby_ac_from = EXCLUDED.standby_ac_from,
+    charging_minutes_from = EXCLUDED.charging_minutes_from;
 
 -- name: bulk_roll_up_vehicle_energy_days
 -- The standby AC and charging minutes of the vehicles' day rows of the days [$1, $2), from

@@ -142,7 +142,11 @@ $$;
 -- AC side's data quality is its meters' readings', the DC side's the vehicle's; a gap is a
 -- reading more than p_gap_seconds after the device's previous one (gap minutes: the minutes
 -- it missed, one reading a minute). `continues`: the hour's first charging reading belongs to
--- a session begun before the hour (or before p_from). PL/pgSQL, so it is never inlined into
+-- a session begun before the hour (or before p_from). `standby_ac_from` and
+-- `charging_minutes_from`: running totals of the two to the hour's end by the minute of each
+-- reading's timestamp (element i: minutes i−1 … 59; 61 elements, the last 0), so a part of the
+-- hour between whole minutes is one subtraction: what a fleet window to the minute judges its
+-- partial hours by. PL/pgSQL, so it is never inlined into
 -- the statements that call it for many vehicles (the fleet answer, the folder): its plan is
 -- made once per session, and theirs stays small.
 CREATE FUNCTION vehicle_energy_hours_of(
@@ -158,7 +162,8 @@ CREATE FUNCTION vehicle_energy_hours_of(
     ac_rejected_deltas integer, ac_reconciled_interval numeric, ac_reconciled_register numeric,
     dc_interval_readings integer, dc_register_readings integer, dc_gaps integer,
     dc_gap_minutes double precision, dc_resets integer, dc_glitches integer,
-    dc_rejected_deltas integer, dc_reconciled_interval numeric, dc_reconciled_register numeric
+    dc_rejected_deltas integer, dc_reconciled_interval numeric, dc_reconciled_register numeric,
+    standby_ac_from numeric[], charging_minutes_from integer[]
 )
 LANGUAGE plpgsql STABLE PARALLEL SAFE ROWS 24
 AS $$
@@ -193,9 +198,15 @@ SELECT r.hour,
        (count(*) FILTER (WHERE r.side = 'vehicle' AND r.event = 'glitch'))::integer,
        (count(*) FILTER (WHERE r.side = 'vehicle' AND r.event = 'rejected'))::integer,
        sum(r.interval_kwh) FILTER (WHERE r.side = 'vehicle' AND r.register_kwh IS NOT NULL),
-       sum(r.register_kwh) FILTER (WHERE r.side = 'vehicle')
+       sum(r.register_kwh) FILTER (WHERE r.side = 'vehicle'),
+       running_totals(array_agg(r.slot) FILTER (WHERE r.side = 'meter' AND NOT r.charging),
+                      array_agg(r.kwh) FILTER (WHERE r.side = 'meter' AND NOT r.charging), 60),
+       running_totals(array_agg(r.slot) FILTER (WHERE r.side = 'vehicle' AND r.first_of_minute),
+                      array_agg(1::numeric)
+                          FILTER (WHERE r.side = 'vehicle' AND r.first_of_minute), 60)::integer[]
 FROM (
-    SELECT date_bin('1 hour', readings.ts, '2000-01-01 00:00+00') AS hour, readings.*
+    SELECT date_bin('1 hour', readings.ts, '2000-01-01 00:00+00') AS hour,
+           extract(minute FROM readings.ts AT TIME ZONE 'UTC')::integer AS slot, readings.*
     FROM vehicle_energy_readings(p_vehicle_id, p_from, p_to, p_gap_minutes, p_meter_max_kw,
                                  p_vehicle_max_kw) AS readings
 ) AS r
@@ -272,14 +283,15 @@ FROM generate_series(date_bin('1 day', p_lo, '2000-01-01 00:00+00'), p_hi, inter
 WHERE d.day < p_hi
 $$;
 
--- Running totals to the day's end (element i: slots i−1 … 23) of values by hour slot (0–23).
-CREATE FUNCTION running_day_totals(p_slots integer[], p_values numeric[])
+-- Running totals to the end (element i: slots i−1 … p_slots_in − 1, then one 0) of values by
+-- slot (0 … p_slots_in − 1): a day's hours (24), an hour's minutes (60).
+CREATE FUNCTION running_totals(p_slots integer[], p_values numeric[], p_slots_in integer)
 RETURNS numeric[]
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
 AS $$
 SELECT array_agg(coalesce((SELECT sum(u.value) FROM unnest(p_slots, p_values) AS u (slot, value)
                            WHERE u.slot >= i), 0) ORDER BY i)
-FROM generate_series(0, 23) AS i
+FROM generate_series(0, p_slots_in) AS i
 $$;
 
 -- Two arrays added element by element (day rows' running totals).
@@ -323,6 +335,8 @@ CREATE TABLE vehicle_energy_hours (
     dc_glitches            integer          NOT NULL,
     dc_rejected_deltas     integer          NOT NULL,
     continues              boolean          NOT NULL,
+    standby_ac_from        numeric[]        NOT NULL,
+    charging_minutes_from  integer[]        NOT NULL,
     PRIMARY KEY (vehicle_key, hour)
 ) PARTITION BY RANGE (hour);
 

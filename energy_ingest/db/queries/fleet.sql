@@ -314,8 +314,8 @@ WITH day_sums AS MATERIALIZED (
         GROUP BY part.vehicle_key
     ) AS extra ON extra.vehicle_key = days.device_key
 ), unsettled AS MATERIALIZED (
-    -- The whole hours whose stored split may be behind history: around readings still in the
-    -- rollup inbox (vehicle_energy_touched, as the fold will queue them) and in pending
+    -- The window's hours whose stored split may be behind history: around readings still in
+    -- the rollup inbox (vehicle_energy_touched, as the fold will queue them) and in pending
     -- vehicle-days. Few (the readings of the last fold interval); computed below from history.
     SELECT DISTINCT touched.vehicle_key, hour.hour
     FROM (
@@ -332,9 +332,9 @@ WITH day_sums AS MATERIALIZED (
         SELECT vehicle_key, lo, hi FROM vehicle_energy_pending
     ) AS touched
     CROSS JOIN LATERAL generate_series(
-        date_bin('1 hour', greatest(touched.lo, $3::timestamptz), '2000-01-01 00:00+00'),
-        least(touched.hi, $4::timestamptz) - interval '1 microsecond', interval '1 hour') AS hour (hour)
-    WHERE touched.lo < $4::timestamptz AND touched.hi > $3::timestamptz
+        date_bin('1 hour', greatest(touched.lo, $1::timestamptz), '2000-01-01 00:00+00'),
+        least(touched.hi, $2::timestamptz) - interval '1 microsecond', interval '1 hour') AS hour (hour)
+    WHERE touched.lo < $2::timestamptz AND touched.hi > $1::timestamptz
 ), recomputed AS MATERIALIZED (
     -- The unsettled hours as the folder will compute them (one computation a vehicle, over
     -- the hours from its first unsettled one to its last).
@@ -353,21 +353,58 @@ WITH day_sums AS MATERIALIZED (
     WHERE EXISTS (SELECT FROM unsettled
                   WHERE unsettled.vehicle_key = runs.vehicle_key AND unsettled.hour = hours.hour)
 ), corrections AS (
-    -- What the unsettled hours change in the day rows: their computation minus what is stored.
+    -- What the unsettled whole hours change in the day rows: their computation minus what is
+    -- stored.
     SELECT vehicle_key, sum(standby_ac) AS standby_ac, sum(charging_minutes) AS charging_minutes
     FROM (
-        SELECT vehicle_key, standby_ac, charging_minutes FROM recomputed
+        SELECT vehicle_key, standby_ac, charging_minutes
+        FROM recomputed
+        WHERE hour >= $3::timestamptz AND hour < $4::timestamptz
         UNION ALL
         SELECT stored.vehicle_key, -stored.standby_ac, -stored.charging_minutes
         FROM unsettled
         JOIN vehicle_energy_hours AS stored
             ON stored.vehicle_key = unsettled.vehicle_key AND stored.hour = unsettled.hour
+        WHERE unsettled.hour >= $3::timestamptz AND unsettled.hour < $4::timestamptz
     ) AS change
     GROUP BY vehicle_key
+), edge_hours AS MATERIALIZED (
+    -- The hours the window holds only a part of (none on whole hours), with the part's minutes
+    -- [lo, hi) when both window edges fall on whole minutes.
+    SELECT hour,
+           greatest(0, floor(extract(epoch FROM $1::timestamptz - hour) / 60))::integer AS lo,
+           least(60, ceil(extract(epoch FROM $2::timestamptz - hour) / 60))::integer AS hi
+    FROM generate_series(date_bin('1 hour', $1::timestamptz, '2000-01-01 00:00+00'),
+                         $2::timestamptz - interval '1 microsecond', interval '1 hour') AS hour
+    WHERE NOT coalesce(hour >= $3::timestamptz AND hour < $4::timestamptz, false)
 ), edges AS MATERIALIZED (
-    -- The window's partial hours, every vehicle, from history (a window on whole hours has
-    -- none: each branch is a one-time filter on the window's shape).
-    SELECT fleet.vehicle_id, hours.*
+    -- Every vehicle's standby AC and charging minutes in the partial hours. A window to the
+    -- minute reads them from the hour rows' running totals by minute (the stored row, or the
+    -- recomputed one when unsettled): one subtraction a vehicle and partial hour. A window with
+    -- seconds computes them from history, vehicle by vehicle (each branch is a one-time filter
+    -- on the window's shape).
+    SELECT fleet.vehicle_id,
+           coalesce(recomputed.standby_ac_from[part.lo + 1] - recomputed.standby_ac_from[part.hi + 1],
+                    stored.standby_ac_from[part.lo + 1] - stored.standby_ac_from[part.hi + 1], 0)
+               AS standby_ac,
+           coalesce(recomputed.charging_minutes_from[part.lo + 1]
+                        - recomputed.charging_minutes_from[part.hi + 1],
+                    stored.charging_minutes_from[part.lo + 1]
+                        - stored.charging_minutes_from[part.hi + 1], 0) AS charging_minutes
+    FROM fleet
+    CROSS JOIN edge_hours AS part
+    LEFT JOIN unsettled
+        ON unsettled.vehicle_key = fleet.vehicle_key AND unsettled.hour = part.hour
+    LEFT JOIN recomputed
+        ON recomputed.vehicle_key = fleet.vehicle_key AND recomputed.hour = part.hour
+    LEFT JOIN vehicle_energy_hours AS stored
+        ON stored.vehicle_key = fleet.vehicle_key AND stored.hour = part.hour
+       AND unsettled.hour IS NULL
+    WHERE date_bin('1 minute', $1::timestamptz, '2000-01-01 00:00+00') = $1::timestamptz
+      AND date_bin('1 minute', $2::timestamptz, '2000-01-01 00:00+00') = $2::timestamptz
+      AND fleet.vehicle_key IS NOT NULL
+    UNION ALL
+    SELECT fleet.vehicle_id, hours.standby_ac, hours.charging_minutes
     FROM fleet
     CROSS JOIN LATERAL vehicle_energy_hours_of(fleet.vehicle_id, $1::timestamptz,
                                                coalesce($3::timestamptz, $2::timestamptz),
@@ -375,14 +412,18 @@ WITH day_sums AS MATERIALIZED (
                                                $19::double precision, $21::double precision)
         AS hours
     WHERE $1::timestamptz < coalesce($3::timestamptz, $2::timestamptz)
+      AND (date_bin('1 minute', $1::timestamptz, '2000-01-01 00:00+00') <> $1::timestamptz
+           OR date_bin('1 minute', $2::timestamptz, '2000-01-01 00:00+00') <> $2::timestamptz)
     UNION ALL
-    SELECT fleet.vehicle_id, hours.*
+    SELECT fleet.vehicle_id, hours.standby_ac, hours.charging_minutes
     FROM fleet
     CROSS JOIN LATERAL vehicle_energy_hours_of(fleet.vehicle_id, $4::timestamptz,
                                                $2::timestamptz, $20::integer,
                                                $18::double precision, $19::double precision,
                                                $21::double precision) AS hours
     WHERE $4::timestamptz < $2::timestamptz
+      AND (date_bin('1 minute', $1::timestamptz, '2000-01-01 00:00+00') <> $1::timestamptz
+           OR date_bin('1 minute', $2::timestamptz, '2000-01-01 00:00+00') <> $2::timestamptz)
 ), edge_sums AS (
     SELECT vehicle_id, sum(standby_ac) AS standby_ac, sum(charging_minutes) AS charging_minutes
     FROM edges
@@ -555,9 +596,10 @@ WITH day_sums AS MATERIALIZED (
 ), page_split AS (
     -- For the page's rows only: the charging split's other numbers (standby, sessions) and the
     -- data quality, added up over the window's hours: the stored ones, the unsettled ones
-    -- recomputed, and the partial hours. A session counts where it starts, and once more where
-    -- the window's first charging reading continues one begun before the window. A vehicle that
-    -- never reported (assigned a meter only) has no stored hours: its window is computed whole.
+    -- recomputed, and the partial hours from history. A session counts where it starts, and
+    -- once more where the window's first charging reading continues one begun before it. A
+    -- vehicle that never reported (assigned a meter only) has no stored hours: its window is
+    -- computed whole.
     SELECT page.vehicle_id,
            sum(part.standby_ac) AS standby_ac,
            sum(part.standby_minutes)::bigint AS standby_minutes,
@@ -601,6 +643,7 @@ WITH day_sums AS MATERIALIZED (
                dc_rejected_deltas, dc_reconciled_interval, dc_reconciled_register
         FROM recomputed
         WHERE recomputed.vehicle_key = page.vehicle_key
+          AND recomputed.hour >= $3::timestamptz AND recomputed.hour < $4::timestamptz
         UNION ALL
         SELECT hour, charging_ac, charging_dc, charging_minutes, charging_readings, session_starts,
                continues, standby_ac, standby_minutes, ac_interval_readings, ac_register_readings,
@@ -608,8 +651,23 @@ WITH day_sums AS MATERIALIZED (
                ac_reconciled_interval, ac_reconciled_register, dc_interval_readings,
                dc_register_readings, dc_gaps, dc_gap_minutes, dc_resets, dc_glitches,
                dc_rejected_deltas, dc_reconciled_interval, dc_reconciled_register
-        FROM edges
-        WHERE edges.vehicle_id = page.vehicle_id AND page.vehicle_key IS NOT NULL
+        FROM vehicle_energy_hours_of(page.vehicle_id, $1::timestamptz,
+                                     coalesce($3::timestamptz, $2::timestamptz), $20::integer,
+                                     $18::double precision, $19::double precision,
+                                     $21::double precision)
+        WHERE $1::timestamptz < coalesce($3::timestamptz, $2::timestamptz)
+          AND page.vehicle_key IS NOT NULL
+        UNION ALL
+        SELECT hour, charging_ac, charging_dc, charging_minutes, charging_readings, session_starts,
+               continues, standby_ac, standby_minutes, ac_interval_readings, ac_register_readings,
+               ac_gaps, ac_gap_minutes, ac_resets, ac_glitches, ac_rejected_deltas,
+               ac_reconciled_interval, ac_reconciled_register, dc_interval_readings,
+               dc_register_readings, dc_gaps, dc_gap_minutes, dc_resets, dc_glitches,
+               dc_rejected_deltas, dc_reconciled_interval, dc_reconciled_register
+        FROM vehicle_energy_hours_of(page.vehicle_id, $4::timestamptz, $2::timestamptz,
+                                     $20::integer, $18::double precision,
+                                     $19::double precision, $21::double precision)
+        WHERE $4::timestamptz < $2::timestamptz AND page.vehicle_key IS NOT NULL
         UNION ALL
         SELECT hour, charging_ac, charging_dc, charging_minutes, charging_readings, session_starts,
                continues, standby_ac, standby_minutes, ac_interval_readings, ac_register_readings,

@@ -415,13 +415,15 @@ WITH queued AS (
         dc_reconciled_register, vehicle_key, charging_minutes, charging_readings,
         session_starts, standby_minutes, ac_interval_readings, ac_register_readings, ac_gaps,
         ac_resets, ac_glitches, ac_rejected_deltas, dc_interval_readings,
-        dc_register_readings, dc_gaps, dc_resets, dc_glitches, dc_rejected_deltas, continues)
+        dc_register_readings, dc_gaps, dc_resets, dc_glitches, dc_rejected_deltas, continues,
+        standby_ac_from, charging_minutes_from)
     SELECT hour, charging_ac, charging_dc, standby_ac, ac_gap_minutes, dc_gap_minutes,
            ac_reconciled_interval, ac_reconciled_register, dc_reconciled_interval,
            dc_reconciled_register, vehicle_key, charging_minutes, charging_readings,
            session_starts, standby_minutes, ac_interval_readings, ac_register_readings,
            ac_gaps, ac_resets, ac_glitches, ac_rejected_deltas, dc_interval_readings,
-           dc_register_readings, dc_gaps, dc_resets, dc_glitches, dc_rejected_deltas, continues
+           dc_register_readings, dc_gaps, dc_resets, dc_glitches, dc_rejected_deltas, continues,
+           standby_ac_from, charging_minutes_from
     FROM computed
     ORDER BY vehicle_key, hour
     ON CONFLICT (vehicle_key, hour) DO UPDATE
@@ -442,7 +444,9 @@ WITH queued AS (
         dc_interval_readings = EXCLUDED.dc_interval_readings,
         dc_register_readings = EXCLUDED.dc_register_readings, dc_gaps = EXCLUDED.dc_gaps,
         dc_resets = EXCLUDED.dc_resets, dc_glitches = EXCLUDED.dc_glitches,
-        dc_rejected_deltas = EXCLUDED.dc_rejected_deltas, continues = EXCLUDED.continues
+        dc_rejected_deltas = EXCLUDED.dc_rejected_deltas, continues = EXCLUDED.continues,
+        standby_ac_from = EXCLUDED.standby_ac_from,
+        charging_minutes_from = EXCLUDED.charging_minutes_from
 ), changes AS (
     -- Each recomputed hour's change (new minus old) of what the vehicle's day row holds of it.
     SELECT coalesce(c.vehicle_key, p.vehicle_key) AS vehicle_key,
@@ -459,8 +463,8 @@ WITH queued AS (
                                           standby_ac, charging_minutes, vehicle_key)
     SELECT day, array_fill(0::numeric, ARRAY[24]), array_fill(0::numeric, ARRAY[24]),
            array_fill(0, ARRAY[24]),
-           running_day_totals(array_agg(slot), array_agg(standby_ac)),
-           running_day_totals(array_agg(slot), array_agg(charging_minutes::numeric))::integer[],
+           (running_totals(array_agg(slot), array_agg(standby_ac), 24))[1:24],
+           (running_totals(array_agg(slot), array_agg(charging_minutes::numeric), 24))[1:24]::integer[],
            vehicle_key
     FROM changes
     GROUP BY vehicle_key, day

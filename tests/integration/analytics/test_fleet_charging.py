@@ -166,7 +166,8 @@ WITH fresh AS (
            ac_register_readings, ac_gaps, ac_gap_minutes, ac_resets, ac_glitches,
            ac_rejected_deltas, ac_reconciled_interval, ac_reconciled_register,
            dc_interval_readings, dc_register_readings, dc_gaps, dc_gap_minutes, dc_resets,
-           dc_glitches, dc_rejected_deltas, dc_reconciled_interval, dc_reconciled_register
+           dc_glitches, dc_rejected_deltas, dc_reconciled_interval, dc_reconciled_register,
+           standby_ac_from, charging_minutes_from
     FROM vehicle_energy_hours
 )
 (SELECT 'missing' AS problem, * FROM (SELECT * FROM fresh EXCEPT SELECT * FROM stored) AS m)
