@@ -377,6 +377,14 @@ WITH day_sums AS MATERIALIZED (
     FROM generate_series(date_bin('1 hour', $1::timestamptz, '2000-01-01 00:00+00'),
                          $2::timestamptz - interval '1 microsecond', interval '1 hour') AS hour
     WHERE NOT coalesce(hour >= $3::timestamptz AND hour < $4::timestamptz, false)
+), edge_rows AS MATERIALIZED (
+    -- The stored hour rows of the partial hours (at most two hours of every vehicle: read by
+    -- the hour alone, so the join below never meets the rest of the window's hours).
+    SELECT stored.vehicle_key, stored.hour, stored.standby_ac_from, stored.charging_minutes_from
+    FROM vehicle_energy_hours AS stored
+    WHERE stored.hour = ANY (ARRAY(SELECT hour FROM edge_hours))
+      AND date_bin('1 minute', $1::timestamptz, '2000-01-01 00:00+00') = $1::timestamptz
+      AND date_bin('1 minute', $2::timestamptz, '2000-01-01 00:00+00') = $2::timestamptz
 ), edges AS MATERIALIZED (
     -- Every vehicle's standby AC and charging minutes in the partial hours. A window to the
     -- minute reads them from the hour rows' running totals by minute (the stored row, or the
@@ -397,7 +405,7 @@ WITH day_sums AS MATERIALIZED (
         ON unsettled.vehicle_key = fleet.vehicle_key AND unsettled.hour = part.hour
     LEFT JOIN recomputed
         ON recomputed.vehicle_key = fleet.vehicle_key AND recomputed.hour = part.hour
-    LEFT JOIN vehicle_energy_hours AS stored
+    LEFT JOIN edge_rows AS stored
         ON stored.vehicle_key = fleet.vehicle_key AND stored.hour = part.hour
        AND unsettled.hour IS NULL
     WHERE date_bin('1 minute', $1::timestamptz, '2000-01-01 00:00+00') = $1::timestamptz
