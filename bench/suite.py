@@ -51,7 +51,7 @@ from bench.database import (
 from bench.floor import write_floor
 from bench.http_load import Call, LoadResult, drive, post_calls
 from bench.machine import ForeignLoad, engine_version, machine_facts
-from bench.profile import summarize
+from bench.profile import summarize_phases
 from bench.readings import Reading, batch_bodies, generate_timeline, single_bodies
 from bench.report import (
     condense_log,
@@ -804,9 +804,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         report["notes"].insert(0, connection_note)
     report["server_log_problems"] = problems[:50]
     report["server_access_log_lines"] = access_lines
-    report["profiles"] = [
-        summarize(Path(path)) for path in report["profiles"] if Path(path).exists()
-    ]
+    report["profiles"] = summarize_phases(
+        [Path(path) for path in report["profiles"] if Path(path).exists()]
+    )
     markdown = render_markdown(report)
     (results_dir / "latest.md").write_text(markdown, encoding="utf-8")
     (results_dir / "latest.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
