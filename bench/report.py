@@ -424,15 +424,34 @@ def _results_table(report: dict[str, Any]) -> list[str]:
                 "1.00×",
             )
         )
+    writer = report.get("writer")
+    if writer:
+        rows.append(
+            (
+                f"2 engine's writer alone, in process: the same readings, no HTTP, no JSON "
+                f"({writer['batch_size']:,} readings a submission, {writer['clients']} tasks)",
+                f"{_rate(writer['readings_per_second'])} readings/s",
+                "storage floor (1)",
+                f"{_ratio(writer['readings_per_second'], floor['readings_per_second']):.2f}×"
+                if floor
+                else "—",
+            )
+        )
     for engine in report.get("engine", []):
         batch = engine["batch"]
+        within = (
+            f"; {_ratio(batch['readings_per_second'], writer['readings_per_second']):.2f}× "
+            "the writer alone"
+            if writer
+            else ""
+        )
         rows.append(
             (
                 f"2 engine, batch HTTP, {_workers(engine['workers'])} ({options['batch_size']:,} "
                 f"readings a request, {options['batch_clients']} clients)",
                 f"{_rate(batch['readings_per_second'])} readings/s",
                 "storage floor (1)",
-                f"{_ratio(batch['readings_per_second'], floor['readings_per_second']):.2f}×"
+                f"{_ratio(batch['readings_per_second'], floor['readings_per_second']):.2f}×{within}"
                 if floor
                 else "—",
             )

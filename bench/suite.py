@@ -6,7 +6,8 @@ loopback, and the load generator. Every figure is reported with its ratio to a b
 in the same run:
 
 1. storage floor — binary COPY into history + live upsert, no HTTP, no validation;
-2. engine, batch HTTP (1 and 2 workers), against the floor;
+2. engine, batch HTTP (1 and 2 workers), against the floor, and the engine's writer alone (in
+   process, no HTTP), which splits the gap between the database's work and the server's;
 3. engine, one reading per request from many clients, against
 4. the naive baseline — one transaction per reading behind the same HTTP stack;
 5. analytics latency with 1 and 7 days of fleet history: one vehicle's performance, the whole
@@ -72,6 +73,7 @@ from bench.servers import (
     start_profiler,
     stop_profiler,
 )
+from bench.writer import write_through_writer
 from energy_ingest.analytics.service import floor_hour
 from energy_ingest.db.partitions import day_of
 from energy_ingest.wire import format_timestamp
@@ -264,6 +266,20 @@ async def run_floor(run: Run, number: int) -> dict[str, Any]:
         floor["stored_rows"] = stored
         floor["storage"] = await history_storage(url)
     return floor
+
+
+async def run_writer(run: Run, number: int) -> dict[str, Any]:
+    """(2) The engine's writer alone, in process: the batch readings without HTTP or JSON."""
+    options = run.options
+    async with scratch_database(run.admin_url, run.database_name(f"writer_{number}")) as url:
+        await prepare_schema(url, run.days)
+        await checkpoint(url)
+        figures = await write_through_writer(
+            url, run.batch_readings, batch_size=options.batch_size, clients=options.batch_clients
+        )
+        stored = await count_stored_rows(url)
+        run.check_rows("writer", stored, len(run.batch_readings))
+    return figures
 
 
 async def run_engine(run: Run, workers: int, number: int) -> dict[str, Any]:
@@ -479,6 +495,7 @@ async def run_all(run: Run) -> dict[str, Any]:
     options = run.options
     results: dict[str, Any] = {}
     floors: list[dict[str, Any]] = []
+    writers: list[dict[str, Any]] = []
     engines: dict[int, list[dict[str, Any]]] = {}
     naives: list[dict[str, Any]] = []
     async with asyncio.timeout(options.time_limit):
@@ -488,6 +505,8 @@ async def run_all(run: Run) -> dict[str, Any]:
                 _progress(run.load, "storage floor" + tag)
                 floors.append(await run_floor(run, number))
             if "engine" in options.phases:
+                _progress(run.load, "engine's writer in process" + tag)
+                writers.append(await run_writer(run, number))
                 for workers in options.engine_workers:
                     _progress(
                         run.load, f"engine, {workers} worker{'s' if workers > 1 else ''}{tag}"
@@ -499,6 +518,9 @@ async def run_all(run: Run) -> dict[str, Any]:
         if floors:
             results["floor"] = max(floors, key=lambda floor: floor["readings_per_second"])
             results["floor"]["rounds"] = [floor["readings_per_second"] for floor in floors]
+        if writers:
+            results["writer"] = max(writers, key=lambda writer: writer["readings_per_second"])
+            results["writer"]["rounds"] = [writer["readings_per_second"] for writer in writers]
         if engines:
             phases = (("batch", "readings_per_second"), ("single", "requests_per_second"))
             results["engine"] = [_best_of(rounds, *phases) for rounds in engines.values()]

@@ -1,11 +1,15 @@
-"""The bench's profile summaries: rounds added up, per-reading steps and layers told apart."""
+"""The bench's profile summaries (rounds added up, per-reading steps and layers told apart), and
+the writer phase's submissions."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from bench.profile import summarize_phases
+from bench.readings import Reading
 from bench.report import render_profiles
+from bench.writer import submissions
 
 _ROOT = "/srv/engine/.venv/lib/python3.11/site-packages"
 
@@ -61,3 +65,26 @@ def test_rounds_of_a_phase_are_added_up_and_samples_sorted_by_step_and_layer(
 
     table = render_profiles([batch, one])
     assert "| engine-1-worker-batch | 200 | 75% | 65% | 65% | 8% | 12% | 15% | 0% |" in table
+
+
+def test_the_writer_phase_gets_the_batch_phase_submissions() -> None:
+    start = datetime(2026, 12, 5, tzinfo=UTC)
+    readings = [
+        Reading(kind, f"{kind}-{device}", start + timedelta(minutes=minute), values)
+        for minute in range(3)
+        for kind, values in (("meter", (0.5, 230.0)), ("vehicle", (50.0, 0.4, 25.0)))
+        for device in range(5)
+    ]
+
+    chunks = submissions(readings, batch_size=4)
+
+    # each kind in arrival order, 4 a submission, meter and vehicle submissions alternating
+    assert [len(chunk) for chunk in chunks] == [4, 4, 4, 4, 4, 4, 3, 3]
+    assert [type(chunk[0]).__name__ for chunk in chunks[:2]] == [
+        "ValidMeterReading",
+        "ValidVehicleReading",
+    ]
+    meters = [reading for chunk in chunks[::2] for reading in chunk]
+    assert [(r.device_id, r.timestamp) for r in meters] == [
+        (r.device_id, r.at) for r in readings if r.kind == "meter"
+    ]
