@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from bench.profile import summarize_phases
-from bench.readings import Reading
+from bench.readings import Kind, Reading
 from bench.report import render_profiles
 from bench.writer import submissions
 
@@ -69,10 +69,14 @@ def test_rounds_of_a_phase_are_added_up_and_samples_sorted_by_step_and_layer(
 
 def test_the_writer_phase_gets_the_batch_phase_submissions() -> None:
     start = datetime(2026, 12, 5, tzinfo=UTC)
+    kinds: list[tuple[Kind, tuple[float, ...]]] = [
+        ("meter", (0.5, 230.0)),
+        ("vehicle", (50.0, 0.4, 25.0)),
+    ]
     readings = [
         Reading(kind, f"{kind}-{device}", start + timedelta(minutes=minute), values)
         for minute in range(3)
-        for kind, values in (("meter", (0.5, 230.0)), ("vehicle", (50.0, 0.4, 25.0)))
+        for kind, values in kinds
         for device in range(5)
     ]
 
