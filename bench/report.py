@@ -456,6 +456,8 @@ def _results_table(report: dict[str, Any]) -> list[str]:
                 else "—",
             )
         )
+    alone = report.get("http_alone")
+    alone_rate = alone["single"]["requests_per_second"] if alone else 0.0
     for engine in report.get("engine", []):
         single = engine["single"]
         ratio = "—"
@@ -473,7 +475,13 @@ def _results_table(report: dict[str, Any]) -> list[str]:
                 f"{_rate(single['requests_per_second'])} requests/s, "
                 f"p50 {_ms(single['p50_ms'])}, p99 {_ms(single['p99_ms'])}",
                 "naive, one reading a request (4)",
-                ratio,
+                ratio
+                + (
+                    f"; {_ratio(single['requests_per_second'], alone_rate):.2f}× the HTTP "
+                    "server alone"
+                    if alone_rate
+                    else ""
+                ),
             )
         )
     if naive:
@@ -489,6 +497,20 @@ def _results_table(report: dict[str, Any]) -> list[str]:
                 "1.00×",
             )
         )
+        if alone:
+            figures = alone["single"]
+            rows.append(
+                (
+                    "4 HTTP server alone (uvicorn as the engine runs it, a bare ASGI app "
+                    "answering every reading as stored, storing nothing), one reading a "
+                    f"request, {options['single_clients']} clients",
+                    f"{_rate(figures['requests_per_second'])} requests/s, "
+                    f"p50 {_ms(figures['p50_ms'])}, p99 {_ms(figures['p99_ms'])}",
+                    "naive, one reading a request (4)",
+                    f"{_ratio(figures['requests_per_second'], single['requests_per_second']):.2f}×"
+                    " (the most any server's ratio can be on this stack)",
+                )
+            )
         batch = naive["batch"]
         rows.append(
             (

@@ -72,6 +72,11 @@ def naive_command(database_url: str, port: int, connections: int) -> list[str]:
     ]  # fmt: skip
 
 
+def http_alone_command(port: int) -> list[str]:
+    """The HTTP server with nothing behind it (`python -m bench.http_alone`)."""
+    return [sys.executable, "-m", "bench.http_alone", "--host", HOST, "--port", str(port)]
+
+
 @dataclass(slots=True)
 class ServerProcess:
     """A running server subprocess and what its start and stop took."""

@@ -9,7 +9,8 @@ in the same run:
 2. engine, batch HTTP (1 and 2 workers), against the floor, and the engine's writer alone (in
    process, no HTTP), which splits the gap between the database's work and the server's;
 3. engine, one reading per request from many clients, against
-4. the naive baseline — one transaction per reading behind the same HTTP stack;
+4. the naive baseline — one transaction per reading behind the same HTTP stack — and the HTTP
+   server with nothing behind it, the ceiling of any server on this stack and machine;
 5. analytics latency with 1 and 7 days of fleet history: one vehicle's performance, the whole
    fleet's (24 h, 7 days), one vehicle's series (7 days at 1h);
 6. bytes per reading of history, as the engine wrote it and as bulk-loaded;
@@ -68,6 +69,7 @@ from bench.servers import (
     engine_command,
     fit_connection_cap,
     free_port,
+    http_alone_command,
     naive_command,
     running_server,
     start_profiler,
@@ -327,6 +329,25 @@ async def run_naive(run: Run, number: int) -> dict[str, Any]:
     return figures
 
 
+async def run_http_alone(run: Run) -> dict[str, Any]:
+    """(4) The single-reading load against the HTTP server with nothing behind it."""
+    options = run.options
+    name = "HTTP server alone"
+    port = free_port()
+    command = http_alone_command(port)
+    async with running_server(name, command, port, run.log, options.startup_timeout) as server:
+        single = await drive(
+            HOST, server.port, run.single_calls, clients=options.single_clients,
+            request_timeout=options.request_timeout, inspect=inspect_single,
+            warmup=options.warmup, duration=options.duration,
+        )  # fmt: skip
+    if single.problem_count:
+        run.problems.append(
+            f"{name}: {single.problem_count} bad answers, first: {single.problems[0]}"
+        )
+    return {"single": _load_figures(single)}
+
+
 async def run_analytics(run: Run) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
     """(5, 6) Analytics with 1 day, then N days of history; bytes per reading, then compacted."""
     options = run.options
@@ -498,6 +519,7 @@ async def run_all(run: Run) -> dict[str, Any]:
     writers: list[dict[str, Any]] = []
     engines: dict[int, list[dict[str, Any]]] = {}
     naives: list[dict[str, Any]] = []
+    alones: list[dict[str, Any]] = []
     async with asyncio.timeout(options.time_limit):
         for number in range(1, options.rounds + 1):
             tag = f" (round {number} of {options.rounds})" if options.rounds > 1 else ""
@@ -515,6 +537,8 @@ async def run_all(run: Run) -> dict[str, Any]:
             if "naive" in options.phases:
                 _progress(run.load, "naive baseline" + tag)
                 naives.append(await run_naive(run, number))
+                _progress(run.load, "HTTP server alone" + tag)
+                alones.append(await run_http_alone(run))
         if floors:
             results["floor"] = max(floors, key=lambda floor: floor["readings_per_second"])
             results["floor"]["rounds"] = [floor["readings_per_second"] for floor in floors]
@@ -528,6 +552,7 @@ async def run_all(run: Run) -> dict[str, Any]:
         if naives:
             phases = (("batch", "readings_per_second"), ("single", "requests_per_second"))
             results["naive"] = _best_of(naives, *phases)
+            results["http_alone"] = _best_of(alones, ("single", "requests_per_second"))
         if "analytics" in options.phases:
             _progress(run.load, "analytics")
             (

@@ -1,0 +1,78 @@
+"""`python -m bench.http_alone`: the HTTP server with nothing behind it, the ceiling of a server.
+
+uvicorn as the engine runs it (httptools, uvloop, one worker, no access log of its own) serving
+a bare ASGI application that reads each request's body and answers every POST as the engine
+answers a new reading (201, `{"success":true,"status":"stored"}`), storing nothing. No
+routing, no key, no decoding, no database: the most single-reading requests a second any
+application on this server can answer on this machine with the bench's load generator beside
+it. The single-reading target is a ratio to the naive path; this rate over the naive rate is the
+highest that ratio can be on this HTTP stack.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+from collections.abc import Sequence
+from types import FrameType
+
+from starlette.types import Receive, Scope, Send
+
+_STORED = b'{"success":true,"status":"stored"}'
+_HEADERS = [(b"content-type", b"application/json"), (b"content-length", str(len(_STORED)).encode())]
+_READY = b'{"status":"ready"}'
+
+
+class _Stopped(Exception):
+    """Raised by the SIGTERM handler once uvicorn has shut down, so the exit status is 0."""
+
+
+def _stop(signum: int, frame: FrameType | None) -> None:
+    raise _Stopped
+
+
+async def app(scope: Scope, receive: Receive, send: Send) -> None:
+    """Read the body, answer 201 stored (POST) or 200 ready (anything else)."""
+    if scope["type"] != "http":
+        return
+    more = True
+    while more:
+        message = await receive()
+        more = message.get("more_body", False)
+    post = scope["method"] == "POST"
+    body = _STORED if post else _READY
+    headers = _HEADERS if post else [(b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": 201 if post else 200, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Serve until SIGTERM or Ctrl-C; exit 0 after a graceful shutdown."""
+    import uvicorn
+
+    parser = argparse.ArgumentParser(prog="python -m bench.http_alone", description=__doc__)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8002)
+    options = parser.parse_args(argv)
+    previous = signal.signal(signal.SIGTERM, _stop)
+    try:
+        uvicorn.run(
+            app,
+            host=options.host,
+            port=options.port,
+            http="httptools",
+            loop="uvloop",
+            log_config=None,
+            access_log=False,
+            lifespan="off",
+        )
+    except (_Stopped, KeyboardInterrupt):
+        print("stopped", file=sys.stderr)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
