@@ -9,6 +9,7 @@ import re
 import time
 import uuid
 from collections.abc import Callable
+from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -40,6 +41,26 @@ os.register_at_fork(after_in_child=_new_process)
 
 def _new_request_id() -> str:
     return f"{_process_part}{next(_request_numbers):016x}"
+
+
+def _log_access(method: str, path: str, status: int, extra: dict[str, Any]) -> None:
+    """`logger.info("%s %s %d", method, path, status, extra=extra)`, without its search of the
+    stack for the caller (a tenth of the line's cost, on every request): the record names this
+    function as its source."""
+    if logger.isEnabledFor(logging.INFO):
+        code = _log_access.__code__
+        record = logger.makeRecord(
+            logger.name,
+            logging.INFO,
+            code.co_filename,
+            code.co_firstlineno,
+            "%s %s %d",
+            (method, path, status),
+            None,
+            code.co_name,
+            extra,
+        )
+        logger.handle(record)
 
 
 RequestObserver = Callable[[str, str, int, float], None]
@@ -101,7 +122,7 @@ class RequestContextMiddleware:
                     extra["keyId"] = presented
                 # A whole key in the path (`DELETE /v1/keys/<key>`) must not reach the log.
                 path = redact(scope["path"])
-                logger.info("%s %s %d", scope["method"], path, status, extra=extra)
+                _log_access(scope["method"], path, status, extra)
             client_address.reset(address_token)
             presented_key_id.reset(key_token)
             request_id.reset(token)
