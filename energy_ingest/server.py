@@ -20,12 +20,17 @@ import socket
 import time
 from asyncio.events import TimerHandle
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import httptools
 import uvicorn
+from uvicorn._types import ASGISendEvent
 from uvicorn.config import STARTUP_FAILURE, Config
-from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
+from uvicorn.protocols.http.httptools_impl import (
+    STATUS_LINE,
+    HttpToolsProtocol,
+    RequestResponseCycle,
+)
 from uvicorn.server import ServerState
 from uvicorn.supervisors.multiprocess import Multiprocess
 
@@ -83,6 +88,71 @@ def _answer(status: int, code: str, message: str, extra: bytes = b"") -> bytes:
             body,
         ]
     )
+
+
+class _HeldHead:
+    """A connection's transport as one answer's cycle sees it between the answer's start and its
+    next message: the head written at the start is held, and goes out with the next write."""
+
+    __slots__ = ("_head", "transport")
+
+    def __init__(self, transport: asyncio.Transport) -> None:
+        self.transport = transport
+        self._head: bytes | None = None
+
+    def write(self, data: bytes) -> None:
+        if self._head is None:
+            self._head = bytes(data)  # the status line and headers
+            return
+        head, self._head = self._head, b""
+        self.transport.write(head + data)
+
+    def release(self, *, write: bool) -> asyncio.Transport:
+        """The connection's transport, after writing the head if it is still held."""
+        head, self._head = self._head, b""
+        if head and write:
+            self.transport.write(head)
+        return self.transport
+
+    def close(self) -> None:
+        self.release(write=not self.transport.is_closing()).close()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.transport, name)
+
+
+class OneWriteCycle(RequestResponseCycle):
+    """uvicorn's request/response cycle, writing an answer's head together with its body.
+
+    uvicorn writes the head (status line and headers) as soon as the app starts its answer, and
+    the body when it comes: two system calls and two TCP segments for every small JSON answer,
+    each waking the client (a tenth of a single-reading request's CPU was these writes). Here
+    the head is held until the answer's next message and written with its bytes: the same bytes
+    in the same order, in one write. A head is never held past that message, nor past a close.
+    """
+
+    async def send(self, message: ASGISendEvent) -> None:
+        transport: Any = self.transport
+        if isinstance(transport, _HeldHead):
+            try:
+                await super().send(message)
+            finally:
+                self.transport = transport.release(write=not self.disconnected)
+            return
+        if (
+            message["type"] == "http.response.start"
+            and not self.response_started
+            and not self.disconnected
+            and not self.flow.write_paused  # nothing awaited before the head is written
+        ):
+            self.transport = cast(asyncio.Transport, _HeldHead(transport))
+            try:
+                await super().send(message)
+            except BaseException:
+                self.transport = cast(_HeldHead, self.transport).release(write=True)
+                raise
+            return
+        await super().send(message)
 
 
 class GuardedHttpToolsProtocol(HttpToolsProtocol):
@@ -219,6 +289,10 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._in_head = False
         self._cancel_header_timer()
         super().on_headers_complete()
+        cycle = self.cycle
+        if cycle is not None and cycle.scope is self.scope and type(cycle) is RequestResponseCycle:
+            # Made by uvicorn just now; its task has not run yet, so it sends as OneWriteCycle.
+            cycle.__class__ = OneWriteCycle
         if (
             self.shares is not None
             and self.cycle is not None
