@@ -36,6 +36,7 @@ from energy_ingest.health.front_door import router as front_door_router
 from energy_ingest.health.metrics import router as metrics_router
 from energy_ingest.ingest.endpoints import OPENAPI_ROUTES as INGEST_OPENAPI_ROUTES
 from energy_ingest.ingest.endpoints import ROUTES as INGEST_ROUTES
+from energy_ingest.ingest.endpoints import IngestFastLane
 from energy_ingest.ingest.mqtt import MqttIngest
 from energy_ingest.ingest.ocpp.endpoint import PATH as OCPP_PATH
 from energy_ingest.ingest.ocpp.endpoint import ocpp_endpoint
@@ -264,6 +265,8 @@ def create_app(settings: Settings, *, writer_factory: WriterFactory | None = Non
     )
     app.state.settings = settings
     app.state.metrics = metrics = EngineMetrics()
+    # Innermost: past the app's own middleware, ingest requests skip the router's layers.
+    app.add_middleware(IngestFastLane)
     app.add_middleware(ReadSourceMiddleware)
     # Inside the request context: its refusals are logged and counted like any answer.
     app.add_middleware(WebSecurityMiddleware, settings=settings)

@@ -10,6 +10,7 @@ from typing import Any
 import orjson
 from fastapi import Request, Response
 from starlette.requests import ClientDisconnect
+from starlette.types import Send
 
 from energy_ingest.config import Settings
 from energy_ingest.errors import (
@@ -46,6 +47,18 @@ def json_response(
         media_type="application/json",
         headers=headers,
     )
+
+
+_JSON_CONTENT_TYPE = (b"content-type", b"application/json")
+
+
+async def send_json(send: Send, content: Any, status_code: int = 200) -> None:
+    """Send what `json_response(content, status_code)` would, without building a Response (its
+    header handling showed in the profile of the hottest path): the same messages and headers."""
+    body = encode_json(content)
+    headers = [(b"content-length", str(len(body)).encode("latin-1")), _JSON_CONTENT_TYPE]
+    await send({"type": "http.response.start", "status": status_code, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
 
 
 def error_response(error: EngineError) -> Response:
