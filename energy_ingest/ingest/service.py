@@ -106,8 +106,10 @@ class IngestService:
     async def _store_one(
         self, checked: Reading, principal: Principal
     ) -> tuple[int, dict[str, Any]]:
-        principal.require_device(_kind(checked), checked.device_id)
-        await principal.bind_kind([_kind(checked)])  # kind-less (older) keys: first write's kind
+        kind = _kind(checked)
+        principal.require_device(kind, checked.device_id)
+        if principal.device_id is not None and principal.device_kind is None:
+            await principal.bind_kind([kind])  # kind-less (older) keys: first write's kind
         (outcome,) = await self._writer.write([checked], quota_key=principal.key_id)
         id_field = _id_field(checked)
         if outcome is Outcome.CONFLICT:
