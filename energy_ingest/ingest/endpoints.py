@@ -122,7 +122,8 @@ class IngestFastLane:
     check), each a Python call per request and per message: for ingest, whose endpoints
     answer their own errors, they did nothing but cost a twentieth of a single reading's CPU.
     Every other request, and any path not exactly an ingest path (a trailing slash is
-    redirected by the router), still goes through them.
+    redirected by the router), still goes through them. (The router would also name the route
+    to FastAPI's telemetry, which `create_app` switches off.)
     """
 
     def __init__(self, app: ASGIApp) -> None:
