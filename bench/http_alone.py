@@ -1,7 +1,8 @@
 """`python -m bench.http_alone`: the HTTP server with nothing behind it, the ceiling of a server.
 
-uvicorn as the engine runs it (httptools, uvloop, one worker, no access log of its own) serving
-a bare ASGI application that reads each request's body and answers every POST as the engine
+The engine's own server (`energy_ingest.server.serve`: uvicorn with httptools and uvloop, the
+engine's guarded protocol and its limits, one worker, no access log of its own) serving a bare
+ASGI application that reads each request's body and answers every POST as the engine
 answers a new reading (201, `{"success":true,"status":"stored"}`), storing nothing. No
 routing, no key, no decoding, no database: the most single-reading requests a second any
 application on this server can answer on this machine with the bench's load generator beside
@@ -18,6 +19,9 @@ from collections.abc import Sequence
 from types import FrameType
 
 from starlette.types import Receive, Scope, Send
+
+from energy_ingest.config import Settings
+from energy_ingest.server import serve
 
 _STORED = b'{"success":true,"status":"stored"}'
 _HEADERS = [(b"content-type", b"application/json"), (b"content-length", str(len(_STORED)).encode())]
@@ -49,24 +53,13 @@ async def app(scope: Scope, receive: Receive, send: Send) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Serve until SIGTERM or Ctrl-C; exit 0 after a graceful shutdown."""
-    import uvicorn
-
     parser = argparse.ArgumentParser(prog="python -m bench.http_alone", description=__doc__)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8002)
     options = parser.parse_args(argv)
     previous = signal.signal(signal.SIGTERM, _stop)
     try:
-        uvicorn.run(
-            app,
-            host=options.host,
-            port=options.port,
-            http="httptools",
-            loop="uvloop",
-            log_config=None,
-            access_log=False,
-            lifespan="off",
-        )
+        serve(app, Settings(host=options.host, port=options.port), lifespan="off")
     except (_Stopped, KeyboardInterrupt):
         print("stopped", file=sys.stderr)
     finally:

@@ -501,7 +501,7 @@ def _results_table(report: dict[str, Any]) -> list[str]:
             figures = alone["single"]
             rows.append(
                 (
-                    "4 HTTP server alone (uvicorn as the engine runs it, a bare ASGI app "
+                    "4 HTTP server alone (the engine's own uvicorn server, a bare ASGI app "
                     "answering every reading as stored, storing nothing), one reading a "
                     f"request, {options['single_clients']} clients",
                     f"{_rate(figures['requests_per_second'])} requests/s, "
