@@ -13,6 +13,7 @@ from types import FrameType
 from bench.naive_writer import DEFAULT_CONNECTIONS, PerReadingWriter
 from energy_ingest.app import create_app
 from energy_ingest.config import Settings
+from energy_ingest.server import serve
 from energy_ingest.telemetry.logs import configure_logging
 
 
@@ -50,8 +51,6 @@ def parse_options(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Serve until SIGTERM or Ctrl-C; exit 0 after a graceful shutdown."""
-    import uvicorn
-
     options = parse_options(argv)
     configure_logging()  # like the engine's: level and format from EIE_LOG_LEVEL, EIE_LOG_FORMAT
     settings = Settings(database_url=options.database_url, host=options.host, port=options.port)
@@ -59,8 +58,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     app = create_app(settings, writer_factory=factory)
     previous = signal.signal(signal.SIGTERM, _stop)
     try:
-        # As `energy-ingest serve` runs it: the engine's log handlers, its own access log.
-        uvicorn.run(app, host=options.host, port=options.port, log_config=None, access_log=False)
+        # As `energy-ingest serve` runs it: the engine's protocol and limits, its log handlers,
+        # its own access log.
+        serve(app, settings)
     except (_Stopped, KeyboardInterrupt):
         print("stopped", file=sys.stderr)
     finally:
