@@ -28,6 +28,7 @@ _LIBRARY_ENTRIES = frozenset(
         "run_in_threadpool",
         "BaseModel.model_validate",
         "Connection.copy_records_to_table",
+        "Connection.copy_to_table",
         "Connection.execute",
         "Connection.fetch",
         "Logger.info",

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import itertools
 import struct
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
-from itertools import compress, filterfalse, repeat
+from datetime import UTC, datetime, timedelta, timezone
+from functools import lru_cache
+from itertools import chain, compress, filterfalse, repeat
 from operator import is_, itemgetter
-from typing import Any
 
 from energy_ingest.config import DEFAULT_REGISTER_RULES, RegisterRules
 from energy_ingest.db.pool import WriteConnection
@@ -99,6 +99,10 @@ class DeviceKeys:
     def __init__(self, limit: int = 1_000_000) -> None:
         self._limit = limit
         self._keys: dict[str, dict[str, int]] = {METER_SQL.staging: {}, VEHICLE_SQL.staging: {}}
+        self._copy_fields: dict[str, dict[str, bytes]] = {
+            METER_SQL.staging: {},
+            VEHICLE_SQL.staging: {},
+        }
 
     def cached(self, kind: KindSql) -> int:
         """How many keys of `kind` the cache holds."""
@@ -172,7 +176,29 @@ class DeviceKeys:
             return cache
         return await self.resolve(connection, kind, device_ids)
 
+    def copy_fields(
+        self, kind: KindSql, device_ids: list[str], keys: Mapping[str, int]
+    ) -> list[bytes]:
+        """The last two fields (key, id) of each device's binary COPY row, as `keys_of` gave
+        the keys. Cached per device: a key never changes, so each device is encoded once, not
+        once per reading."""
+        cache = self._copy_fields[kind.staging]
+        try:
+            fields = list(map(cache.__getitem__, device_ids))
+        except KeyError:
+            for device_id in set(filterfalse(cache.__contains__, device_ids)):
+                cache[device_id] = _key_and_id(keys[device_id], device_id)
+            fields = list(map(cache.__getitem__, device_ids))
+        if len(cache) > self._limit:
+            # Forgotten as the keys are: the oldest half; it is encoded again when it comes.
+            for device_id in list(itertools.islice(cache, len(cache) - self._limit // 2)):
+                del cache[device_id]
+        return fields
+
     def _remember(self, cache: dict[str, int], found: dict[str, int]) -> None:
+        for fields in self._copy_fields.values():  # a key learnt anew is encoded anew
+            for device_id in found:
+                fields.pop(device_id, None)
         cache.update(found)
         if len(cache) > self._limit:
             # Dicts keep insertion order: the first entries are the longest cached.
@@ -269,41 +295,136 @@ def _split(readings: Sequence[Reading]) -> list[_KindBatch]:
     return batches
 
 
-def _records(batch: _KindBatch, device_ids: list[str], keys: Mapping[str, int]) -> list[Any]:
-    """The COPY records of the leaders: (seq, ts, *values, register, key, id), the columns of
-    KindSql for either kind, zipped from columns in C rather than built a reading at a time."""
+# PostgreSQL's binary COPY format: a signature, flags and header extension length (none), then
+# per row its field count and each field as int32 length (-1: NULL) and big-endian value.
+_COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + struct.pack(">ii", 0, 0)
+_COPY_TRAILER = struct.pack(">h", -1)
+_PG_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+_NULL = -1
+_INT4 = 4
+_INT8 = 8
+_FLOAT8 = 8
+
+
+def _key_and_id(key: int, device_id: str) -> bytes:
+    """A row's last two fields: the device key (integer) and its id (text)."""
+    encoded = device_id.encode()
+    return struct.pack(f">iii{len(encoded)}s", _INT4, key, len(encoded), encoded)
+
+
+def _micros(moment: datetime) -> int:
+    """`moment` as timestamptz is sent in binary: microseconds since 2000-01-01 UTC (a naive
+    datetime taken as local time, as asyncpg's own encoder takes it)."""
+    return (moment.astimezone(UTC) - _PG_EPOCH) // _MICROSECOND
+
+
+def _micros_of(moments: list[datetime]) -> Callable[[datetime], int]:
+    """`_micros` for each of `moments`, converted once per distinct moment (a batch carries a
+    few). Only with fixed offsets (the wire's UTC, OCPP's offsets) are equal moments one
+    instant: in a zone with DST, 02:30 before and after the clocks go back compare equal."""
+    distinct = {moment: _micros(moment) for moment in set(moments)}
+    if all(type(moment.tzinfo) is timezone for moment in distinct):
+        return distinct.__getitem__
+    return _micros
+
+
+def _nullable_field(
+    column: list[float | None],
+) -> tuple[str, list[Iterable[object]]] | None:
+    """A float8 column's struct format and arguments when it is all values or all NULL; None
+    when it mixes them."""
+    nulls = column.count(None)
+    if not nulls:
+        return "id", [repeat(_FLOAT8), column]
+    if nulls == len(column):
+        return "i", [repeat(_NULL)]
+    return None
+
+
+@lru_cache(maxsize=64)
+def _row_struct(formats: tuple[str, ...]) -> struct.Struct:
+    """The struct of a row's fields before key and id, compiled once per NULL pattern."""
+    return struct.Struct(">" + "".join(formats))
+
+
+def _copy_data(batch: _KindBatch, fields: list[bytes]) -> bytes:
+    """The leaders as one binary COPY of the KindSql columns (seq, ts, *values, register, key,
+    id), each row packed by one precompiled struct in C: the timestamps converted once per
+    distinct moment, key and id taken encoded from `fields`. Only a batch that mixes values
+    and NULLs in one column (rare: readings with and without a register) packs row by row."""
     members = batch.members
-    values = [map(itemgetter(position), members) for position in batch.sql.value_positions]
-    return list(
-        zip(
-            batch.leaders,
-            map(_TIMESTAMP, members),
-            *values,
-            map(_REGISTER, members),
-            map(keys.__getitem__, device_ids),
-            device_ids,
-            strict=True,
-        )
-    )
+    moments = list(map(_TIMESTAMP, members))
+    micros = _micros_of(moments)
+    columns: list[list[float | None]] = [
+        list(map(itemgetter(position), members)) for position in batch.sql.value_positions
+    ]
+    columns.append(list(map(_REGISTER, members)))
+    formats = ["h", "ii", "iq"]
+    arguments: list[Iterable[object]] = [
+        repeat(len(batch.sql.columns)),
+        repeat(_INT4),
+        batch.leaders,
+        repeat(_INT8),
+        map(micros, moments),
+    ]
+    for column in columns:
+        packed = _nullable_field(column)
+        if packed is None:
+            return _mixed_copy_data(batch, micros, moments, columns, fields)
+        formats.append(packed[0])
+        arguments.extend(packed[1])
+    rows = map(_row_struct(tuple(formats)).pack, *arguments)
+    pairs = zip(rows, fields, strict=True)
+    return b"".join((_COPY_HEADER, *chain.from_iterable(pairs), _COPY_TRAILER))
+
+
+def _mixed_copy_data(
+    batch: _KindBatch,
+    micros: Callable[[datetime], int],
+    moments: list[datetime],
+    columns: list[list[float | None]],
+    fields: list[bytes],
+) -> bytes:
+    """`_copy_data` of a batch whose columns mix values and NULLs: a struct per NULL pattern."""
+    parts = [_COPY_HEADER]
+    count = len(batch.sql.columns)
+    for seq, moment, values, device in zip(
+        batch.leaders, moments, zip(*columns, strict=True), fields, strict=True
+    ):
+        formats = ["h", "ii", "iq"]
+        arguments: list[object] = [count, _INT4, seq, _INT8, micros(moment)]
+        for value in values:
+            if value is None:
+                formats.append("i")
+                arguments.append(_NULL)
+            else:
+                formats.append("id")
+                arguments.extend((_FLOAT8, value))
+        parts.append(_row_struct(tuple(formats)).pack(*arguments))
+        parts.append(device)
+    parts.append(_COPY_TRAILER)
+    return b"".join(parts)
 
 
 @dataclass(slots=True)
 class PreparedBatch:
-    """A batch split by kind with its COPY records built: all the work that needs no transaction."""
+    """A batch split by kind with its COPY data built: all the work that needs no transaction."""
 
     readings: Sequence[Reading]
-    kinds: list[tuple[_KindBatch, list[Any]]]
+    kinds: list[tuple[_KindBatch, bytes]]
 
 
 async def prepare_batch(
     connection: WriteConnection, readings: Sequence[Reading], device_keys: DeviceKeys
 ) -> PreparedBatch:
-    """Split `readings` by kind, give every device its key, build the COPY records."""
+    """Split `readings` by kind, give every device its key, build the COPY data."""
     kinds = []
     for batch in _split(readings):
         device_ids = list(map(_DEVICE_ID, batch.members))
         keys = await device_keys.keys_of(connection, batch.sql, device_ids)
-        kinds.append((batch, _records(batch, device_ids, keys)))  # before any other await
+        fields = device_keys.copy_fields(batch.sql, device_ids, keys)  # before any other await
+        kinds.append((batch, _copy_data(batch, fields)))
     return PreparedBatch(readings, kinds)
 
 
@@ -315,10 +436,15 @@ async def write_batch(
     """Write a prepared batch in the caller's transaction; each reading's outcome, in order."""
     readings = prepared.readings
     outcomes = [Outcome.STORED] * len(readings)
-    for batch, records in prepared.kinds:
+    for batch, data in prepared.kinds:
         kind = batch.sql
-        await connection.copy_records_to_table(
-            kind.staging, records=records, columns=list(kind.columns)
+        # Sent as one buffer: asyncpg takes any object of the buffer protocol (its stubs name
+        # only paths, files and async iterables), but bytes it would take for a path.
+        await connection.copy_to_table(
+            kind.staging,
+            source=memoryview(data),  # type: ignore[arg-type]
+            columns=kind.columns,
+            format="binary",
         )
         # Stores the new rows and their sums in the rollup inbox; answers how many it stored.
         counts = await connection.fetchrow(sql(kind.insert))
@@ -331,7 +457,7 @@ async def write_batch(
                 sql(kind.book_registers), rules.max_kw(kind.reading.kind is DeviceKind.METER)
             )
         skipped: list[int] = []
-        if inserted < len(records):
+        if inserted < len(batch.members):
             # Slow path, only when a retry or a conflict is in the batch: ask history which
             # staged rows it already held and whether their values are the same.
             for row in await connection.fetch(sql(kind.classify)):
