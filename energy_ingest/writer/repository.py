@@ -265,6 +265,17 @@ def _positions_by_kind(
     return split
 
 
+def _repeats_no_key(members: Sequence[Reading]) -> bool:
+    """Whether no two of `members` share a (device, timestamp) key. Devices that each send one
+    reading (a fleet's minute) say so by a set of their ids, whose hashes strings cache: no
+    pair is built and hashed per reading."""
+    count = len(members)
+    if len(set(map(_DEVICE_ID, members))) == count:
+        return True
+    pairs = zip(map(_DEVICE_ID, members), map(_TIMESTAMP, members), strict=True)
+    return len(set(pairs)) == count
+
+
 def _split(readings: Sequence[Reading]) -> list[_KindBatch]:
     """The kinds present in `readings`, meters first, each split into leaders and followers.
 
@@ -273,8 +284,7 @@ def _split(readings: Sequence[Reading]) -> list[_KindBatch]:
     """
     batches = []
     for kind, positions, members in _positions_by_kind(readings):
-        pairs = zip(map(_DEVICE_ID, members), map(_TIMESTAMP, members), strict=True)
-        if len(set(pairs)) == len(members):
+        if _repeats_no_key(members):
             batches.append(_KindBatch(kind, positions, members))
             continue
         batch = _KindBatch(kind)
