@@ -360,61 +360,74 @@ def _row_struct(formats: tuple[str, ...]) -> struct.Struct:
 
 def _copy_data(batch: _KindBatch, fields: list[bytes]) -> bytes:
     """The leaders as one binary COPY of the KindSql columns (seq, ts, *values, register, key,
-    id), each row packed by one precompiled struct in C: the timestamps converted once per
-    distinct moment, key and id taken encoded from `fields`. Only a batch that mixes values
-    and NULLs in one column (rare: readings with and without a register) packs row by row."""
+    id): the timestamps converted once per distinct moment, key and id taken encoded from
+    `fields`, the rest packed a row at a time by a precompiled struct called from C."""
     members = batch.members
     moments = list(map(_TIMESTAMP, members))
-    micros = _micros_of(moments)
+    micros = list(map(_micros_of(moments), moments))
     columns: list[list[float | None]] = [
         list(map(itemgetter(position), members)) for position in batch.sql.value_positions
     ]
     columns.append(list(map(_REGISTER, members)))
+    count = len(batch.sql.columns)
+    rows = _rows(count, batch.leaders, micros, columns, fields)
+    if rows is None:
+        rows = _rows_by_pattern(count, batch.leaders, micros, columns, fields)
+    return b"".join((_COPY_HEADER, *rows, _COPY_TRAILER))
+
+
+def _rows(
+    count: int,
+    leaders: Sequence[int],
+    micros: list[int],
+    columns: list[list[float | None]],
+    fields: list[bytes],
+) -> Iterable[bytes] | None:
+    """The rows' bytes, all packed by one struct; None when a column mixes values and NULLs
+    (one struct per NULL pattern)."""
     formats = ["h", "ii", "iq"]
     arguments: list[Iterable[object]] = [
-        repeat(len(batch.sql.columns)),
+        repeat(count),
         repeat(_INT4),
-        batch.leaders,
+        leaders,
         repeat(_INT8),
-        map(micros, moments),
+        micros,
     ]
     for column in columns:
         packed = _nullable_field(column)
         if packed is None:
-            return _mixed_copy_data(batch, micros, moments, columns, fields)
+            return None
         formats.append(packed[0])
         arguments.extend(packed[1])
-    rows = map(_row_struct(tuple(formats)).pack, *arguments)
-    pairs = zip(rows, fields, strict=True)
-    return b"".join((_COPY_HEADER, *chain.from_iterable(pairs), _COPY_TRAILER))
+    packed_rows = map(_row_struct(tuple(formats)).pack, *arguments)
+    return chain.from_iterable(zip(packed_rows, fields, strict=True))
 
 
-def _mixed_copy_data(
-    batch: _KindBatch,
-    micros: Callable[[datetime], int],
-    moments: list[datetime],
+def _rows_by_pattern(
+    count: int,
+    leaders: Sequence[int],
+    micros: list[int],
     columns: list[list[float | None]],
     fields: list[bytes],
-) -> bytes:
-    """`_copy_data` of a batch whose columns mix values and NULLs: a struct per NULL pattern."""
-    parts = [_COPY_HEADER]
-    count = len(batch.sql.columns)
-    for seq, moment, values, device in zip(
-        batch.leaders, moments, zip(*columns, strict=True), fields, strict=True
-    ):
-        formats = ["h", "ii", "iq"]
-        arguments: list[object] = [count, _INT4, seq, _INT8, micros(moment)]
-        for value in values:
-            if value is None:
-                formats.append("i")
-                arguments.append(_NULL)
-            else:
-                formats.append("id")
-                arguments.extend((_FLOAT8, value))
-        parts.append(_row_struct(tuple(formats)).pack(*arguments))
-        parts.append(device)
-    parts.append(_COPY_TRAILER)
-    return b"".join(parts)
+) -> Iterable[bytes]:
+    """`_rows` of a batch whose columns mix values and NULLs (readings with and without a
+    register): the rows of each NULL pattern together, picked in C. Staging's order is no
+    one's concern: each row carries its position in the batch (seq)."""
+    nulls = [map(is_, column, repeat(None)) for column in columns]
+    patterns = list(zip(*nulls, strict=True))
+    parts: list[Iterable[bytes]] = []
+    for pattern in dict.fromkeys(patterns):
+        chosen = list(map(pattern.__eq__, patterns))
+        rows = _rows(
+            count,
+            list(compress(leaders, chosen)),
+            list(compress(micros, chosen)),
+            [list(compress(column, chosen)) for column in columns],
+            list(compress(fields, chosen)),
+        )
+        assert rows is not None  # one pattern: no column mixes
+        parts.append(rows)
+    return chain.from_iterable(parts)
 
 
 @dataclass(slots=True)
