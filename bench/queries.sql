@@ -364,13 +364,28 @@ WHERE vehicle_live.ts < EXCLUDED.ts;
 -- =============================================================================================
 
 -- name: insert_meter_readings_without_rollups
+-- The live upsert stays, as in the writer's statement.
 WITH stored AS (
     INSERT INTO meter_readings (ts, received_at, kwh_consumed_ac, voltage, meter_key)
     SELECT ts, now(), kwh_consumed_ac, voltage, meter_key
     FROM meter_staging
     ORDER BY meter_key, ts
     ON CONFLICT (meter_key, ts) DO NOTHING
-    RETURNING 1
+    RETURNING meter_key, ts
+), live AS (
+    INSERT INTO meter_live (ts, received_at, kwh_consumed_ac, voltage, meter_id, kwh_register_ac)
+    SELECT DISTINCT ON (s.meter_id) s.ts, now(), s.kwh_consumed_ac, s.voltage, s.meter_id,
+           s.kwh_register_ac
+    FROM meter_staging AS s
+    JOIN stored USING (meter_key, ts)
+    ORDER BY s.meter_id, s.ts DESC
+    ON CONFLICT (meter_id) DO UPDATE
+    SET ts = EXCLUDED.ts,
+        received_at = EXCLUDED.received_at,
+        kwh_consumed_ac = EXCLUDED.kwh_consumed_ac,
+        voltage = EXCLUDED.voltage,
+        kwh_register_ac = EXCLUDED.kwh_register_ac
+    WHERE meter_live.ts < EXCLUDED.ts
 )
 SELECT count(*) AS stored, 0 AS registers FROM stored;
 
@@ -381,7 +396,23 @@ WITH stored AS (
     FROM vehicle_staging
     ORDER BY vehicle_key, ts
     ON CONFLICT (vehicle_key, ts) DO NOTHING
-    RETURNING 1
+    RETURNING vehicle_key, ts
+), live AS (
+    INSERT INTO vehicle_live (ts, received_at, soc, kwh_delivered_dc, battery_temp, vehicle_id,
+                              kwh_register_dc)
+    SELECT DISTINCT ON (s.vehicle_id) s.ts, now(), s.soc, s.kwh_delivered_dc, s.battery_temp,
+           s.vehicle_id, s.kwh_register_dc
+    FROM vehicle_staging AS s
+    JOIN stored USING (vehicle_key, ts)
+    ORDER BY s.vehicle_id, s.ts DESC
+    ON CONFLICT (vehicle_id) DO UPDATE
+    SET ts = EXCLUDED.ts,
+        received_at = EXCLUDED.received_at,
+        soc = EXCLUDED.soc,
+        kwh_delivered_dc = EXCLUDED.kwh_delivered_dc,
+        battery_temp = EXCLUDED.battery_temp,
+        kwh_register_dc = EXCLUDED.kwh_register_dc
+    WHERE vehicle_live.ts < EXCLUDED.ts
 )
 SELECT count(*) AS stored, 0 AS registers FROM stored;
 

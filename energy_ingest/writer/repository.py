@@ -31,7 +31,6 @@ class KindSql:
     keys: str
     insert: str
     classify: str
-    upsert: str
     lock_registers: str
     book_registers: str
     real_values: tuple[int, ...] = ()
@@ -51,7 +50,6 @@ METER_SQL = KindSql(
     keys="get_meter_keys",
     insert="insert_meter_readings",
     classify="classify_skipped_meter_readings",
-    upsert="upsert_meter_live",
     lock_registers="lock_meter_registers",
     book_registers="book_meter_registers",
 )
@@ -72,7 +70,6 @@ VEHICLE_SQL = KindSql(
     keys="get_vehicle_keys",
     insert="insert_vehicle_readings",
     classify="classify_skipped_vehicle_readings",
-    upsert="upsert_vehicle_live",
     lock_registers="lock_vehicle_registers",
     book_registers="book_vehicle_registers",
     # Same rule as classify_skipped_vehicle_readings: soc and battery_temp are kept as real,
@@ -469,7 +466,8 @@ async def write_batch(
             columns=kind.columns,
             format="binary",
         )
-        # Stores the new rows and their sums in the rollup inbox; answers how many it stored.
+        # Stores the new rows, their sums in the rollup inbox and the devices' live state;
+        # answers how many it stored.
         counts = await connection.fetchrow(sql(kind.insert))
         assert counts is not None  # an aggregate answers one row
         inserted = counts["stored"]
@@ -479,14 +477,11 @@ async def write_batch(
             await connection.execute(
                 sql(kind.book_registers), rules.max_kw(kind.reading.kind is DeviceKind.METER)
             )
-        skipped: list[int] = []
         if inserted < len(batch.members):
             # Slow path, only when a retry or a conflict is in the batch: ask history which
             # staged rows it already held and whether their values are the same.
             for row in await connection.fetch(sql(kind.classify)):
                 outcomes[row["seq"]] = Outcome.DUPLICATE if row["identical"] else Outcome.CONFLICT
-                skipped.append(row["seq"])
-        await connection.execute(sql(kind.upsert), skipped)
         for seq, leader in batch.followers:
             # A repeat inside one batch: identical to its leader → it shares the leader's fate
             # as a duplicate (or conflict); different values → a conflict either way.

@@ -65,7 +65,8 @@ WHERE vehicle_id = ANY($1::text[]);
 -- (writer/rollups.py) adds it up into the rollups later, and readers add it meanwhile.
 -- A reading without a register books its interval value whatever its neighbours: it goes to
 -- the inbox here. One with a register books what its register chain says: book_meter_registers.
--- The data-modifying CTE runs to completion though nothing reads it.
+-- The live upsert rides along (one round trip less a batch). Data-modifying CTEs run to
+-- completion though nothing reads them.
 -- Answers how many rows were stored, and how many of them carry a register.
 WITH stored AS (
     INSERT INTO meter_readings (ts, received_at, kwh_consumed_ac, voltage, meter_key,
@@ -78,6 +79,26 @@ WITH stored AS (
 ), inboxed AS (
     INSERT INTO meter_rollup_inbox (ts, kwh_consumed_ac, meter_key)
     SELECT ts, kwh_consumed_ac, meter_key FROM stored WHERE kwh_register_ac IS NULL
+), live AS (
+    -- The live state moves with the rows stored, as the device sent them (staging's doubles):
+    -- a duplicate or a conflict changes nothing. DISTINCT ON keeps each meter's newest stored
+    -- reading of the batch; ORDER BY meter_id makes concurrent batches lock live rows in one
+    -- order, after their history rows (the sort takes all of `stored` first), so they cannot
+    -- deadlock. The WHERE clause lets the live state only move forward in time: a late reading
+    -- never replaces a newer one.
+    INSERT INTO meter_live (ts, received_at, kwh_consumed_ac, voltage, meter_id, kwh_register_ac)
+    SELECT DISTINCT ON (s.meter_id) s.ts, now(), s.kwh_consumed_ac, s.voltage, s.meter_id,
+           s.kwh_register_ac
+    FROM meter_staging AS s
+    JOIN stored USING (meter_key, ts)
+    ORDER BY s.meter_id, s.ts DESC
+    ON CONFLICT (meter_id) DO UPDATE
+    SET ts = EXCLUDED.ts,
+        received_at = EXCLUDED.received_at,
+        kwh_consumed_ac = EXCLUDED.kwh_consumed_ac,
+        voltage = EXCLUDED.voltage,
+        kwh_register_ac = EXCLUDED.kwh_register_ac
+    WHERE meter_live.ts < EXCLUDED.ts
 )
 SELECT count(*) AS stored, count(kwh_register_ac) AS registers FROM stored;
 
@@ -197,6 +218,22 @@ WITH stored AS (
     INSERT INTO vehicle_rollup_inbox (ts, kwh_delivered_dc, battery_temp, vehicle_key)
     SELECT ts, kwh_delivered_dc, battery_temp, vehicle_key FROM stored
     WHERE kwh_register_dc IS NULL
+), live AS (
+    INSERT INTO vehicle_live (ts, received_at, soc, kwh_delivered_dc, battery_temp, vehicle_id,
+                              kwh_register_dc)
+    SELECT DISTINCT ON (s.vehicle_id) s.ts, now(), s.soc, s.kwh_delivered_dc, s.battery_temp,
+           s.vehicle_id, s.kwh_register_dc
+    FROM vehicle_staging AS s
+    JOIN stored USING (vehicle_key, ts)
+    ORDER BY s.vehicle_id, s.ts DESC
+    ON CONFLICT (vehicle_id) DO UPDATE
+    SET ts = EXCLUDED.ts,
+        received_at = EXCLUDED.received_at,
+        soc = EXCLUDED.soc,
+        kwh_delivered_dc = EXCLUDED.kwh_delivered_dc,
+        battery_temp = EXCLUDED.battery_temp,
+        kwh_register_dc = EXCLUDED.kwh_register_dc
+    WHERE vehicle_live.ts < EXCLUDED.ts
 )
 SELECT count(*) AS stored, count(kwh_register_dc) AS registers FROM stored;
 
@@ -316,39 +353,3 @@ SELECT s.seq,
 FROM vehicle_staging AS s
 JOIN vehicle_readings AS h ON h.vehicle_key = s.vehicle_key AND h.ts = s.ts
 WHERE h.xmin <> pg_current_xact_id()::xid;
-
--- name: upsert_meter_live
--- $1: staged rows that were not stored (duplicates, conflicts); usually empty.
--- DISTINCT ON keeps each meter's newest stored reading of the batch; ORDER BY meter_id makes
--- concurrent batches lock live rows in one order, so they cannot deadlock. The WHERE clause
--- lets the live state only move forward in time: a late reading never replaces a newer one.
-INSERT INTO meter_live (ts, received_at, kwh_consumed_ac, voltage, meter_id, kwh_register_ac)
-SELECT DISTINCT ON (meter_id) ts, now(), kwh_consumed_ac, voltage, meter_id, kwh_register_ac
-FROM meter_staging
-WHERE seq <> ALL($1::integer[])
-ORDER BY meter_id, ts DESC
-ON CONFLICT (meter_id) DO UPDATE
-SET ts = EXCLUDED.ts,
-    received_at = EXCLUDED.received_at,
-    kwh_consumed_ac = EXCLUDED.kwh_consumed_ac,
-    voltage = EXCLUDED.voltage,
-    kwh_register_ac = EXCLUDED.kwh_register_ac
-WHERE meter_live.ts < EXCLUDED.ts;
-
--- name: upsert_vehicle_live
--- Same shape and reasons as upsert_meter_live.
-INSERT INTO vehicle_live (ts, received_at, soc, kwh_delivered_dc, battery_temp, vehicle_id,
-                          kwh_register_dc)
-SELECT DISTINCT ON (vehicle_id) ts, now(), soc, kwh_delivered_dc, battery_temp, vehicle_id,
-       kwh_register_dc
-FROM vehicle_staging
-WHERE seq <> ALL($1::integer[])
-ORDER BY vehicle_id, ts DESC
-ON CONFLICT (vehicle_id) DO UPDATE
-SET ts = EXCLUDED.ts,
-    received_at = EXCLUDED.received_at,
-    soc = EXCLUDED.soc,
-    kwh_delivered_dc = EXCLUDED.kwh_delivered_dc,
-    battery_temp = EXCLUDED.battery_temp,
-    kwh_register_dc = EXCLUDED.kwh_register_dc
-WHERE vehicle_live.ts < EXCLUDED.ts;
