@@ -66,7 +66,9 @@ async def test_existing_history_is_split_by_the_folder_after_the_migration(
                 await connection.execute(sql("record_migration"), migration.version)
         end = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
         start = end - timedelta(days=1, hours=5)
-        for day in {day_of(start), day_of(end)}:
+        # 29 hours touch three days when they end before 05:00 UTC: every day between counts.
+        first = day_of(start)
+        for day in {first + timedelta(days=n) for n in range((day_of(end) - first).days + 1)}:
             for table in DAY_PARTITIONED_TABLES:
                 if not table.startswith("vehicle_energy"):
                     await connection.execute(create_partition_statement(table, day))
