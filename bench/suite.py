@@ -706,7 +706,7 @@ _OPTIONS: tuple[tuple[str, type, object, str], ...] = (
     ("--phases", str, ",".join(PHASES), "Phases to run, comma-separated: " + ", ".join(PHASES)),
     ("--results-dir", Path, BENCH_DIR / "results", "Folder of latest.md, latest.json and the log."),
     ("--profile-dir", Path, None, "Record py-spy profiles of each server phase into this folder."),
-    ("--time-limit", float, 900.0, "Give up (stopping everything) after this many seconds."),
+    ("--time-limit", float, 3600.0, "Give up (stopping everything) after this many seconds."),
     ("--startup-timeout", float, 60.0, "Seconds a server may take to become ready."),
     ("--request-timeout", float, 60.0, "Seconds one HTTP request may take."),
 )
