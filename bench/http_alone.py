@@ -13,27 +13,17 @@ highest that ratio can be on this HTTP stack.
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
 from collections.abc import Sequence
-from types import FrameType
 
 from starlette.types import Receive, Scope, Send
 
+from bench.serving import serve_until_stopped
 from energy_ingest.config import Settings
-from energy_ingest.server import serve
 
 _STORED = b'{"success":true,"status":"stored"}'
 _HEADERS = [(b"content-type", b"application/json"), (b"content-length", str(len(_STORED)).encode())]
 _READY = b'{"status":"ready"}'
-
-
-class _Stopped(Exception):
-    """Raised by the SIGTERM handler once uvicorn has shut down, so the exit status is 0."""
-
-
-def _stop(signum: int, frame: FrameType | None) -> None:
-    raise _Stopped
 
 
 async def app(scope: Scope, receive: Receive, send: Send) -> None:
@@ -57,14 +47,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8002)
     options = parser.parse_args(argv)
-    previous = signal.signal(signal.SIGTERM, _stop)
-    try:
-        serve(app, Settings(host=options.host, port=options.port), lifespan="off")
-    except (_Stopped, KeyboardInterrupt):
-        print("stopped", file=sys.stderr)
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-    return 0
+    return serve_until_stopped(app, Settings(host=options.host, port=options.port), lifespan="off")
 
 
 if __name__ == "__main__":

@@ -5,24 +5,14 @@ from __future__ import annotations
 import argparse
 import functools
 import os
-import signal
 import sys
 from collections.abc import Sequence
-from types import FrameType
 
 from bench.naive_writer import DEFAULT_CONNECTIONS, PerReadingWriter
+from bench.serving import serve_until_stopped
 from energy_ingest.app import create_app
 from energy_ingest.config import Settings
-from energy_ingest.server import serve
 from energy_ingest.telemetry.logs import configure_logging
-
-
-class _Stopped(Exception):
-    """Raised by the SIGTERM handler once uvicorn has shut down, so the exit status is 0."""
-
-
-def _stop(signum: int, frame: FrameType | None) -> None:
-    raise _Stopped
 
 
 def parse_options(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -56,16 +46,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     settings = Settings(database_url=options.database_url, host=options.host, port=options.port)
     factory = functools.partial(PerReadingWriter, connections=options.connections)
     app = create_app(settings, writer_factory=factory)
-    previous = signal.signal(signal.SIGTERM, _stop)
-    try:
-        # As `energy-ingest serve` runs it: the engine's protocol and limits, its log handlers,
-        # its own access log.
-        serve(app, settings)
-    except (_Stopped, KeyboardInterrupt):
-        print("stopped", file=sys.stderr)
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-    return 0
+    # As `energy-ingest serve` runs it: the engine's protocol and limits, its log handlers, its
+    # own access log.
+    return serve_until_stopped(app, settings)
 
 
 if __name__ == "__main__":
