@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from bench.activity import ACTIVITIES, GROUPS
 from bench.database import redact
 
 # Plain-text log lines (the engine's text format, other programs' output): matched as text.
@@ -628,6 +629,7 @@ def render_markdown(report: dict[str, Any]) -> str:
             if report.get("profiles")
             else []
         ),
+        *_machine_lines(report),
         "## Targets (printed, never asserted)",
         "",
         "| target | measured | |",
@@ -686,5 +688,67 @@ def render_profiles(profiles: list[dict[str, Any]]) -> str:
         lines.append(
             f"| {profile['file']} | {profile['samples']:,} | {profile['per_reading']:.0%} | "
             f"{profile['per_reading_python']:.0%} | {shares} | {top} |"
+        )
+    return "\n".join(lines)
+
+
+def _loads_watched(results: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """(label, machine figures) of every load that was watched, in the results' order."""
+    loads: list[tuple[str, dict[str, Any]]] = []
+    for engine in results.get("engine", []):
+        workers = engine["workers"]
+        name = f"engine, {workers} worker{'s' if workers > 1 else ''}"
+        for phase in ("batch", "single"):
+            if "machine" in engine[phase]:
+                loads.append((f"{name}, {phase}", engine[phase]["machine"]))
+    for key, name in (("naive", "naive"), ("http_alone", "HTTP server alone")):
+        for phase in ("batch", "single"):
+            figures = results.get(key, {}).get(phase, {})
+            if "machine" in figures:
+                loads.append((f"{name}, {phase}", figures["machine"]))
+    return loads
+
+
+def _machine_lines(results: dict[str, Any]) -> list[str]:
+    loads = _loads_watched(results)
+    return [*render_machine(loads).splitlines(), ""] if loads else []
+
+
+def render_machine(loads: list[tuple[str, dict[str, Any]]]) -> str:
+    """Where the machine's cores went during each reported load (its best round), and what
+    the database's backends were busy with (when profiled): bench/activity.py."""
+    lines = [
+        "### Beside the ingest figures: where the machine's cores went (the reported round)",
+        "",
+        "Cores used on average over each load (CPU seconds over wall seconds, warm-up "
+        "included), by process group, from /proc: the server's process tree, PostgreSQL, the "
+        "bench process that generates the load, py-spy. When profiled, the phase database's "
+        "backends busy on average (polled from pg_stat_activity every 5 ms) by what they ran: "
+        "the writer's statements (a transaction's end counts with what it ended), the rollup "
+        "folder's inbox fold and its charging split (`fold_vehicle_energy`), anything else; "
+        "*waiting on I/O* counts the busy ones waiting on a file or the WAL.",
+        "",
+        "| load | "
+        + " | ".join(GROUPS)
+        + " | total | "
+        + " | ".join(f"busy backends: {activity}" for activity in ACTIVITIES)
+        + " | waiting on I/O |",
+        "|---|" + "---:|" * (len(GROUPS) + 1 + len(ACTIVITIES) + 1),
+    ]
+    for label, machine in loads:
+        cores = machine["cores"]
+        database = machine.get("database")
+        busy = (
+            [f"{database['busy'][activity]:.2f}" for activity in ACTIVITIES]
+            + [f"{database['waiting_on_io']:.2f}"]
+            if database
+            else ["—"] * (len(ACTIVITIES) + 1)
+        )
+        lines.append(
+            f"| {label} | "
+            + " | ".join(f"{cores[group]:.2f}" for group in GROUPS)
+            + f" | {cores['total']:.2f} | "
+            + " | ".join(busy)
+            + " |"
         )
     return "\n".join(lines)

@@ -35,11 +35,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
+from urllib.parse import urlsplit
 
 import orjson
 import uvloop
 
 from bench import analytics, registers, rollups
+from bench.activity import CoreShares, DatabaseActivity
 from bench.database import (
     admin_server,
     checkpoint,
@@ -199,6 +201,31 @@ class Run:
         return await start_profiler(py_spy, server, output, self.log)
 
 
+@dataclass(slots=True)
+class _Watch:
+    """The cores and the database's backends during one load (bench/activity.py)."""
+
+    cores: CoreShares
+    database: DatabaseActivity | None
+
+    async def stop(self) -> dict[str, Any]:
+        figures: dict[str, Any] = {"cores": self.cores.stop()}
+        if self.database is not None:
+            figures["database"] = await self.database.stop()
+        return figures
+
+
+async def _watch(run: Run, server: ServerProcess, url: str) -> _Watch:
+    """Start watching a load; the database only when profiling (its polls cost a little)."""
+    cores = CoreShares(server.pid)
+    database = None
+    if run.options.profile_dir is not None:
+        database = DatabaseActivity(url, urlsplit(url).path.lstrip("/"))
+        await database.start()
+    cores.start()
+    return _Watch(cores, database)
+
+
 async def _measure_server(
     run: Run, server: ServerProcess, url: str, batch_calls: list[Call]
 ) -> dict[str, Any]:
@@ -207,17 +234,20 @@ async def _measure_server(
     await checkpoint(url)
     answers = BatchAnswers()
     profiler = await run.profile(server, "batch")
+    watch = await _watch(run, server, url)
     try:
         batch = await drive(
             HOST, server.port, batch_calls, clients=options.batch_clients,
             request_timeout=options.request_timeout, inspect=answers.inspect,
         )  # fmt: skip
     finally:
+        batch_machine = await watch.stop()
         if profiler:
             await stop_profiler(profiler)
     storage = await history_storage(url)
     await checkpoint(url)
     profiler = await run.profile(server, "single")
+    watch = await _watch(run, server, url)
     try:
         single = await drive(
             HOST, server.port, run.single_calls, clients=options.single_clients,
@@ -225,6 +255,7 @@ async def _measure_server(
             warmup=options.warmup, duration=options.duration,
         )  # fmt: skip
     finally:
+        single_machine = await watch.stop()
         if profiler:
             await stop_profiler(profiler)
     for name, result in (("batch", batch), ("single", single)):
@@ -236,8 +267,8 @@ async def _measure_server(
     if single.ran_out:
         run.problems.append(f"{server.name}: ran out of single readings; raise --single-minutes")
     return {
-        "batch": _load_figures(batch, answers=answers.totals),
-        "single": _load_figures(single),
+        "batch": _load_figures(batch, answers=answers.totals, machine=batch_machine),
+        "single": _load_figures(single, machine=single_machine),
         "storage": storage,
         "expected_history": answers.totals["stored"] + single.statuses.get("201", 0),
     }
@@ -336,16 +367,19 @@ async def run_http_alone(run: Run) -> dict[str, Any]:
     port = free_port()
     command = http_alone_command(port)
     async with running_server(name, command, port, run.log, options.startup_timeout) as server:
+        cores = CoreShares(server.pid)
+        cores.start()
         single = await drive(
             HOST, server.port, run.single_calls, clients=options.single_clients,
             request_timeout=options.request_timeout, inspect=inspect_single,
             warmup=options.warmup, duration=options.duration,
         )  # fmt: skip
+        machine = {"cores": cores.stop()}
     if single.problem_count:
         run.problems.append(
             f"{name}: {single.problem_count} bad answers, first: {single.problems[0]}"
         )
-    return {"single": _load_figures(single)}
+    return {"single": _load_figures(single, machine=machine)}
 
 
 async def run_analytics(run: Run) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
