@@ -22,12 +22,12 @@ import time
 from collections import Counter
 from contextlib import suppress
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import asyncpg
 
-_PROC = Path("/proc")
+from bench.machine import descendants, processes
+
 _TICKS_PER_SECOND = os.sysconf("SC_CLK_TCK")
 
 GROUPS = ("server", "database", "load generator", "profiler", "other")
@@ -41,36 +41,6 @@ _FOLD_INBOX = ("-- Takes up to", "-- Same as fold_meter_inbox")
 _FOLD_SPLIT = ("-- Computes again the hours of pending vehicle-days",)
 _TRANSACTION = ("BEGIN", "COMMIT", "ROLLBACK", "SELECT pg_advisory_unlock_all()")
 _WRITER_APPLICATIONS = ("energy-ingest writer", "energy-ingest naive writer")
-
-
-def _processes() -> dict[int, tuple[int, str, int]]:
-    """pid → (parent pid, command name, CPU ticks used so far) of every process."""
-    found: dict[int, tuple[int, str, int]] = {}
-    for entry in _PROC.iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            text = (entry / "stat").read_text()
-        except OSError:
-            continue  # gone meanwhile
-        # The command name (field 2) may hold spaces and parentheses: split after its end.
-        name = text[text.index("(") + 1 : text.rindex(")")]
-        fields = text[text.rindex(")") + 2 :].split()
-        found[int(entry.name)] = (int(fields[1]), name, int(fields[11]) + int(fields[12]))
-    return found
-
-
-def _tree(root: int, processes: dict[int, tuple[int, str, int]]) -> set[int]:
-    children: dict[int, list[int]] = {}
-    for pid, (parent, _, _) in processes.items():
-        children.setdefault(parent, []).append(pid)
-    own, pending = set(), [root]
-    while pending:
-        pid = pending.pop()
-        if pid not in own and pid in processes:
-            own.add(pid)
-            pending.extend(children.get(pid, []))
-    return own
 
 
 def _group(pid: int, name: str, server: set[int]) -> str:
@@ -94,16 +64,16 @@ class CoreShares:
     _started: float = 0.0
 
     def start(self) -> None:
-        self._ticks = {pid: ticks for pid, (_, _, ticks) in _processes().items()}
+        self._ticks = {pid: process.ticks for pid, process in processes().items()}
         self._started = time.monotonic()
 
     def stop(self) -> dict[str, float]:
         """group → cores used on average (CPU seconds over wall seconds), and their total."""
         seconds = time.monotonic() - self._started
-        processes = _processes()
-        server = _tree(self.server_pid, processes)
+        found = processes()
+        server = descendants({self.server_pid}, found)
         used: Counter[str] = Counter()
-        for pid, (_, name, ticks) in processes.items():
+        for pid, (_, name, ticks) in found.items():
             # A process new since start() counts with all it used so far; one that ended
             # meanwhile is missed (the servers' and the database's processes outlive a load).
             used[_group(pid, name, server)] += ticks - self._ticks.get(pid, 0)

@@ -16,7 +16,7 @@ import time
 from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 _PROC = Path("/proc")
 _TICKS_PER_SECOND = os.sysconf("SC_CLK_TCK")
@@ -67,9 +67,17 @@ def engine_version(repository: Path) -> dict[str, Any]:
     return {"commit": None, "local_changes": None}
 
 
-def _processes() -> dict[int, tuple[int, int]]:
-    """pid → (parent pid, CPU ticks used so far) of every process."""
-    found: dict[int, tuple[int, int]] = {}
+class Process(NamedTuple):
+    """One process as /proc/PID/stat has it: its parent, its command name, CPU ticks so far."""
+
+    parent: int
+    name: str
+    ticks: int
+
+
+def processes() -> dict[int, Process]:
+    """Every process of this machine, by pid."""
+    found: dict[int, Process] = {}
     for entry in _PROC.iterdir():
         if not entry.name.isdigit():
             continue
@@ -79,15 +87,20 @@ def _processes() -> dict[int, tuple[int, int]]:
             continue  # gone meanwhile
         # The command name (field 2) may hold spaces and parentheses: split after its end.
         fields = text[text.rindex(")") + 2 :].split()
-        found[int(entry.name)] = (int(fields[1]), int(fields[11]) + int(fields[12]))
+        found[int(entry.name)] = Process(
+            int(fields[1]),
+            text[text.index("(") + 1 : text.rindex(")")],
+            int(fields[11]) + int(fields[12]),
+        )
     return found
 
 
-def _descendants(roots: set[int], processes: dict[int, tuple[int, int]]) -> set[int]:
+def descendants(roots: set[int], found: dict[int, Process]) -> set[int]:
+    """The processes of `found` in the trees of `roots` (the roots included)."""
     children: dict[int, list[int]] = {}
-    for pid, (parent, _) in processes.items():
-        children.setdefault(parent, []).append(pid)
-    own, pending = set(), [root for root in roots if root in processes]
+    for pid, process in found.items():
+        children.setdefault(process.parent, []).append(pid)
+    own, pending = set(), [root for root in roots if root in found]
     while pending:
         pid = pending.pop()
         if pid not in own:
@@ -165,16 +178,16 @@ class ForeignLoad:
             self._sample()
 
     def _sample(self) -> None:
-        processes = _processes()
+        found = processes()
         with self._lock:
-            own = _descendants(self.roots, processes)
+            own = descendants(self.roots, found)
             first = not self._seen
-            for pid, (_, ticks) in processes.items():
+            for pid, (_, _, ticks) in found.items():
                 before = self._seen.get(pid)
                 self._seen[pid] = ticks
                 if pid in own or first:
                     continue
                 # A process new since the last sample counts with all it used so far.
                 self._foreign_ticks += ticks - (before or 0)
-            for pid in set(self._seen) - set(processes):
+            for pid in set(self._seen) - set(found):
                 del self._seen[pid]
