@@ -74,6 +74,13 @@ class BatchSink(Protocol):
         ...
 
 
+WORTH_A_COMMIT = 1_000
+"""Readings that make a batch worth committing at once while another batch commits: a
+transaction's fixed cost (its round trips and its WAL flush) spread over a thousand readings is
+a few microseconds each. Below it the writer waits a little for more (`_gather_more`); at it, a
+free commit slot goes to work at once, so batch requests keep every connection busy."""
+
+
 @dataclass(frozen=True, slots=True)
 class WriterConfig:
     """The writer's knobs (the writer_* settings and retry_after_seconds)."""
@@ -249,16 +256,22 @@ class GroupCommitWriter:
             task.add_done_callback(self._in_flight.discard)
 
     async def _gather_more(self) -> None:
-        """Wait a little for more readings, but only while another batch is being committed.
+        """Wait a little for more readings, but only while another batch is being committed
+        and the queue holds too few to be worth a commit of its own.
 
         When nothing is in flight the writer is idle and flushes at once: a lone request pays
-        no batching delay. While a batch commits, new readings pile up by themselves; this adds
-        at most writer_flush_ms of waiting to fill the next batch towards writer_batch_size.
+        no batching delay. While a batch commits, new readings pile up by themselves; a few of
+        them (single readings) wait at most writer_flush_ms for more, towards
+        writer_batch_size, since a commit of a handful costs nearly what a commit of hundreds
+        does. A queue already worth a commit (WORTH_A_COMMIT readings, or the batch size if
+        smaller) goes at once: waiting would leave this slot's connection idle while the other
+        commits, as batch requests of a thousand readings did (one connection busy of two).
         """
         if not self._in_flight or self._flush_seconds <= 0 or self._closing:
             return
+        enough = min(self._batch_size, WORTH_A_COMMIT)
         deadline = time.monotonic() + self._flush_seconds
-        while self._queued_readings < self._batch_size and not self._closing:
+        while self._queued_readings < enough and not self._closing:
             remaining = deadline - time.monotonic()
             if remaining <= 0 or not self._in_flight:
                 return

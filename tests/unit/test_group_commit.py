@@ -27,6 +27,7 @@ from energy_ingest.errors import (
 from energy_ingest.readings import Outcome, Reading, ValidMeterReading
 from energy_ingest.telemetry.metrics import EngineMetrics
 from energy_ingest.writer.group_commit import (
+    WORTH_A_COMMIT,
     GroupCommitWriter,
     SinkAnswer,
     Submission,
@@ -195,6 +196,35 @@ async def test_while_a_batch_commits_the_next_one_fills_until_full() -> None:
         assert sink.started[1] == ["b", "c", "d", "e"]
         sink.gate.set()
         await asyncio.gather(first, *some, *more)
+
+
+async def test_while_a_batch_commits_a_queue_worth_a_commit_goes_at_once() -> None:
+    # Batch requests: a thousand readings already make a batch worth its transaction, so the
+    # free slot takes them at once instead of waiting an hour to fill the batch size.
+    sink = MemorySink()
+    big = [f"m{number}" for number in range(WORTH_A_COMMIT)]
+    async with running(
+        sink,
+        batch_size=5 * WORTH_A_COMMIT,
+        queue_limit=10 * WORTH_A_COMMIT,
+        flush_ms=AN_HOUR_MS,
+        concurrency=2,
+    ) as writer:
+        sink.gate.clear()
+        first = write(writer, "a")
+        await until(lambda: len(sink.started) == 1)
+        almost = write(writer, *big[:-1])
+        rest: asyncio.Task[object] | None = None
+        try:
+            await turns()
+            assert len(sink.started) == 1  # one short of worth a commit: it waits for more
+            rest = write(writer, big[-1])
+            await until(lambda: len(sink.started) == 2)
+            assert sink.started[1] == big
+            assert sink.most_active == 2
+        finally:
+            sink.gate.set()
+        await asyncio.gather(first, almost, rest)
 
 
 async def test_the_wait_for_more_is_bounded_by_the_flush_time() -> None:
