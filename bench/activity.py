@@ -46,7 +46,7 @@ _WRITER_APPLICATIONS = ("energy-ingest writer", "energy-ingest naive writer")
 def _group(pid: int, name: str, server: set[int]) -> str:
     if pid in server:
         return "server"
-    if name == "postgres" or name.startswith("postgres:"):
+    if name == "postgres":  # every PostgreSQL process keeps this command name
         return "database"
     if pid == os.getpid():
         return "load generator"

@@ -142,6 +142,7 @@ class GroupCommitWriter:
         self._sink = sink
         self._metrics = metrics or EngineMetrics()
         self._batch_size = config.batch_size
+        self._worth_a_commit = min(config.batch_size, WORTH_A_COMMIT)
         self._flush_seconds = config.flush_ms / 1000
         self._queue_limit = config.queue_limit
         self._retry_after = config.retry_after_seconds
@@ -269,9 +270,8 @@ class GroupCommitWriter:
         """
         if not self._in_flight or self._flush_seconds <= 0 or self._closing:
             return
-        enough = min(self._batch_size, WORTH_A_COMMIT)
         deadline = time.monotonic() + self._flush_seconds
-        while self._queued_readings < enough and not self._closing:
+        while self._queued_readings < self._worth_a_commit and not self._closing:
             remaining = deadline - time.monotonic()
             if remaining <= 0 or not self._in_flight:
                 return
